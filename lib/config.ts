@@ -1,0 +1,213 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+/** The package root: where `agents/` and the bundled `claude` binary live (works from `lib/` and `dist/lib/`). */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('dan: cannot find the package root');
+    dir = parent;
+  }
+  return dir;
+}
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+/**
+ * Every setting of dan, read from the environment. The names are a contract (DESIGN.md, Configuration):
+ * compose files, scripts and tests rely on them. Each key documents its variable and default.
+ */
+const envSchema = z.object({
+  /** @default redis://localhost:6379 */
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://localhost:6379'),
+  /** The bus as agents reach it, when that differs from REDIS_URL. @default REDIS_URL */
+  DAN_AGENT_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  /** Network name: Redis key prefix, container label, Docker network. @default dan */
+  DAN_NETWORK: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'must be 1-63 lowercase letters, digits, ".", "_" or "-"')
+    .default('dan'),
+  /** Where agents run. @default process (compose sets docker) */
+  DAN_RUNTIME: z.enum(['docker', 'process']).default('process'),
+  /** The shared workspace, the agents' working directory. @default ./workspace (/workspace in containers) */
+  DAN_WORKSPACE: z.string().min(1).optional(),
+  /** Docker runtime: the volume name or absolute host path mounted at /workspace. @default <network>-workspace */
+  DAN_WORKSPACE_VOLUME: z.string().min(1).optional(),
+  /** Templates folder holding main-orchestrator/ and domain-templates/. @default the package's agents/ */
+  DAN_TEMPLATES: z.string().min(1).optional(),
+  /** The Claude Code CLI the executor runs. @default the package's own claude */
+  DAN_CLAUDE_BIN: z.string().min(1).optional(),
+  /** Model passed with --model. @default the CLI's default */
+  DAN_MODEL: z.string().min(1).optional(),
+  DAN_AGENT_IMAGE: z.string().min(1).default('dan-agent:latest'),
+  DAN_BASE_IMAGE: z.string().min(1).default('node:22-bookworm-slim'),
+  DAN_REDIS_IMAGE: z.string().min(1).default('redis:7-alpine'),
+  /** @default 5000 */
+  DAN_HEARTBEAT_MS: int(50, 3_600_000).default(5000),
+  /** @default 30000 */
+  DAN_HEARTBEAT_TTL_MS: int(100, 3_600_000).default(30_000),
+  /** @default 5000 */
+  DAN_REAPER_MS: int(50, 3_600_000).default(5000),
+  /** An idle agent exits after this long. @default 300000 */
+  DAN_IDLE_TIMEOUT_MS: int(100, 86_400_000).default(300_000),
+  /** SIGTERM grace period for the current task before it goes back to the queue. @default 30000 */
+  DAN_SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
+  /** Tasks one agent runs at once. @default 1 */
+  DAN_AGENT_CONCURRENCY: int(1, 64).default(1),
+  /** @default 8 */
+  DAN_MAX_AGENTS: int(0, 1000).default(8),
+  /** @default 3 */
+  DAN_MAX_AGENTS_PER_DOMAIN: int(0, 1000).default(3),
+  /** @default 0 */
+  DAN_MIN_AGENTS_PER_DOMAIN: int(0, 1000).default(0),
+  /** Agent limits (docker runtime). @default 1024 MiB, 0.5 CPU */
+  DAN_AGENT_MEMORY_MB: int(64, 1_048_576).default(1024),
+  DAN_AGENT_CPUS: z.coerce.number().min(0.01).max(256).default(0.5),
+  /** Default task timeout in seconds. @default 300 */
+  DAN_TASK_TIMEOUT_S: int(10, 86_400).default(300),
+  /** How many times a task is started before it fails for good. @default 3 */
+  DAN_TASK_ATTEMPTS: int(1, 100).default(3),
+  /** Subtasks a plan may have. @default 12 */
+  DAN_MAX_SUBTASKS: int(1, 100).default(12),
+  /** Log entries kept per task stream (approximate). @default 10000 */
+  DAN_LOG_MAXLEN: int(100, 10_000_000).default(10_000),
+  /** @default info */
+  DAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Extra permission mode for the CLI (acceptEdits, bypassPermissions …); the domain's settings.json decides otherwise. */
+  DAN_PERMISSION_MODE: z.enum(['default', 'acceptEdits', 'bypassPermissions', 'plan', 'dontAsk']).optional(),
+  AGENT_ROLE: z.enum(['main', 'domain']).optional(),
+  AGENT_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'must be letters, digits, ".", "_" or "-"').optional(),
+  DOMAIN_TYPE: z.string().min(1).optional(),
+  /** Whether the network's agents may use the process runtime's local redis-server fallback. */
+  DAN_START_REDIS: bool.default(true),
+});
+
+export type DanEnv = z.infer<typeof envSchema>;
+
+/** Typed configuration of one dan process: parsed once at the entry point, passed down. */
+export interface DanConfig {
+  redisUrl: string;
+  agentRedisUrl: string;
+  network: string;
+  /** Redis key prefix, `<network>:` */
+  prefix: string;
+  runtime: 'docker' | 'process';
+  workspace: string;
+  workspaceVolume: string;
+  templatesDir: string;
+  claudeBin: string;
+  model: string | undefined;
+  permissionMode: DanEnv['DAN_PERMISSION_MODE'];
+  images: { agent: string; base: string; redis: string };
+  heartbeatMs: number;
+  heartbeatTtlMs: number;
+  reaperMs: number;
+  idleTimeoutMs: number;
+  shutdownGraceMs: number;
+  agentConcurrency: number;
+  maxAgents: number;
+  maxAgentsPerDomain: number;
+  minAgentsPerDomain: number;
+  agentMemoryMb: number;
+  agentCpus: number;
+  taskTimeoutS: number;
+  taskAttempts: number;
+  maxSubtasks: number;
+  logMaxLen: number;
+  logLevel: DanEnv['DAN_LOG_LEVEL'];
+  agentRole: DanEnv['AGENT_ROLE'];
+  agentId: string | undefined;
+  domainType: string | undefined;
+  startRedis: boolean;
+}
+
+/** Overrides from command-line flags; they win over the environment. */
+export type ConfigOverrides = Partial<Record<keyof DanEnv, string | number | undefined>>;
+
+/**
+ * Reads the configuration once. `env` defaults to `process.env`; pass an object in tests.
+ * A bad value throws one ConfigError naming the variable and what is allowed.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): DanConfig {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = overrides[key as keyof DanEnv] ?? env[key];
+    // An empty variable counts as unset, as in shells and compose files.
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(variable, `${variable}=${JSON.stringify(raw[variable] ?? '')} is invalid: ${issue.message}`);
+  }
+  const e = parsed.data;
+  if (e.DAN_HEARTBEAT_TTL_MS <= e.DAN_HEARTBEAT_MS) {
+    throw new ConfigError(
+      'DAN_HEARTBEAT_TTL_MS',
+      `DAN_HEARTBEAT_TTL_MS (${e.DAN_HEARTBEAT_TTL_MS}) must be greater than DAN_HEARTBEAT_MS (${e.DAN_HEARTBEAT_MS})`,
+    );
+  }
+  if (e.DAN_MIN_AGENTS_PER_DOMAIN > e.DAN_MAX_AGENTS_PER_DOMAIN) {
+    throw new ConfigError(
+      'DAN_MIN_AGENTS_PER_DOMAIN',
+      `DAN_MIN_AGENTS_PER_DOMAIN (${e.DAN_MIN_AGENTS_PER_DOMAIN}) must not exceed DAN_MAX_AGENTS_PER_DOMAIN (${e.DAN_MAX_AGENTS_PER_DOMAIN})`,
+    );
+  }
+  const root = packageRoot();
+  const inContainer = existsSync('/.dockerenv') || env.DAN_IN_CONTAINER === '1';
+  return {
+    redisUrl: e.REDIS_URL,
+    agentRedisUrl: e.DAN_AGENT_REDIS_URL ?? e.REDIS_URL,
+    network: e.DAN_NETWORK,
+    prefix: `${e.DAN_NETWORK}:`,
+    runtime: e.DAN_RUNTIME,
+    workspace: path.resolve(e.DAN_WORKSPACE ?? (inContainer ? '/workspace' : 'workspace')),
+    workspaceVolume: e.DAN_WORKSPACE_VOLUME ?? `${e.DAN_NETWORK}-workspace`,
+    templatesDir: path.resolve(e.DAN_TEMPLATES ?? path.join(root, 'agents')),
+    claudeBin: e.DAN_CLAUDE_BIN ?? path.join(root, 'node_modules', '.bin', 'claude'),
+    model: e.DAN_MODEL,
+    permissionMode: e.DAN_PERMISSION_MODE,
+    images: { agent: e.DAN_AGENT_IMAGE, base: e.DAN_BASE_IMAGE, redis: e.DAN_REDIS_IMAGE },
+    heartbeatMs: e.DAN_HEARTBEAT_MS,
+    heartbeatTtlMs: e.DAN_HEARTBEAT_TTL_MS,
+    reaperMs: e.DAN_REAPER_MS,
+    idleTimeoutMs: e.DAN_IDLE_TIMEOUT_MS,
+    shutdownGraceMs: e.DAN_SHUTDOWN_GRACE_MS,
+    agentConcurrency: e.DAN_AGENT_CONCURRENCY,
+    maxAgents: e.DAN_MAX_AGENTS,
+    maxAgentsPerDomain: e.DAN_MAX_AGENTS_PER_DOMAIN,
+    minAgentsPerDomain: e.DAN_MIN_AGENTS_PER_DOMAIN,
+    agentMemoryMb: e.DAN_AGENT_MEMORY_MB,
+    agentCpus: e.DAN_AGENT_CPUS,
+    taskTimeoutS: e.DAN_TASK_TIMEOUT_S,
+    taskAttempts: e.DAN_TASK_ATTEMPTS,
+    maxSubtasks: e.DAN_MAX_SUBTASKS,
+    logMaxLen: e.DAN_LOG_MAXLEN,
+    logLevel: e.DAN_LOG_LEVEL,
+    agentRole: e.AGENT_ROLE,
+    agentId: e.AGENT_ID,
+    domainType: e.DOMAIN_TYPE,
+    startRedis: e.DAN_START_REDIS,
+  };
+}
+
+/** The variables passed through to the Claude Code CLI (never stored, never logged). */
+export const PASSTHROUGH_ENV = [
+  'ANTHROPIC_API_KEY',
+  'ANTHROPIC_AUTH_TOKEN',
+  'ANTHROPIC_BASE_URL',
+  'ANTHROPIC_MODEL',
+  'ANTHROPIC_SMALL_FAST_MODEL',
+  'CLAUDE_CODE_USE_BEDROCK',
+  'CLAUDE_CODE_USE_VERTEX',
+  'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC',
+  'HTTPS_PROXY',
+  'HTTP_PROXY',
+  'NO_PROXY',
+] as const;

@@ -1,0 +1,58 @@
+/**
+ * Where agents run. One small interface (DESIGN.md, Runtimes) with a docker and a process adapter.
+ * Every method acts only on agents of this runtime's network.
+ */
+export type RuntimeKind = 'docker' | 'process';
+
+/** What to start: an agent process of a role and domain, with its environment. */
+export interface AgentSpec {
+  agentId: string;
+  role: 'main' | 'domain';
+  /** `main` for an orchestrator. */
+  domain: string;
+  /** Environment of the agent process (REDIS_URL, AGENT_ID, AGENT_ROLE, DOMAIN_TYPE, settings, pass-through secrets). */
+  env: Record<string, string>;
+}
+
+/** A started agent as the runtime knows it. */
+export interface AgentHandle {
+  agentId: string;
+  role: 'main' | 'domain';
+  domain: string;
+  runtime: RuntimeKind;
+  /** Container name, or `pid:<n>` for the process runtime. */
+  name: string;
+  /** Container id or process id. */
+  ref: string;
+  /** Whether the container or process is still running. */
+  running: boolean;
+}
+
+export interface StopOptions {
+  /** How long to wait after SIGTERM before SIGKILL. @default 10000 */
+  timeoutMs?: number;
+}
+
+export interface Runtime {
+  readonly kind: RuntimeKind;
+  /** Starts an agent. */
+  spawn(spec: AgentSpec): Promise<AgentHandle>;
+  /** Stops (SIGTERM, then SIGKILL after the timeout) and removes an agent of this network; unknown ids are a no-op. */
+  stop(agentId: string, options?: StopOptions): Promise<void>;
+  /** Kills an agent at once and removes it (the reaper's path for agents already dead). */
+  remove(agentId: string): Promise<void>;
+  /** Agents of this network only, running or exited but not yet removed. */
+  list(): Promise<AgentHandle[]>;
+  /** The last lines an agent wrote (stdout and stderr). */
+  logs(agentId: string, options?: { tail?: number }): Promise<string>;
+  /** Releases the runtime's own resources; does not stop agents. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Labels every container of a network carries. */
+export const LABELS = {
+  network: 'dan.network',
+  role: 'dan.role',
+  domain: 'dan.domain',
+  agentId: 'dan.agent-id',
+} as const;

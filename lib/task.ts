@@ -1,0 +1,285 @@
+import { monotonicFactory } from 'ulid';
+import { z } from 'zod';
+import { IllegalTransitionError } from './errors.js';
+
+/** Task ids are ULIDs: unique and sortable by creation time. */
+const nextUlid = monotonicFactory();
+export const newTaskId = (): string => nextUlid();
+export const taskIdSchema = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'is not a task id (a 26-character ULID)');
+
+export const TASK_STATUSES = ['waiting', 'queued', 'active', 'completed', 'failed', 'cancelled', 'timed_out'] as const;
+export const taskStatusSchema = z.enum(TASK_STATUSES);
+export type TaskStatus = z.infer<typeof taskStatusSchema>;
+export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled', 'timed_out']);
+export const isTerminal = (status: TaskStatus): boolean => TERMINAL_STATUSES.has(status);
+
+/**
+ * The state machine of DESIGN.md (A task's life). `active → queued` is a retry (agent died or was stopped);
+ * `waiting → queued` is a subtask whose dependencies completed.
+ */
+export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
+  waiting: ['queued', 'cancelled', 'failed'],
+  queued: ['active', 'cancelled', 'failed'],
+  active: ['queued', 'active', 'completed', 'failed', 'cancelled', 'timed_out'],
+  completed: [],
+  failed: [],
+  cancelled: [],
+  timed_out: [],
+};
+
+export function canTransition(from: TaskStatus, to: TaskStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export function assertTransition(taskId: string, from: TaskStatus, to: TaskStatus): void {
+  if (!canTransition(from, to)) throw new IllegalTransitionError(taskId, from, to);
+}
+
+export const PRIORITIES = ['low', 'normal', 'high'] as const;
+export const prioritySchema = z.enum(PRIORITIES);
+export type Priority = z.infer<typeof prioritySchema>;
+/** BullMQ priority numbers: lower runs first. */
+export const BULL_PRIORITY: Readonly<Record<Priority, number>> = { high: 1, normal: 5, low: 10 };
+
+export const MAX_DESCRIPTION_BYTES = 64 * 1024;
+export const MAX_CONTEXT_BYTES = 64 * 1024;
+export const MIN_TIMEOUT_S = 10;
+export const MAX_TIMEOUT_S = 86_400;
+export const MAIN_DOMAIN = 'main';
+
+const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+export const domainNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be a folder name: lowercase letters, digits, "_" or "-"');
+
+export const descriptionSchema = z
+  .string()
+  .refine((s) => byteLength(s) >= 1 && s.trim().length > 0, 'must not be empty')
+  .refine((s) => byteLength(s) <= MAX_DESCRIPTION_BYTES, `must be at most ${MAX_DESCRIPTION_BYTES} bytes`);
+
+export const contextSchema = z
+  .record(z.string(), z.unknown())
+  .refine((c) => byteLength(JSON.stringify(c)) <= MAX_CONTEXT_BYTES, `must be at most ${MAX_CONTEXT_BYTES} bytes of JSON`);
+
+export const timeoutSchema = z.coerce
+  .number()
+  .int('must be a whole number of seconds')
+  .min(MIN_TIMEOUT_S, `must be at least ${MIN_TIMEOUT_S} seconds`)
+  .max(MAX_TIMEOUT_S, `must be at most ${MAX_TIMEOUT_S} seconds`);
+
+/** What a user asks for: the input of `dan send-task`. */
+export const taskSpecSchema = z.object({
+  domain: domainNameSchema,
+  description: descriptionSchema,
+  priority: prioritySchema.default('normal'),
+  timeoutS: timeoutSchema,
+  context: contextSchema.default({}),
+  parent: taskIdSchema.optional(),
+  dependsOn: z.array(taskIdSchema).max(100).default([]),
+  /** Subtask key within its parent's plan. */
+  key: z.string().min(1).max(64).optional(),
+  maxAttempts: z.number().int().min(1).max(100),
+});
+export type TaskSpec = z.infer<typeof taskSpecSchema>;
+export type TaskSpecInput = z.input<typeof taskSpecSchema>;
+
+/** Parses a context flag: must be a JSON object. */
+export function parseContextJson(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error('is not valid JSON');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+const numeric = z.coerce.number();
+const optionalNumber = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v === '' ? undefined : Number(v)))
+  .pipe(z.number().finite().optional());
+const jsonField = <T extends z.ZodType>(schema: T) =>
+  z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'is not JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+
+/** Usage figures from the CLI's result event. */
+export const usageSchema = z
+  .object({
+    input_tokens: z.number().optional(),
+    output_tokens: z.number().optional(),
+    cache_creation_input_tokens: z.number().optional(),
+    cache_read_input_tokens: z.number().optional(),
+  })
+  .passthrough();
+export type Usage = z.infer<typeof usageSchema>;
+
+/**
+ * The task record as stored in the hash `<prefix>task:<id>` (all fields are strings in Redis).
+ * Written and read with this one schema.
+ */
+export const taskRecordHashSchema = z.object({
+  id: taskIdSchema,
+  domain: domainNameSchema,
+  description: z.string(),
+  priority: prioritySchema,
+  timeoutS: numeric.pipe(z.number().int().positive()),
+  context: jsonField(z.record(z.string(), z.unknown())),
+  status: taskStatusSchema,
+  attempts: numeric.pipe(z.number().int().min(0)),
+  maxAttempts: numeric.pipe(z.number().int().min(1)),
+  createdAt: numeric,
+  updatedAt: numeric,
+  parent: z.string().optional(),
+  key: z.string().optional(),
+  dependsOn: jsonField(z.array(z.string())).optional(),
+  children: jsonField(z.array(z.string())).optional(),
+  agent: z.string().optional(),
+  startedAt: optionalNumber,
+  finishedAt: optionalNumber,
+  result: z.string().optional(),
+  error: z.string().optional(),
+  reason: z.string().optional(),
+  costUsd: optionalNumber,
+  turns: optionalNumber,
+  usage: jsonField(usageSchema).optional(),
+  cancelRequested: z.string().optional(),
+});
+
+export type TaskRecordHash = z.infer<typeof taskRecordHashSchema>;
+
+/** A task record as the rest of dan sees it. */
+export interface TaskRecord {
+  id: string;
+  domain: string;
+  description: string;
+  priority: Priority;
+  timeoutS: number;
+  context: Record<string, unknown>;
+  status: TaskStatus;
+  /** How many times the task has been started; also the fencing token of the current start. */
+  attempts: number;
+  maxAttempts: number;
+  createdAt: number;
+  updatedAt: number;
+  parent?: string;
+  key?: string;
+  dependsOn: string[];
+  children: string[];
+  agent?: string;
+  startedAt?: number;
+  finishedAt?: number;
+  result?: string;
+  error?: string;
+  /** Why the last transition happened (requeued after a dead agent, cancelled by the user …). */
+  reason?: string;
+  costUsd?: number;
+  turns?: number;
+  usage?: Usage;
+  cancelRequested: boolean;
+}
+
+export function recordFromHash(hash: TaskRecordHash): TaskRecord {
+  return {
+    ...hash,
+    dependsOn: hash.dependsOn ?? [],
+    children: hash.children ?? [],
+    cancelRequested: hash.cancelRequested === '1',
+  };
+}
+
+/** The hash fields of a new record. */
+export function newRecordFields(id: string, spec: TaskSpec, status: TaskStatus, now: number): Record<string, string> {
+  const fields: Record<string, string> = {
+    id,
+    domain: spec.domain,
+    description: spec.description,
+    priority: spec.priority,
+    timeoutS: String(spec.timeoutS),
+    context: JSON.stringify(spec.context),
+    status,
+    attempts: '0',
+    maxAttempts: String(spec.maxAttempts),
+    createdAt: String(now),
+    updatedAt: String(now),
+    dependsOn: JSON.stringify(spec.dependsOn),
+    children: '[]',
+  };
+  if (spec.parent) fields.parent = spec.parent;
+  if (spec.key) fields.key = spec.key;
+  return fields;
+}
+
+/** Entry types of a task's log stream. */
+export const LOG_ENTRY_TYPES = [
+  'status', // a lifecycle transition
+  'init', // the CLI's system/init event
+  'assistant', // assistant text
+  'thinking',
+  'tool_use', // a tool the model called, with an input summary
+  'tool_result', // what came back
+  'result', // the CLI's final result event
+  'system', // other system events from the CLI (api_retry …)
+  'stderr', // a line the CLI wrote on stderr
+  'raw', // a stdout line the parser did not understand
+  'info', // a note from dan itself (planner fallback, prompt built …)
+  'error',
+] as const;
+export const logEntryTypeSchema = z.enum(LOG_ENTRY_TYPES);
+export type LogEntryType = z.infer<typeof logEntryTypeSchema>;
+
+/** One entry of a task's log stream, stored as JSON in the stream field `e`. */
+export const logEntrySchema = z.object({
+  ts: z.number(),
+  type: logEntryTypeSchema,
+  text: z.string(),
+  task: z.string().optional(),
+  agent: z.string().optional(),
+  status: taskStatusSchema.optional(),
+  /** Structured payload: tool name and input, usage, the raw event … */
+  data: z.record(z.string(), z.unknown()).optional(),
+});
+export type LogEntry = z.infer<typeof logEntrySchema>;
+/** What producers hand to the log: the timestamp is added on append. */
+export type LogEntryInput = Omit<LogEntry, 'ts'> & { ts?: number };
+
+/** Lifecycle events on the `<prefix>events` channel. */
+export const eventSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('task'),
+    id: z.string(),
+    domain: z.string(),
+    status: taskStatusSchema,
+    agent: z.string().optional(),
+    reason: z.string().optional(),
+    ts: z.number(),
+  }),
+  z.object({
+    kind: z.literal('agent'),
+    id: z.string(),
+    domain: z.string(),
+    status: z.enum(['registered', 'stopped', 'dead']),
+    ts: z.number(),
+  }),
+]);
+export type DanEvent = z.infer<typeof eventSchema>;
+
+/** Messages on an agent's control channel. */
+export const controlMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('cancel'), taskId: taskIdSchema, reason: z.string().optional() }),
+  z.object({ type: z.literal('drain') }),
+  z.object({ type: z.literal('stop') }),
+]);
+export type ControlMessage = z.infer<typeof controlMessageSchema>;
