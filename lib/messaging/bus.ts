@@ -1,0 +1,129 @@
+import type { Redis } from 'ioredis';
+import type { DanConfig } from '../config.js';
+import { DanError } from '../errors.js';
+import { isTerminal, type TaskRecord, type TaskSpec, type TaskStatus } from '../task.js';
+import { EventBus } from './event-bus.js';
+import { Keys } from './keys.js';
+import { LogStream } from './log-stream.js';
+import { connectRedis, createRedis, type RedisConnectionOptions } from './redis-connection.js';
+import { TaskQueues } from './task-queues.js';
+import { TaskStore } from './task-store.js';
+
+export type CancelOutcome =
+  | { outcome: 'cancelled'; from: TaskStatus }
+  | { outcome: 'requested'; agent: string | undefined }
+  | { outcome: 'already_finished'; status: TaskStatus };
+
+export interface BusOptions extends RedisConnectionOptions {
+  now?: () => number;
+}
+
+/**
+ * A process's view of the bus: the task records, their logs, the queues and the events of one network,
+ * over connections it owns. `Bus.connect` does the I/O; `close()` releases everything and may be called twice.
+ */
+export class Bus {
+  readonly keys: Keys;
+  readonly tasks: TaskStore;
+  readonly logs: LogStream;
+  readonly queues: TaskQueues;
+  private blockingConnection: Redis | undefined;
+  private eventBus: EventBus | undefined;
+  private closed = false;
+
+  constructor(
+    readonly redis: Redis,
+    readonly config: Pick<DanConfig, 'prefix' | 'logMaxLen' | 'redisUrl'>,
+    private readonly options: BusOptions = {},
+  ) {
+    this.keys = new Keys(config.prefix);
+    this.tasks = new TaskStore(redis, this.keys, { logMaxLen: config.logMaxLen, now: options.now });
+    this.logs = new LogStream(redis, this.keys, { maxLen: config.logMaxLen, now: options.now });
+    this.queues = new TaskQueues(redis, this.keys);
+  }
+
+  /** Connects (throws RedisUnreachableError naming the URL) and returns a ready bus. */
+  static async connect(config: Pick<DanConfig, 'prefix' | 'logMaxLen' | 'redisUrl'>, options: BusOptions = {}): Promise<Bus> {
+    const redis = await connectRedis(config.redisUrl, options);
+    return new Bus(redis, config, options);
+  }
+
+  /** A second connection for blocking reads (XREAD BLOCK), created on first use. */
+  blocking(): Redis {
+    this.blockingConnection ??= createRedis(this.config.redisUrl, { ...this.options, name: `${this.options.name ?? 'dan'}:blocking` });
+    return this.blockingConnection;
+  }
+
+  /** Pub/sub of events and control messages, on a subscriber connection created on first use. */
+  events(): EventBus {
+    this.eventBus ??= new EventBus(
+      this.redis,
+      createRedis(this.config.redisUrl, { ...this.options, name: `${this.options.name ?? 'dan'}:sub` }),
+      this.keys,
+    );
+    return this.eventBus;
+  }
+
+  /**
+   * Submits a task: the record (durable first), then the queue. A task whose dependencies are open is
+   * written `waiting` and not enqueued. If enqueueing fails, the record says so and the error is thrown.
+   */
+  async submit(spec: TaskSpec, options: { waiting?: boolean; id?: string } = {}): Promise<TaskRecord> {
+    const record = await this.tasks.create(spec, options.waiting ? 'waiting' : 'queued', options.id);
+    if (!options.waiting) await this.enqueue(record);
+    return options.waiting ? record : this.tasks.get(record.id);
+  }
+
+  /** Puts a queued record on its domain's queue; on failure marks it failed and throws DAN_ENQUEUE_FAILED. */
+  async enqueue(record: TaskRecord): Promise<void> {
+    try {
+      await this.queues.enqueue(record.domain, record.id, record.priority);
+    } catch (error) {
+      const message = `could not enqueue on ${record.domain}: ${(error as Error).message}`;
+      await this.tasks
+        .transition(record.id, 'failed', { text: message, fields: { error: message, finishedAt: Date.now() } })
+        .catch(() => {});
+      throw new DanError('DAN_ENQUEUE_FAILED', message, { cause: error, retryable: true, details: { taskId: record.id } });
+    }
+  }
+
+  /**
+   * Cancels a task: a waiting or queued one at once; an active one by asking its agent (through its control
+   * channel) after marking the record cancel-requested, so an agent that missed the message still sees it.
+   */
+  async cancel(id: string, reason = 'cancelled by user'): Promise<CancelOutcome> {
+    for (let i = 0; i < 3; i++) {
+      const record = await this.tasks.get(id);
+      if (isTerminal(record.status)) return { outcome: 'already_finished', status: record.status };
+      if (record.status === 'waiting' || record.status === 'queued') {
+        const result = await this.tasks.transition(id, 'cancelled', {
+          text: reason,
+          fields: { reason, finishedAt: Date.now() },
+        });
+        if (result.outcome === 'ok') {
+          await this.queues.remove(record.domain, id);
+          return { outcome: 'cancelled', from: result.from! };
+        }
+        continue; // it moved on meanwhile (taken by an agent): look again
+      }
+      const requested = await this.tasks.requestCancel(id, reason);
+      if (requested.outcome !== 'ok') continue;
+      if (requested.agent) await this.events().publishControl(requested.agent, { type: 'cancel', taskId: id, reason });
+      return { outcome: 'requested', agent: requested.agent };
+    }
+    const record = await this.tasks.get(id);
+    return { outcome: 'already_finished', status: record.status };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.eventBus?.close();
+    await this.queues.close().catch(() => {});
+    for (const connection of [this.blockingConnection, this.redis]) connection?.disconnect();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

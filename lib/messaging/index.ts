@@ -1,0 +1,9 @@
+/** The bus: task records, queues, log streams, events and control channels in Redis. */
+export { Bus, type CancelOutcome, type BusOptions } from './bus.js';
+export { EventBus } from './event-bus.js';
+export { Keys } from './keys.js';
+export { LogStream, compareStreamIds, type StoredLogEntry } from './log-stream.js';
+export { connectRedis, createRedis, type Redis, type RedisConnectionOptions } from './redis-connection.js';
+export { Scripts } from './scripts.js';
+export { TaskQueues, type QueueCounts, type TaskJobData } from './task-queues.js';
+export { TaskStore, type ListFilter, type TransitionOptions, type TransitionOutcome, type TransitionResult } from './task-store.js';

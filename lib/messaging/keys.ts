@@ -1,0 +1,39 @@
+/**
+ * Every Redis key name of a network, in one place (DESIGN.md, Redis: keys and messages).
+ * `prefix` is `<network>:`.
+ */
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  /** BullMQ's own prefix: queues are `<prefix>q:<domain>`. */
+  get queuePrefix(): string {
+    return `${this.prefix}q`;
+  }
+  task(id: string): string {
+    return `${this.prefix}task:${id}`;
+  }
+  taskLog(id: string): string {
+    return `${this.prefix}task:${id}:log`;
+  }
+  get tasks(): string {
+    return `${this.prefix}tasks`;
+  }
+  get events(): string {
+    return `${this.prefix}events`;
+  }
+  get agents(): string {
+    return `${this.prefix}agents`;
+  }
+  agent(id: string): string {
+    return `${this.prefix}agent:${id}`;
+  }
+  heartbeat(id: string): string {
+    return `${this.prefix}agent:${id}:hb`;
+  }
+  control(agentId: string): string {
+    return `${this.prefix}control:${agentId}`;
+  }
+  get leader(): string {
+    return `${this.prefix}leader`;
+  }
+}

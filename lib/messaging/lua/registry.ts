@@ -1,0 +1,59 @@
+/**
+ * Registry scripts: heartbeat with self-fencing, atomic reaping, the leader lease.
+ */
+
+/**
+ * Renews an agent's heartbeat, unless the agent has been reaped.
+ * KEYS[1] agents set, KEYS[2] heartbeat key, KEYS[3] agent hash
+ * ARGV[1] agent id, ARGV[2] ttl ms, ARGV[3] now ms
+ * Returns 1 alive, 0 reaped (the agent must stop work and exit).
+ */
+export const heartbeat = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+redis.call('HSET', KEYS[3], 'lastSeen', ARGV[3])
+return 1
+`;
+
+/**
+ * Reaps one agent if, and only if, it is still registered and its heartbeat has expired, so two reapers
+ * racing never both act on it.
+ * KEYS[1] agents set, KEYS[2] heartbeat key, KEYS[3] agent hash
+ * ARGV[1] agent id, ARGV[2] now ms, ARGV[3] events channel, ARGV[4] keep dead record (s)
+ * Returns the agent hash as a flat list, or an empty list when there is nothing to reap.
+ */
+export const reap = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return {} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[3], 'status', 'dead', 'reapedAt', ARGV[2])
+local record = redis.call('HGETALL', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+local event = { kind = 'agent', id = ARGV[1], domain = redis.call('HGET', KEYS[3], 'domain') or '', status = 'dead', ts = tonumber(ARGV[2]) }
+redis.call('PUBLISH', ARGV[3], cjson.encode(event))
+return record
+`;
+
+/**
+ * Takes or renews the leader lease.
+ * KEYS[1] leader key; ARGV[1] candidate id, ARGV[2] ttl ms
+ * Returns 1 when the candidate holds the lease, 0 otherwise.
+ */
+export const acquireLease = `
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+
+/** Releases the lease if held. KEYS[1] leader key; ARGV[1] holder id. Returns 1 if released. */
+export const releaseLease = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;

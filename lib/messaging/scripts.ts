@@ -1,0 +1,66 @@
+import type { Redis } from 'ioredis';
+import { createTask } from './lua/create-task-4.js';
+import { requestCancel } from './lua/request-cancel-2.js';
+import { acquireLease, heartbeat, reap, releaseLease } from './lua/registry.js';
+import { transition } from './lua/transition-2.js';
+
+const DEFINITIONS = {
+  danCreateTask: { numberOfKeys: 4, lua: createTask },
+  danTransition: { numberOfKeys: 2, lua: transition },
+  danRequestCancel: { numberOfKeys: 2, lua: requestCancel },
+  danHeartbeat: { numberOfKeys: 3, lua: heartbeat },
+  danReap: { numberOfKeys: 3, lua: reap },
+  danAcquireLease: { numberOfKeys: 1, lua: acquireLease },
+  danReleaseLease: { numberOfKeys: 1, lua: releaseLease },
+} as const;
+
+type ScriptName = keyof typeof DEFINITIONS;
+type ScriptArg = string | number;
+
+/**
+ * The one gateway to dan's Lua scripts. ioredis sends EVALSHA and falls back to EVAL, so scripts survive a
+ * Redis restart that flushed the script cache.
+ */
+export class Scripts {
+  private static readonly defined = new WeakSet<Redis>();
+
+  constructor(private readonly redis: Redis) {
+    if (!Scripts.defined.has(redis)) {
+      for (const [name, definition] of Object.entries(DEFINITIONS)) redis.defineCommand(name, definition);
+      Scripts.defined.add(redis);
+    }
+  }
+
+  private call<T>(name: ScriptName, keys: string[], args: ScriptArg[]): Promise<T> {
+    const command = (this.redis as unknown as Record<ScriptName, (...a: ScriptArg[]) => Promise<T>>)[name];
+    return command.call(this.redis, ...keys, ...args);
+  }
+
+  createTask(keys: [string, string, string, string], args: ScriptArg[]): Promise<number> {
+    return this.call('danCreateTask', keys, args);
+  }
+
+  transition(keys: [string, string], args: ScriptArg[]): Promise<[string, string, string]> {
+    return this.call('danTransition', keys, args);
+  }
+
+  requestCancel(keys: [string, string], args: ScriptArg[]): Promise<[string, string, string]> {
+    return this.call('danRequestCancel', keys, args);
+  }
+
+  heartbeat(keys: [string, string, string], args: ScriptArg[]): Promise<number> {
+    return this.call('danHeartbeat', keys, args);
+  }
+
+  reap(keys: [string, string, string], args: ScriptArg[]): Promise<string[]> {
+    return this.call('danReap', keys, args);
+  }
+
+  acquireLease(key: string, holder: string, ttlMs: number): Promise<number> {
+    return this.call('danAcquireLease', [key], [holder, ttlMs]);
+  }
+
+  releaseLease(key: string, holder: string): Promise<number> {
+    return this.call('danReleaseLease', [key], [holder]);
+  }
+}

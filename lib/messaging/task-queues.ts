@@ -1,0 +1,69 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { BULL_PRIORITY, type Priority } from '../task.js';
+import type { Keys } from './keys.js';
+
+/** What a queue job carries: only the task id. The record `<prefix>task:<id>` is the truth. */
+export interface TaskJobData {
+  taskId: string;
+}
+
+export interface QueueCounts {
+  /** Waiting to be taken (including prioritised and delayed). */
+  waiting: number;
+  /** Taken by a worker (held by a lock, or stalled until the stalled-job check). */
+  active: number;
+}
+
+/**
+ * Delivery of tasks to domains: one BullMQ queue per domain, `<prefix>q:<domain>`. Job id = task id, so a
+ * task is never on a queue twice; finished jobs are removed because the record keeps the outcome.
+ */
+export class TaskQueues {
+  private readonly queues = new Map<string, Queue<TaskJobData>>();
+  private closed = false;
+
+  constructor(
+    private readonly connection: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  /** The BullMQ queue of a domain (created on first use; creating one does no I/O). */
+  queue(domain: string): Queue<TaskJobData> {
+    let queue = this.queues.get(domain);
+    if (!queue) {
+      queue = new Queue<TaskJobData>(domain, { connection: this.connection, prefix: this.keys.queuePrefix });
+      this.queues.set(domain, queue);
+    }
+    return queue;
+  }
+
+  async enqueue(domain: string, taskId: string, priority: Priority): Promise<void> {
+    await this.queue(domain).add(
+      'task',
+      { taskId },
+      { jobId: taskId, priority: BULL_PRIORITY[priority], removeOnComplete: true, removeOnFail: true, attempts: 1 },
+    );
+  }
+
+  /** Removes a job that is not being worked on; returns whether it was removed. */
+  async remove(domain: string, taskId: string): Promise<boolean> {
+    try {
+      return (await this.queue(domain).remove(taskId)) === 1;
+    } catch {
+      // A locked (active) job cannot be removed; its agent ends it, and a claim of a cancelled record is a no-op.
+      return false;
+    }
+  }
+
+  async counts(domain: string): Promise<QueueCounts> {
+    const c = await this.queue(domain).getJobCounts('wait', 'prioritized', 'delayed', 'active');
+    return { waiting: (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), active: c.active ?? 0 };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}

@@ -1,0 +1,216 @@
+import type { Redis } from 'ioredis';
+import { CorruptRecordError, DanError, IllegalTransitionError, UnknownTaskError, describeZodError } from '../errors.js';
+import {
+  TASK_STATUSES,
+  canTransition,
+  newRecordFields,
+  newTaskId,
+  recordFromHash,
+  taskRecordHashSchema,
+  type LogEntry,
+  type TaskRecord,
+  type TaskSpec,
+  type TaskStatus,
+} from '../task.js';
+import type { Keys } from './keys.js';
+import { Scripts } from './scripts.js';
+
+export type TransitionOutcome = 'ok' | 'missing' | 'illegal' | 'fenced' | 'exhausted' | 'cancelled';
+
+export interface TransitionResult {
+  outcome: TransitionOutcome;
+  /** The status before the call. */
+  from: TaskStatus | undefined;
+  /** The attempt number after the call. */
+  attempts: number;
+}
+
+export interface TransitionOptions {
+  /** Log text of the transition (also the event's reason). */
+  text?: string;
+  /** The agent named in the log entry and event. */
+  agent?: string;
+  /** Fencing: act only if the record names this agent … */
+  expectAgent?: string;
+  /** … and holds this attempt number. */
+  expectAttempts?: number;
+  /** Fields to set with the status. */
+  fields?: Record<string, string | number | undefined>;
+  /** Fields to delete. */
+  del?: string[];
+  mode?: 'claim';
+}
+
+export interface ListFilter {
+  domain?: string;
+  status?: TaskStatus;
+  parent?: string;
+  /** @default 20 */
+  limit?: number;
+}
+
+export interface TaskStoreOptions {
+  /** Entries kept per task log stream (approximate). */
+  logMaxLen: number;
+  now?: () => number;
+}
+
+/** Sources allowed for each target status, from the state machine in lib/task.ts. */
+const ALLOWED_FROM = Object.fromEntries(
+  TASK_STATUSES.map((to) => [to, TASK_STATUSES.filter((from) => canTransition(from, to)).join(' ')]),
+) as Record<TaskStatus, string>;
+
+/**
+ * Task records `<prefix>task:<id>` and their index. Every change goes through one Lua script that writes the
+ * record, appends to the task's log stream, and publishes on the events channel, in that order.
+ */
+export class TaskStore {
+  private readonly scripts: Scripts;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly options: TaskStoreOptions,
+  ) {
+    this.scripts = new Scripts(redis);
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Writes a new record (status `queued` or `waiting`) with its first log entry. Does not enqueue. */
+  async create(spec: TaskSpec, status: 'queued' | 'waiting' = 'queued', id = newTaskId()): Promise<TaskRecord> {
+    const now = this.now();
+    const fields = newRecordFields(id, spec, status, now);
+    const text =
+      status === 'waiting'
+        ? `created, waiting for ${spec.dependsOn.length} dependenc${spec.dependsOn.length === 1 ? 'y' : 'ies'}`
+        : `queued for ${spec.domain} (priority ${spec.priority}, timeout ${spec.timeoutS}s)`;
+    const entry: LogEntry = { ts: now, type: 'status', status, text, task: id };
+    const event = { kind: 'task', id, domain: spec.domain, status, ts: now };
+    const parentKey = spec.parent ? this.keys.task(spec.parent) : this.keys.task(id);
+    const created = await this.scripts.createTask(
+      [this.keys.task(id), this.keys.tasks, this.keys.taskLog(id), parentKey],
+      [id, JSON.stringify(fields), now, JSON.stringify(entry), this.keys.events, JSON.stringify(event), this.options.logMaxLen],
+    );
+    if (created !== 1) throw new DanError('DAN_BAD_INPUT', `task ${id} already exists`, { details: { taskId: id } });
+    return this.get(id);
+  }
+
+  /** The record, or undefined when there is none. Throws CorruptRecordError for a malformed one. */
+  async find(id: string): Promise<TaskRecord | undefined> {
+    const hash = await this.redis.hgetall(this.keys.task(id));
+    if (Object.keys(hash).length === 0) return undefined;
+    return this.parse(id, hash);
+  }
+
+  /** The record; throws UnknownTaskError when there is none. */
+  async get(id: string): Promise<TaskRecord> {
+    const record = await this.find(id);
+    if (!record) throw new UnknownTaskError(id);
+    return record;
+  }
+
+  /** Records by id, in the order asked, skipping missing ones; malformed ones are reported through `onCorrupt`. */
+  async getMany(ids: readonly string[], onCorrupt?: (error: CorruptRecordError) => void): Promise<TaskRecord[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.keys.task(id));
+    const replies = (await pipeline.exec()) ?? [];
+    const records: TaskRecord[] = [];
+    replies.forEach(([error, hash], i) => {
+      if (error) throw error;
+      const h = hash as Record<string, string>;
+      if (Object.keys(h).length === 0) return;
+      try {
+        records.push(this.parse(ids[i]!, h));
+      } catch (e) {
+        if (e instanceof CorruptRecordError && onCorrupt) onCorrupt(e);
+        else throw e;
+      }
+    });
+    return records;
+  }
+
+  /** Records newest first, filtered; scans the index in pages so a filter still fills `limit`. */
+  async list(filter: ListFilter = {}): Promise<TaskRecord[]> {
+    const limit = filter.limit ?? 20;
+    const page = Math.max(100, limit);
+    const out: TaskRecord[] = [];
+    for (let start = 0; out.length < limit; start += page) {
+      const ids = await this.redis.zrevrange(this.keys.tasks, start, start + page - 1);
+      if (ids.length === 0) break;
+      for (const record of await this.getMany(ids, () => {})) {
+        if (filter.domain && record.domain !== filter.domain) continue;
+        if (filter.status && record.status !== filter.status) continue;
+        if (filter.parent && record.parent !== filter.parent) continue;
+        out.push(record);
+        if (out.length >= limit) break;
+      }
+      if (ids.length < page) break;
+    }
+    return out;
+  }
+
+  /** Ids newest first (the index only). */
+  recentIds(count: number): Promise<string[]> {
+    return this.redis.zrevrange(this.keys.tasks, 0, count - 1);
+  }
+
+  /**
+   * Moves a task to `to` if the state machine and the fencing allow it. Never throws for a refused
+   * transition: the outcome says what happened.
+   */
+  async transition(id: string, to: TaskStatus, options: TransitionOptions = {}): Promise<TransitionResult> {
+    const fields: Record<string, string> = {};
+    for (const [k, v] of Object.entries(options.fields ?? {})) if (v !== undefined) fields[k] = String(v);
+    const [outcome, from, attempts] = await this.scripts.transition(
+      [this.keys.task(id), this.keys.taskLog(id)],
+      [
+        to,
+        ALLOWED_FROM[to],
+        options.expectAgent ?? '',
+        options.expectAttempts === undefined ? '' : String(options.expectAttempts),
+        JSON.stringify(fields),
+        (options.del ?? []).join(' '),
+        options.mode ?? '',
+        options.text ?? '',
+        options.agent ?? '',
+        this.now(),
+        this.keys.events,
+        this.options.logMaxLen,
+      ],
+    );
+    return {
+      outcome: outcome as TransitionOutcome,
+      from: from === '' ? undefined : (from as TaskStatus),
+      attempts: Number(attempts),
+    };
+  }
+
+  /** Like `transition`, but an illegal or missing task is an error (for user-initiated changes). */
+  async transitionOrThrow(id: string, to: TaskStatus, options: TransitionOptions = {}): Promise<TransitionResult> {
+    const result = await this.transition(id, to, options);
+    if (result.outcome === 'missing') throw new UnknownTaskError(id);
+    if (result.outcome === 'illegal') throw new IllegalTransitionError(id, result.from ?? 'unknown', to);
+    return result;
+  }
+
+  /** Marks an active task cancel-requested; returns the agent to tell, or why not. */
+  async requestCancel(id: string, reason: string): Promise<{ outcome: 'ok' | 'missing' | 'not_active'; status?: TaskStatus; agent?: string }> {
+    const [outcome, status, agent] = await this.scripts.requestCancel(
+      [this.keys.task(id), this.keys.taskLog(id)],
+      [this.now(), reason, this.options.logMaxLen],
+    );
+    return {
+      outcome: outcome as 'ok' | 'missing' | 'not_active',
+      status: status === '' ? undefined : (status as TaskStatus),
+      agent: agent === '' ? undefined : agent,
+    };
+  }
+
+  private parse(id: string, hash: Record<string, string>): TaskRecord {
+    const parsed = taskRecordHashSchema.safeParse(hash);
+    if (!parsed.success) throw new CorruptRecordError(this.keys.task(id), describeZodError(parsed.error));
+    return recordFromHash(parsed.data);
+  }
+}

@@ -1,0 +1,52 @@
+import { EventEmitter } from 'node:events';
+import type { AgentRegistry } from './agent-registry.js';
+
+export interface HeartbeatOptions {
+  intervalMs: number;
+}
+
+/**
+ * Renews an agent's heartbeat every interval. Emits 'reaped' once when the registry says the agent has been
+ * reaped (it must stop its work without recording a result, and exit), and 'error' when a renewal fails
+ * (Redis down: the loop keeps trying, the TTL decides).
+ */
+export class Heartbeat extends EventEmitter<{ reaped: []; error: [Error] }> {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private reaped = false;
+
+  constructor(
+    private readonly registry: AgentRegistry,
+    private readonly agentId: string,
+    private readonly options: HeartbeatOptions,
+  ) {
+    super();
+  }
+
+  start(): void {
+    if (this.timer || this.stopped) return;
+    const tick = async (): Promise<void> => {
+      try {
+        const alive = await this.registry.heartbeat(this.agentId);
+        if (!alive && !this.reaped) {
+          this.reaped = true;
+          this.emit('reaped');
+        }
+      } catch (error) {
+        this.emit('error', error as Error);
+      }
+      if (!this.stopped && !this.reaped) this.timer = setTimeout(() => void tick(), this.options.intervalMs);
+    };
+    this.timer = setTimeout(() => void tick(), this.options.intervalMs);
+  }
+
+  get isReaped(): boolean {
+    return this.reaped;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
