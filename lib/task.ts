@@ -8,7 +8,7 @@ export const newTaskId = (): string => nextUlid();
 export const taskIdSchema = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'is not a task id (a 26-character ULID)');
 
 export const TASK_STATUSES = ['waiting', 'queued', 'active', 'completed', 'failed', 'cancelled', 'timed_out'] as const;
-export const taskStatusSchema = z.enum(TASK_STATUSES);
+export const taskStatusSchema = z.enum(TASK_STATUSES, { error: `must be one of ${TASK_STATUSES.join(', ')}` });
 export type TaskStatus = z.infer<typeof taskStatusSchema>;
 export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled', 'timed_out']);
 export const isTerminal = (status: TaskStatus): boolean => TERMINAL_STATUSES.has(status);
@@ -36,7 +36,7 @@ export function assertTransition(taskId: string, from: TaskStatus, to: TaskStatu
 }
 
 export const PRIORITIES = ['low', 'normal', 'high'] as const;
-export const prioritySchema = z.enum(PRIORITIES);
+export const prioritySchema = z.enum(PRIORITIES, { error: 'must be low, normal or high' });
 export type Priority = z.infer<typeof prioritySchema>;
 /** BullMQ priority numbers: lower runs first. */
 export const BULL_PRIORITY: Readonly<Record<Priority, number>> = { high: 1, normal: 5, low: 10 };
@@ -63,7 +63,7 @@ export const contextSchema = z
   .refine((c) => byteLength(JSON.stringify(c)) <= MAX_CONTEXT_BYTES, `must be at most ${MAX_CONTEXT_BYTES} bytes of JSON`);
 
 export const timeoutSchema = z.coerce
-  .number()
+  .number({ error: 'must be a whole number of seconds' })
   .int('must be a whole number of seconds')
   .min(MIN_TIMEOUT_S, `must be at least ${MIN_TIMEOUT_S} seconds`)
   .max(MAX_TIMEOUT_S, `must be at most ${MAX_TIMEOUT_S} seconds`);

@@ -7,3 +7,4 @@ export { connectRedis, createRedis, type Redis, type RedisConnectionOptions } fr
 export { Scripts } from './scripts.js';
 export { TaskQueues, type QueueCounts, type TaskJobData } from './task-queues.js';
 export { TaskStore, type ListFilter, type TransitionOptions, type TransitionOutcome, type TransitionResult } from './task-store.js';
+export { followTask, type FollowTaskOptions } from './follow-task.js';

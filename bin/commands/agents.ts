@@ -1,0 +1,23 @@
+import type { Command } from 'commander';
+import { AgentRegistry } from '../../lib/registry/index.js';
+import { configFrom, connectCli, type ConnectionFlags } from '../context.js';
+import { agentRow, c, table } from '../output.js';
+
+/** `dan agents`: registered agents, with whether their heartbeat is alive. */
+export function registerAgentsCommand(program: Command, withConnection: (cmd: Command) => Command): void {
+  withConnection(program.command('agents').description('list registered agents').option('--json', 'print JSON')).action(
+    async (flags: ConnectionFlags & { json?: boolean }) => {
+      const config = configFrom(flags);
+      await using bus = await connectCli(config);
+      const registry = new AgentRegistry(bus.redis, bus.keys, { heartbeatTtlMs: config.heartbeatTtlMs });
+      const agents = (await registry.list()).sort((a, b) => a.domain.localeCompare(b.domain) || a.startedAt - b.startedAt);
+      if (flags.json) {
+        console.log(JSON.stringify(agents, null, 2));
+      } else if (agents.length === 0) {
+        console.log(c.gray('no agents registered (the orchestrator starts them when work arrives)'));
+      } else {
+        console.log(table(['ID', 'ROLE', 'DOMAIN', 'STATUS', 'TASKS', 'DONE', 'RUNTIME', 'WHERE', 'STARTED'], agents.map((a) => agentRow(a))));
+      }
+    },
+  );
+}

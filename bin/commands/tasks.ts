@@ -1,0 +1,151 @@
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { assertKnownDomain } from '../../lib/domains.js';
+import { followTask } from '../../lib/messaging/index.js';
+import {
+  MAIN_DOMAIN,
+  contextSchema,
+  descriptionSchema,
+  timeoutSchema,
+  isTerminal,
+  parseContextJson,
+  prioritySchema,
+  taskIdSchema,
+  taskSpecSchema,
+  taskStatusSchema,
+  TASK_STATUSES,
+  type TaskRecord,
+} from '../../lib/task.js';
+import { BadInputError } from '../../lib/errors.js';
+import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
+import { c, formatEntry, formatRecord, table, taskRow } from '../output.js';
+
+interface SendFlags extends ConnectionFlags {
+  priority?: string;
+  timeout?: string;
+  context?: string;
+  wait?: boolean;
+  json?: boolean;
+}
+
+/** `dan send-task`, `dan status`, `dan tasks`, `dan cancel`. */
+export function registerTaskCommands(program: Command, withConnection: (cmd: Command) => Command): void {
+  withConnection(
+    program
+      .command('send-task')
+      .description('put a task on the bus for a domain (or `main` to plan it across domains)')
+      .argument('<domain>', `${MAIN_DOMAIN} or a folder under agents/domain-templates/`)
+      .argument('<description>', 'what to do (1 byte to 64 KiB)')
+      .option('-p, --priority <priority>', 'low | normal | high', 'normal')
+      .option('-t, --timeout <seconds>', 'give up after this many seconds (10 to 86400; default DAN_TASK_TIMEOUT_S)')
+      .option('-c, --context <json>', 'a JSON object handed to the agent with the task')
+      .option('-w, --wait', 'follow the task until it ends; exit 0 if it completed, 1 otherwise')
+      .option('--json', 'print JSON'),
+  ).action(async (domain: string, description: string, flags: SendFlags) => {
+    const config = configFrom(flags);
+    // Validate everything before touching Redis: bad input writes nothing.
+    assertKnownDomain(config.templatesDir, domain);
+    let context: Record<string, unknown> = {};
+    if (flags.context !== undefined) {
+      try {
+        context = parseContextJson(flags.context);
+      } catch (error) {
+        throw new BadInputError(`--context ${(error as Error).message}: pass a JSON object such as '{"repo":"api"}'`);
+      }
+    }
+    const spec = parseFlag(
+      taskSpecSchema,
+      {
+        domain,
+        description: parseFlag(descriptionSchema, description, 'the description'),
+        priority: parseFlag(prioritySchema, flags.priority, '--priority'),
+        timeoutS: parseFlag(timeoutSchema, flags.timeout ?? config.taskTimeoutS, '--timeout'),
+        context: parseFlag(contextSchema, context, '--context'),
+        maxAttempts: config.taskAttempts,
+      },
+      'task',
+    );
+    await using bus = await connectCli(config);
+    const record = await bus.submit(spec);
+    if (!flags.wait) {
+      console.log(flags.json ? JSON.stringify({ id: record.id, status: record.status, domain: record.domain }) : record.id);
+      return;
+    }
+    if (!flags.json) console.error(c.gray(`task ${record.id} sent to ${domain}; following (Ctrl-C stops following, not the task)`));
+    const final = await followTask(bus, record.id, { onEntry: flags.json ? undefined : (e) => console.log(formatEntry(e)) });
+    printOutcome(final, flags.json);
+    process.exitCode = final.status === 'completed' ? EXIT.ok : EXIT.taskNotCompleted;
+  });
+
+  withConnection(
+    program
+      .command('status')
+      .description("show a task's record")
+      .argument('<id>', 'task id')
+      .option('--json', 'print JSON'),
+  ).action(async (id: string, flags: ConnectionFlags & { json?: boolean }) => {
+    const config = configFrom(flags);
+    const taskId = parseFlag(taskIdSchema, id, 'task id');
+    await using bus = await connectCli(config);
+    const record = await bus.tasks.get(taskId);
+    console.log(flags.json ? JSON.stringify(record, null, 2) : formatRecord(record));
+  });
+
+  withConnection(
+    program
+      .command('tasks')
+      .description('list tasks, newest first')
+      .option('--domain <domain>', 'only this domain')
+      .option('--status <status>', `only this status (${TASK_STATUSES.join(', ')})`)
+      .option('-n, --limit <n>', 'at most this many (1 to 1000)', '20')
+      .option('--json', 'print JSON'),
+  ).action(async (flags: ConnectionFlags & { domain?: string; status?: string; limit: string; json?: boolean }) => {
+    const config = configFrom(flags);
+    if (flags.domain !== undefined) assertKnownDomain(config.templatesDir, flags.domain);
+    const status = flags.status === undefined ? undefined : parseFlag(taskStatusSchema, flags.status, '--status');
+    const limit = parseFlag(z.coerce.number({ error: 'must be a number from 1 to 1000' }).int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000'), flags.limit, '--limit');
+    await using bus = await connectCli(config);
+    const records = await bus.tasks.list({ domain: flags.domain, status, limit });
+    if (flags.json) {
+      console.log(JSON.stringify(records, null, 2));
+    } else if (records.length === 0) {
+      console.log(c.gray('no tasks'));
+    } else {
+      console.log(table(['ID', 'DOMAIN', 'STATUS', 'AGENT', 'CREATED', 'DESCRIPTION'], records.map((r) => taskRow(r))));
+    }
+  });
+
+  withConnection(
+    program.command('cancel').description('cancel a task (an active one is stopped by its agent)').argument('<id>', 'task id').option('--json', 'print JSON'),
+  ).action(async (id: string, flags: ConnectionFlags & { json?: boolean }) => {
+    const config = configFrom(flags);
+    const taskId = parseFlag(taskIdSchema, id, 'task id');
+    await using bus = await connectCli(config);
+    const outcome = await bus.cancel(taskId);
+    if (flags.json) {
+      console.log(JSON.stringify({ id: taskId, ...outcome }));
+      return;
+    }
+    switch (outcome.outcome) {
+      case 'cancelled':
+        console.log(`cancelled ${taskId} (was ${outcome.from})`);
+        break;
+      case 'requested':
+        console.log(`cancelling ${taskId}: asked agent ${outcome.agent ?? '(none recorded)'} to stop it; \`dan status ${taskId}\` shows when it has`);
+        break;
+      case 'already_finished':
+        console.log(`task ${taskId} already ended ${outcome.status}; nothing to cancel`);
+        break;
+    }
+  });
+}
+
+function printOutcome(record: TaskRecord, json: boolean | undefined): void {
+  if (json) {
+    console.log(JSON.stringify(record, null, 2));
+    return;
+  }
+  if (!isTerminal(record.status)) return;
+  const line = record.status === 'completed' ? c.green(`completed ${record.id}`) : c.red(`${record.status} ${record.id}`);
+  console.error(line + (record.error ? `: ${record.error}` : ''));
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { DanError } from '../lib/errors.js';
+import { registerAgentsCommand } from './commands/agents.js';
+import { registerLogsCommand } from './commands/logs.js';
+import { registerTaskCommands } from './commands/tasks.js';
+import { EXIT, exitCodeFor } from './context.js';
+import { cErr } from './output.js';
+
+/** Adds the connection flags every Redis-talking command accepts. */
+function withConnection(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-r, --redis-url <url>', 'Redis URL (default REDIS_URL or redis://localhost:6379)'))
+    .addOption(new Option('--network <name>', 'network name: key prefix and container label (default DAN_NETWORK or dan)'));
+}
+
+function fail(error: unknown): never {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = exitCodeFor(error);
+  process.stderr.write(`${cErr.red('dan:')} ${message}\n`);
+  if (!(error instanceof DanError) && process.env.DAN_DEBUG) console.error(error);
+  process.exit(code);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('dan')
+    .description('dan, the distributed agent network: Claude Code agents in containers on a Redis bus')
+    .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({
+      outputError: (text, write) => write(`${cErr.red('dan:')} ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
+    });
+  registerTaskCommands(program, withConnection);
+  registerLogsCommand(program, withConnection);
+  registerAgentsCommand(program, withConnection);
+  for (const cmd of program.commands) cmd.exitOverride();
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      const ok = ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(error.code);
+      process.exit(ok ? EXIT.ok : EXIT.badInput);
+    }
+    fail(error);
+  }
+}
+
+await main(process.argv);

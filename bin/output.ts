@@ -1,0 +1,113 @@
+import { Chalk, type ChalkInstance } from 'chalk';
+import type { AgentRecord } from '../lib/registry/index.js';
+import type { StoredLogEntry } from '../lib/messaging/index.js';
+import type { TaskRecord, TaskStatus } from '../lib/task.js';
+
+/** Human output: colour only on a TTY and when NO_COLOR is unset (https://no-color.org). */
+export function makeChalk(stream: NodeJS.WriteStream = process.stdout, env: NodeJS.ProcessEnv = process.env): ChalkInstance {
+  const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== '';
+  const force = env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0';
+  return new Chalk({ level: noColor ? 0 : force || stream.isTTY ? 1 : 0 });
+}
+
+export const c = makeChalk();
+export const cErr = makeChalk(process.stderr);
+
+const STATUS_COLOR: Record<TaskStatus, (s: string) => string> = {
+  waiting: (s) => c.gray(s),
+  queued: (s) => c.cyan(s),
+  active: (s) => c.blue(s),
+  completed: (s) => c.green(s),
+  failed: (s) => c.red(s),
+  cancelled: (s) => c.yellow(s),
+  timed_out: (s) => c.red(s),
+};
+
+export const colorStatus = (status: TaskStatus): string => STATUS_COLOR[status](status);
+
+export function time(ms: number): string {
+  const d = new Date(ms);
+  return d.toISOString().slice(11, 23);
+}
+
+export function duration(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return '-';
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+export function ago(ms: number, now = Date.now()): string {
+  return `${duration(now - ms)} ago`;
+}
+
+export function truncate(text: string, max: number): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+const TYPE_COLOR: Partial<Record<string, (s: string) => string>> = {
+  status: (s) => c.bold(s),
+  tool_use: (s) => c.magenta(s),
+  tool_result: (s) => c.gray(s),
+  result: (s) => c.green(s),
+  stderr: (s) => c.yellow(s),
+  error: (s) => c.red(s),
+  raw: (s) => c.gray(s),
+};
+
+/** One log line: time, optional task tag, type, text. */
+export function formatEntry({ entry, taskId }: StoredLogEntry, options: { tag?: string } = {}): string {
+  const paint = TYPE_COLOR[entry.type] ?? ((s: string) => s);
+  const tag = options.tag === undefined ? '' : `${c.cyan(options.tag)} `;
+  const status = entry.type === 'status' && entry.status ? `${colorStatus(entry.status)} ` : '';
+  const agent = entry.type === 'status' && entry.agent ? c.gray(` (${entry.agent})`) : '';
+  void taskId;
+  return `${c.gray(time(entry.ts))} ${tag}${paint(entry.type.padEnd(11))} ${status}${entry.text}${agent}`;
+}
+
+export function formatRecord(r: TaskRecord): string {
+  const lines = [
+    `${c.bold('task')}       ${r.id}`,
+    `${c.bold('status')}     ${colorStatus(r.status)}${r.reason && r.status !== 'completed' ? c.gray(`  (${r.reason})`) : ''}`,
+    `${c.bold('domain')}     ${r.domain}`,
+    `${c.bold('priority')}   ${r.priority}   ${c.bold('timeout')} ${r.timeoutS}s   ${c.bold('attempts')} ${r.attempts}/${r.maxAttempts}`,
+    `${c.bold('created')}    ${new Date(r.createdAt).toISOString()}`,
+  ];
+  if (r.agent) lines.push(`${c.bold('agent')}      ${r.agent}`);
+  if (r.startedAt) lines.push(`${c.bold('started')}    ${new Date(r.startedAt).toISOString()}`);
+  if (r.finishedAt) lines.push(`${c.bold('finished')}   ${new Date(r.finishedAt).toISOString()}  (${duration(r.finishedAt - (r.startedAt ?? r.createdAt))})`);
+  if (r.costUsd !== undefined) lines.push(`${c.bold('cost')}       $${r.costUsd.toFixed(4)}   ${c.bold('turns')} ${r.turns ?? '-'}`);
+  if (r.parent) lines.push(`${c.bold('parent')}     ${r.parent}${r.key ? ` (${r.key})` : ''}`);
+  if (r.dependsOn.length > 0) lines.push(`${c.bold('depends on')} ${r.dependsOn.join(', ')}`);
+  if (Object.keys(r.context).length > 0) lines.push(`${c.bold('context')}    ${truncate(JSON.stringify(r.context), 200)}`);
+  lines.push(`${c.bold('description')}`, indent(r.description));
+  if (r.error) lines.push(`${c.bold(c.red('error'))}`, indent(r.error));
+  if (r.result) lines.push(`${c.bold('result')}`, indent(r.result));
+  return lines.join('\n');
+}
+
+const indent = (text: string): string =>
+  text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+
+/** A fixed-width table; widths from the content. */
+export function table(header: string[], rows: string[][]): string {
+  // eslint-disable-next-line no-control-regex
+  const visible = (s: string): number => s.replace(/\u001b\[[0-9;]*m/g, '').length;
+  const widths = header.map((h, i) => Math.max(visible(h), ...rows.map((r) => visible(r[i] ?? ''))));
+  const line = (cells: string[]): string =>
+    cells.map((cell, i) => (i === cells.length - 1 ? cell : cell + ' '.repeat(widths[i]! - visible(cell)))).join('  ');
+  return [c.bold(line(header)), ...rows.map(line)].join('\n');
+}
+
+export function taskRow(r: TaskRecord, now = Date.now()): string[] {
+  return [r.id, r.domain, colorStatus(r.status), r.agent ?? '-', ago(r.createdAt, now), truncate(r.description, 50)];
+}
+
+export function agentRow(a: AgentRecord, now = Date.now()): string[] {
+  const state = a.alive ? (a.status === 'busy' ? c.blue(a.status) : c.green(a.status)) : c.red('dead (heartbeat expired)');
+  return [a.id, a.role, a.domain, state, a.taskIds.join(',') || '-', String(a.tasksDone), a.runtime, a.ref || '-', ago(a.startedAt, now)];
+}

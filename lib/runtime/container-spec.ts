@@ -1,0 +1,105 @@
+import path from 'node:path';
+import type Docker from 'dockerode';
+import { LABELS, type AgentSpec } from './runtime.js';
+import { RuntimeError } from './runtime-errors.js';
+
+/** Where and how agent containers of one network run: the settings the docker runtime was created with. */
+export interface ContainerSettings {
+  network: string;
+  image: string;
+  /** Replaces the image's CMD (its ENTRYPOINT still runs), e.g. `['sleep', '300']` in tests. */
+  cmd?: string[];
+  /** REDIS_URL given to agents unless their spec sets one. */
+  agentRedisUrl: string;
+  /** A Docker volume name, or an absolute host path bind-mounted. */
+  workspaceVolume: string;
+  memoryMb: number;
+  cpus: number;
+  pidsLimit: number;
+}
+
+/** The uid:gid agents run as; the images create user `agent` with it. */
+export const AGENT_USER = '1000:1000';
+/** Where the workspace is mounted in agent containers. */
+export const WORKSPACE_PATH = '/workspace';
+
+const AGENT_ID = /^[A-Za-z0-9_.-]{1,100}$/;
+
+/**
+ * `<network>-<domain>-<first 8 chars of the agent id, lowercased>`; with `full`, the whole id (used when
+ * the short name is taken: ULIDs made in the same quarter second share their first 8 characters).
+ */
+export function containerName(network: string, domain: string, agentId: string, full = false): string {
+  const safeDomain = domain.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-') || 'agent';
+  const id = (full ? agentId : agentId.slice(0, 8)).toLowerCase();
+  return `${network}-${safeDomain}-${id}`;
+}
+
+/** The workspace as a Docker mount: a name is a named volume, an absolute path a bind mount. */
+export function workspaceMount(workspaceVolume: string): Docker.MountSettings {
+  if (path.isAbsolute(workspaceVolume)) return { Type: 'bind', Source: workspaceVolume, Target: WORKSPACE_PATH };
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]+$/.test(workspaceVolume)) {
+    throw new RuntimeError(
+      `DAN_WORKSPACE_VOLUME="${workspaceVolume}" is neither a volume name nor an absolute path`,
+      { details: { workspaceVolume } },
+    );
+  }
+  return { Type: 'volume', Source: workspaceVolume, Target: WORKSPACE_PATH };
+}
+
+/** The labels that make a container this network's agent. */
+export function agentLabels(network: string, spec: AgentSpec): Record<string, string> {
+  return {
+    [LABELS.network]: network,
+    [LABELS.role]: spec.role,
+    [LABELS.domain]: spec.domain,
+    [LABELS.agentId]: spec.agentId,
+  };
+}
+
+/**
+ * The create options of an agent container: non-root, no capabilities, no new privileges, limited memory,
+ * CPU and PIDs, the workspace and nothing else mounted, on the network's Docker network.
+ */
+export function agentContainerOptions(settings: ContainerSettings, spec: AgentSpec, name: string): Docker.ContainerCreateOptions {
+  if (!AGENT_ID.test(spec.agentId)) {
+    throw new RuntimeError(`invalid agent id "${spec.agentId}": letters, digits, ".", "_" or "-", at most 100`, {
+      details: { agentId: spec.agentId },
+    });
+  }
+  const env: Record<string, string> = {
+    REDIS_URL: settings.agentRedisUrl,
+    DAN_NETWORK: settings.network,
+    ...spec.env,
+    // Identity and place come from the spec and the mount, never from a caller's env that disagrees.
+    AGENT_ID: spec.agentId,
+    AGENT_ROLE: spec.role,
+    DOMAIN_TYPE: spec.domain,
+    DAN_WORKSPACE: WORKSPACE_PATH,
+    DAN_IN_CONTAINER: '1',
+  };
+  return {
+    name,
+    Image: settings.image,
+    ...(settings.cmd ? { Cmd: settings.cmd } : {}),
+    User: AGENT_USER,
+    WorkingDir: WORKSPACE_PATH,
+    Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
+    Labels: agentLabels(settings.network, spec),
+    HostConfig: {
+      Memory: Math.round(settings.memoryMb * 1024 * 1024),
+      NanoCpus: Math.round(settings.cpus * 1e9),
+      PidsLimit: settings.pidsLimit,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      Init: true,
+      ExtraHosts: ['host.docker.internal:host-gateway'],
+      Mounts: [workspaceMount(settings.workspaceVolume)],
+      NetworkMode: settings.network,
+      RestartPolicy: { Name: 'no' },
+      // The reaper reads a dead agent's logs before it removes the container.
+      AutoRemove: false,
+    },
+  };
+}
