@@ -1,0 +1,17 @@
+import path from 'node:path';
+import { execa, type Result } from 'execa';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+/** Runs the real `dan` CLI (from source through tsx) with an environment of the test's choosing. */
+export async function runDan(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number } = {}): Promise<Result> {
+  return execa(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin/dan.ts'), ...args], {
+    cwd: ROOT,
+    env: { NO_COLOR: '1', ...env },
+    reject: false,
+    timeout: options.timeoutMs ?? 60_000,
+  });
+}
+
+export const danEntry = (): string[] => [process.execPath, '--import', 'tsx', path.join(ROOT, 'bin/dan.ts')];
+export const repoRoot = (): string => ROOT;
