@@ -83,7 +83,7 @@ export async function snapshot(redis: Redis, prefix: string): Promise<Record<str
             : type === 'set'
               ? JSON.stringify((await redis.smembers(key)).sort())
               : type === 'zset'
-                ? JSON.stringify(await redis.zrange(key, 0, -1, 'WITHSCORES'))
+                ? JSON.stringify(await redis.zrange(key, '0', '-1', 'WITHSCORES'))
                 : type === 'stream'
                   ? String(await redis.xlen(key))
                   : type === 'list'
