@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { DanError } from '../lib/errors.js';
+import { registerAgentCommand } from './commands/agent.js';
 import { registerAgentsCommand } from './commands/agents.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerTaskCommands } from './commands/tasks.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerTaskCommands(program, withConnection);
   registerLogsCommand(program, withConnection);
   registerAgentsCommand(program, withConnection);
+  registerAgentCommand(program, withConnection);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

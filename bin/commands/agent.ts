@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
+import { DomainAgent } from '../../lib/agent/index.js';
+import { BadInputError } from '../../lib/errors.js';
+import { createLogger } from '../../lib/log.js';
+import { configFrom, type ConnectionFlags } from '../context.js';
+
+/** `dan agent --domain <name>`: a domain agent in the foreground (what every agent container runs). */
+export function registerAgentCommand(program: Command, withConnection: (cmd: Command) => Command): void {
+  withConnection(
+    program
+      .command('agent')
+      .description("run a domain agent in the foreground: takes the domain's tasks and runs Claude Code for each")
+      .option('-d, --domain <name>', 'the domain (a folder under agents/domain-templates/; default DOMAIN_TYPE)')
+      .option('--id <id>', 'agent id (default AGENT_ID or a new one)')
+      .option('--idle-timeout <ms>', 'exit after this long without work (default DAN_IDLE_TIMEOUT_MS)')
+      .option('--concurrency <n>', 'tasks at once (default DAN_AGENT_CONCURRENCY)'),
+  ).action(async (flags: ConnectionFlags & { domain?: string; id?: string; idleTimeout?: string; concurrency?: string }) => {
+    const config = configFrom(flags, {
+      DOMAIN_TYPE: flags.domain,
+      AGENT_ID: flags.id,
+      DAN_IDLE_TIMEOUT_MS: flags.idleTimeout,
+      DAN_AGENT_CONCURRENCY: flags.concurrency,
+    });
+    const domain = config.domainType;
+    if (!domain) throw new BadInputError('dan agent needs a domain: pass --domain <name> or set DOMAIN_TYPE');
+    const agentId = config.agentId ?? `${domain}-${randomBytes(4).toString('hex')}`;
+    const logger = createLogger({ level: config.logLevel, name: 'dan-agent' });
+    const agent = await DomainAgent.start({ config, domain, agentId, env: process.env, logger });
+    const onSignal = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, 'signal received: finishing the current task within the grace period');
+      void agent.stop('stopped');
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    const reason = await agent.exited;
+    process.exitCode = reason === 'reaped' ? 1 : 0;
+  });
+}
