@@ -1,0 +1,72 @@
+import { readdir, readFile } from 'node:fs/promises';
+
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+}
+
+/** Every process from /proc (Linux); [] where there is no /proc. */
+async function processTable(): Promise<ProcInfo[]> {
+  let names: string[];
+  try {
+    names = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  const table: ProcInfo[] = [];
+  await Promise.all(
+    names
+      .filter((n) => /^\d+$/.test(n))
+      .map(async (n) => {
+        try {
+          const stat = await readFile(`/proc/${n}/stat`, 'utf8');
+          // `pid (comm) state ppid pgrp …`: comm may hold spaces and parentheses, so split after the last `)`.
+          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          table.push({ pid: Number(n), ppid: Number(fields[1]), pgid: Number(fields[2]) });
+        } catch {
+          // The process ended while we looked.
+        }
+      }),
+  );
+  return table;
+}
+
+/** The descendants of a process (children, their children …), from /proc; [] where there is none. */
+export async function descendants(pid: number): Promise<ProcInfo[]> {
+  const table = await processTable();
+  const children = new Map<number, ProcInfo[]>();
+  for (const p of table) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const out: ProcInfo[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      out.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return out;
+}
+
+function signal(target: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(target, sig);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ESRCH' && code !== 'EPERM') throw error;
+  }
+}
+
+/**
+ * Kills a process group led by `pid` and everything it started, at once. Killing the group is not enough:
+ * the CLI's Bash tool runs each command in a session of its own, which outlives the CLI (it does not clean
+ * them up, even on SIGTERM). So the group is frozen first (SIGSTOP: nothing new can be started), its
+ * descendants are read from /proc, and then every group among them and the CLI's own get SIGKILL.
+ */
+export async function killProcessTree(pid: number): Promise<void> {
+  signal(-pid, 'SIGSTOP');
+  const tree = await descendants(pid);
+  for (const pgid of new Set(tree.map((p) => p.pgid))) if (pgid > 1 && pgid !== pid) signal(-pgid, 'SIGKILL');
+  for (const p of tree) signal(p.pid, 'SIGKILL');
+  signal(-pid, 'SIGKILL');
+}
