@@ -1,0 +1,161 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ProcessRuntime, type AgentSpec } from '../../lib/runtime/index.js';
+import { repoRoot } from '../helpers/cli.js';
+import { testConfig, uniqueNetwork } from '../helpers/network.js';
+
+const fixture = path.join(repoRoot(), 'tests/fixtures/process-agent.mjs');
+let dir: string;
+let runtime: ProcessRuntime;
+
+const spec = (agentId: string, env: Record<string, string> = {}): AgentSpec => ({
+  agentId,
+  role: 'domain',
+  domain: 'backend',
+  env: { PID_FILE: path.join(dir, `${agentId}.pid`), ...env },
+});
+
+/** Alive and not a zombie: a killed process whose parent has not reaped it yet counts as dead. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  let stat = '';
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  return !/^\d+ \(.*\) Z/.test(stat);
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(25);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function grandchildOf(agentId: string): Promise<number> {
+  const file = path.join(dir, `${agentId}.pid`);
+  await until(() => existsSync(file) && readFileSync(file, 'utf8') !== '', `${agentId}'s grandchild`);
+  return Number(await readFile(file, 'utf8'));
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'dan-process-runtime-'));
+  const config = testConfig(uniqueNetwork('t'), { DAN_WORKSPACE: path.join(dir, 'workspace') });
+  runtime = await ProcessRuntime.create(config, {
+    entry: (s) => [process.execPath, fixture, s.env.MODE ?? 'serve'],
+    parentEnv: { PATH: process.env.PATH, HOME: process.env.HOME, PARENT_SECRET: 'leaked' },
+    logDir: path.join(dir, 'logs'),
+  });
+});
+
+afterEach(async () => {
+  await runtime.stopAll({ timeoutMs: 500 });
+});
+
+afterAll(async () => {
+  await runtime?.stopAll({ timeoutMs: 500 });
+  await runtime?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('ProcessRuntime', () => {
+  it('starts an agent with the spec env, PATH and HOME from the parent, in the workspace', async () => {
+    const handle = await runtime.spawn(spec('p-env', { CUSTOM: 'yes', AGENT_ID: 'spoofed' }));
+    expect(handle).toMatchObject({ agentId: 'p-env', role: 'domain', domain: 'backend', runtime: 'process', running: true });
+    expect(handle.name).toBe(`pid:${handle.ref}`);
+    // stdout and stderr are two pipes: their lines arrive in either order.
+    await until(async () => {
+      const sofar = await runtime.logs('p-env');
+      return sofar.includes('ready') && sofar.includes('to stderr');
+    }, 'the agent to start');
+
+    const logs = await runtime.logs('p-env');
+    expect(logs).toContain('agent=p-env role=domain domain=backend custom=yes secret=none path=set');
+    expect(logs).toContain(`cwd=${path.join(dir, 'workspace')}`);
+    const lines = logs.trimEnd().split('\n');
+    expect(await runtime.logs('p-env', { tail: 1 })).toBe(`${lines.at(-1)}\n`);
+    expect(await runtime.logs('p-env', { tail: 2 })).toBe(`${lines.slice(-2).join('\n')}\n`);
+  });
+
+  it('lists what it started, running or exited, until it is removed', async () => {
+    await runtime.spawn(spec('p-run'));
+    await runtime.spawn(spec('p-exit', { MODE: 'exit' }));
+    await until(async () => (await runtime.list()).some((a) => a.agentId === 'p-exit' && !a.running), 'p-exit to exit');
+
+    const agents = await runtime.list();
+    expect(agents.map((a) => [a.agentId, a.running]).sort()).toEqual([
+      ['p-exit', false],
+      ['p-run', true],
+    ]);
+    expect(await runtime.logs('p-exit')).toContain('agent=p-exit');
+    // Its end is the end of what it started, as in a container.
+    const orphan = await grandchildOf('p-exit');
+    await until(() => !isAlive(orphan), 'the exited agent\'s grandchild to die');
+
+    await runtime.remove('p-exit');
+    expect((await runtime.list()).map((a) => a.agentId)).toEqual(['p-run']);
+    expect(await runtime.logs('p-exit')).toBe('');
+  });
+
+  it('stop sends SIGTERM, lets the agent finish, and forgets it', async () => {
+    const handle = await runtime.spawn(spec('p-stop'));
+    await until(async () => (await runtime.logs('p-stop')).includes('ready'), 'the agent to start');
+    const grandchild = await grandchildOf('p-stop');
+
+    await runtime.stop('p-stop', { timeoutMs: 5000 });
+    expect(isAlive(Number(handle.ref))).toBe(false);
+    // SIGKILL is delivered asynchronously: the group is signalled when stop returns, dead a moment later.
+    await until(() => !isAlive(grandchild), 'the grandchild to die', 2000);
+    expect(await runtime.list()).toEqual([]);
+    expect(await readFile(path.join(dir, 'logs', 'p-stop.log'), 'utf8')).toContain('got SIGTERM');
+  });
+
+  it('stop kills an agent that ignores SIGTERM after the timeout', async () => {
+    const handle = await runtime.spawn(spec('p-stubborn', { MODE: 'stubborn' }));
+    await until(async () => (await runtime.logs('p-stubborn')).includes('ready'), 'the agent to start');
+
+    const started = Date.now();
+    await runtime.stop('p-stubborn', { timeoutMs: 300 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(isAlive(Number(handle.ref))).toBe(false);
+    expect(await readFile(path.join(dir, 'logs', 'p-stubborn.log'), 'utf8')).toContain('ignoring SIGTERM');
+  });
+
+  it('remove kills the whole process group, grandchildren included', async () => {
+    const handle = await runtime.spawn(spec('p-remove', { MODE: 'stubborn' }));
+    const grandchild = await grandchildOf('p-remove');
+    expect(isAlive(grandchild)).toBe(true);
+
+    await runtime.remove('p-remove');
+    await until(() => !isAlive(grandchild) && !isAlive(Number(handle.ref)), 'the group to die', 2000);
+    expect(await runtime.list()).toEqual([]);
+  });
+
+  it('treats unknown agents as a no-op and refuses a second agent with the same id', async () => {
+    await expect(runtime.stop('nobody')).resolves.toBeUndefined();
+    await expect(runtime.remove('nobody')).resolves.toBeUndefined();
+    expect(await runtime.logs('nobody')).toBe('');
+    await runtime.spawn(spec('p-twice'));
+    await expect(runtime.spawn(spec('p-twice'))).rejects.toMatchObject({ code: 'DAN_RUNTIME' });
+  });
+
+  it('reports an entry that cannot start as DAN_RUNTIME', async () => {
+    const broken = await ProcessRuntime.create(testConfig(uniqueNetwork('t'), { DAN_WORKSPACE: path.join(dir, 'workspace') }), {
+      entry: [path.join(dir, 'no-such-binary')],
+    });
+    await expect(broken.spawn(spec('p-broken'))).rejects.toMatchObject({ code: 'DAN_RUNTIME' });
+    expect(await broken.list()).toEqual([]);
+  });
+});

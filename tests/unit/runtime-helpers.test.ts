@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { containerName, workspaceMount } from '../../lib/runtime/container-spec.js';
+import { demuxDockerLogs } from '../../lib/runtime/docker-logs.js';
+import { LineBuffer } from '../../lib/runtime/line-buffer.js';
+
+const frame = (stream: number, text: string): Buffer => {
+  const payload = Buffer.from(text);
+  const header = Buffer.alloc(8);
+  header.writeUInt8(stream, 0);
+  header.writeUInt32BE(payload.length, 4);
+  return Buffer.concat([header, payload]);
+};
+
+describe('container names', () => {
+  it('are <network>-<domain>-<first 8 chars of the id, lowercased>, or the full id when asked', () => {
+    expect(containerName('dan', 'backend', '01JABCDEFGHJKMNPQRSTVWXYZ0')).toBe('dan-backend-01jabcde');
+    expect(containerName('dan', 'backend', '01JABCDEFGHJKMNPQRSTVWXYZ0', true)).toBe('dan-backend-01jabcdefghjkmnpqrstvwxyz0');
+    expect(containerName('dan', 'Web UI', 'abc')).toBe('dan-web-ui-abc');
+  });
+});
+
+describe('workspace mounts', () => {
+  it('treat an absolute path as a bind and a name as a volume, and refuse anything else', () => {
+    expect(workspaceMount('/srv/ws')).toEqual({ Type: 'bind', Source: '/srv/ws', Target: '/workspace' });
+    expect(workspaceMount('dan-workspace')).toEqual({ Type: 'volume', Source: 'dan-workspace', Target: '/workspace' });
+    expect(() => workspaceMount('./workspace')).toThrow(/neither a volume name nor an absolute path/);
+  });
+});
+
+describe('demuxDockerLogs', () => {
+  it('joins stdout and stderr frames in the order written', () => {
+    const buffer = Buffer.concat([frame(1, 'out 1\n'), frame(2, 'err 1\n'), frame(1, 'out 2\n')]);
+    expect(demuxDockerLogs(buffer)).toBe('out 1\nerr 1\nout 2\n');
+  });
+
+  it('returns unframed (TTY) output as it is', () => {
+    expect(demuxDockerLogs(Buffer.from('plain text output\n'))).toBe('plain text output\n');
+    expect(demuxDockerLogs(Buffer.alloc(0))).toBe('');
+  });
+});
+
+describe('LineBuffer', () => {
+  it('keeps the last lines across chunks and streams, unfinished ones included', () => {
+    const buffer = new LineBuffer(3);
+    buffer.write('stdout', 'one\ntw');
+    buffer.write('stderr', 'err\n');
+    buffer.write('stdout', 'o\nthree\nfour\npart');
+    expect(buffer.tail(10)).toBe('two\nthree\nfour\npart\n');
+    expect(buffer.tail(2)).toBe('four\npart\n');
+    buffer.end('stdout');
+    expect(buffer.tail(10)).toBe('three\nfour\npart\n');
+  });
+});
