@@ -115,10 +115,10 @@ async function runHelper(
     const output = StatusCode === 0 ? '' : demuxDockerLogs((await container.logs({ stdout: true, stderr: true })) as Buffer);
     return { exitCode: StatusCode, output };
   } catch (error) {
-    throw translateDockerError(docker, error, `prepare the workspace ${options.workspaceVolume} with image ${options.image}`, {
-      workspaceVolume: options.workspaceVolume,
-      image: options.image,
-    });
+    const details = { workspaceVolume: options.workspaceVolume, image: options.image };
+    const translated = translateDockerError(docker, error, `prepare the workspace ${options.workspaceVolume} with image ${options.image}`, details);
+    if (dockerStatus(error) !== 404 || !/image/i.test(translated.message)) throw translated;
+    throw new RuntimeError(`${translated.message} (build it with scripts/build-image.sh, or set DAN_AGENT_IMAGE)`, { cause: error, details });
   } finally {
     await container?.remove({ force: true }).catch((error: unknown) => {
       options.logger.warn({ err: error }, 'could not remove the workspace helper container');
