@@ -97,9 +97,10 @@ async function followNetwork(bus: Bus, options: NetworkOptions): Promise<void> {
   const positions = new Map<string, string>();
   const history: StoredLogEntry[] = [];
   for (const id of ids.filter((i) => tags.get(i))) {
-    const entries = (await bus.logs.history(id, { last: Math.max(options.lines, 1) })).filter(options.matches);
-    history.push(...entries);
-    positions.set(id, (await bus.logs.lastId(id)) || '0-0');
+    const recent = await bus.logs.history(id, { last: Math.max(options.lines, 1) });
+    history.push(...recent.filter(options.matches));
+    // Follow from the newest entry read, not from a second lookup: an entry written in between would be lost.
+    positions.set(id, recent.at(-1)?.id ?? '0-0');
   }
   history.sort((a, b) => compareStreamIds(a.id, b.id));
   for (const e of options.lines === 0 ? [] : history.slice(-options.lines)) print(e);
