@@ -21,6 +21,8 @@ export class LeaderLease extends EventEmitter<{ acquired: []; lost: [string]; er
   private leader = false;
   private lastRenewed = 0;
   private stopped = false;
+  /** Counts stop() calls, so an attempt that was on the wire when stop() came knows not to lead. */
+  private stops = 0;
 
   constructor(
     redis: Redis,
@@ -38,9 +40,15 @@ export class LeaderLease extends EventEmitter<{ acquired: []; lost: [string]; er
 
   /** Tries once: takes or renews the lease. */
   async tryAcquire(): Promise<boolean> {
+    const stops = this.stops;
     let held = false;
     try {
       held = (await this.scripts.acquireLease(this.keys.leader, this.holderId, this.options.ttlMs)) === 1;
+      if (this.stops !== stops) {
+        // stop() came while this attempt was on the wire: hand back what it took instead of leading.
+        if (held) await this.scripts.releaseLease(this.keys.leader, this.holderId).catch(() => {});
+        return false;
+      }
     } catch (error) {
       this.emit('error', error as Error);
       // Without Redis we cannot renew: once the TTL has passed, another may lead.
@@ -65,6 +73,7 @@ export class LeaderLease extends EventEmitter<{ acquired: []; lost: [string]; er
   /** Stops renewing and hands the lease back, so a standby takes over at once. Safe to call twice. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stops++;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.leader) {

@@ -218,8 +218,8 @@ describe('heartbeat of a reaped agent', () => {
 describe('leader lease', () => {
   it('elects exactly one leader among two candidates', async () => {
     const [ra, rb] = [await otherConnection('cand-a'), await otherConnection('cand-b')];
-    const a = lease(ra, 'orch-a', { ttlMs: 1000 });
-    const b = lease(rb, 'orch-b', { ttlMs: 1000 });
+    const a = lease(ra, 'orch-a', { ttlMs: 3000 });
+    const b = lease(rb, 'orch-b', { ttlMs: 3000 });
     a.start();
     b.start();
     await eventually(() => a.isLeader || b.isLeader, { what: 'a leader' });
@@ -231,7 +231,7 @@ describe('leader lease', () => {
   });
 
   it('lets the standby take over within about one TTL once the leader stops renewing', async () => {
-    const ttlMs = 1000;
+    const ttlMs = 2000;
     // A leader that took the lease and then died: it never renews and never releases.
     const dead = lease(await otherConnection('dead-leader'), 'orch-dead', { ttlMs });
     expect(await dead.tryAcquire()).toBe(true);
@@ -262,6 +262,22 @@ describe('leader lease', () => {
     expect(a.isLeader).toBe(false);
     await eventually(() => b.isLeader, { timeoutMs: 10_000, what: 'b to lead after the release' });
     expect(await net.redis.get(net.bus.keys.leader)).toBe('orch-b');
+  });
+
+  it('does not lead, nor keep the lease, once stopped, even if it was stopped while taking it', async () => {
+    const ttlMs = 60_000;
+    const quitter = lease(await otherConnection('quitter'), 'orch-quitter', { ttlMs });
+    const acquired: string[] = [];
+    quitter.on('acquired', () => acquired.push('acquired'));
+    quitter.start(); // its first attempt is on the wire …
+    await quitter.stop(); // … when it is told to stop
+    await sleep(200);
+
+    expect(quitter.isLeader).toBe(false);
+    expect(acquired).toEqual([]);
+    // So a standby takes over at once rather than a TTL later.
+    const standby = lease(await otherConnection('standby'), 'orch-standby', { ttlMs });
+    expect(await standby.tryAcquire()).toBe(true);
   });
 
   it("emits 'lost' when another holder has taken the lease", async () => {
