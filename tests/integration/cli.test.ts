@@ -254,6 +254,7 @@ describe('bad input exits 2 with one line on stderr and writes nothing', () => {
     ['tasks -n 1001', ['tasks', '-n', '1001'], /--limit must be at most 1000/],
     ['tasks -n 1.5', ['tasks', '-n', '1.5'], /--limit must be a whole number/],
     ['tasks --domain nosuch', ['tasks', '--domain', 'nosuch'], /unknown domain "nosuch"/],
+    ['tasks --limit without its value', ['tasks', '--limit'], /option '-n, --limit <n>' argument missing/],
     ['tasks with an unknown option', ['tasks', '--bogus'], /unknown option '--bogus'/],
     // cancel
     ['cancel without an id', ['cancel'], /missing required argument 'id'/],
@@ -265,6 +266,7 @@ describe('bad input exits 2 with one line on stderr and writes nothing', () => {
     ['logs --task with a malformed id', ['logs', '--task', 'nope', '--no-follow'], /--task .*is not a task id/],
     ['logs --task with an unknown id', ['logs', '--task', UNKNOWN_ID, '--no-follow'], new RegExp(`no task with id "${UNKNOWN_ID}"`)],
     ['logs -n abc', ['logs', '-n', 'abc', '--no-follow'], /--lines must be a number from 0 to 100000/],
+    ['logs --task without its value', ['logs', '--task'], /option '--task <id>' argument missing/],
     ['logs with an unknown option', ['logs', '--bogus'], /unknown option '--bogus'/],
     // agents
     ['agents with an unknown option', ['agents', '--bogus'], /unknown option '--bogus'/],

@@ -179,6 +179,7 @@ describe('reading records', () => {
     expect(error).toBeInstanceOf(CorruptRecordError);
     expect(error).toMatchObject({ code: 'DAN_CORRUPT_RECORD', key: bus.keys.task(badId) });
     expect((error as Error).message).toContain('status');
+    await expect(bus.tasks.find(badId)).rejects.toBeInstanceOf(CorruptRecordError);
 
     expect((await bus.tasks.list()).map((r) => r.id)).toEqual([good.id]);
     const reported: CorruptRecordError[] = [];
