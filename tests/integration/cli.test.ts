@@ -123,10 +123,16 @@ describe('sending a task and looking at it', () => {
     expect(String(result.stdout).trim()).toBe('no agents registered (the orchestrator starts them when work arrives)');
   });
 
-  it('exits 3 and names the URL when Redis is unreachable', async () => {
-    const result = await runDan(['status', UNKNOWN_ID], { ...cliEnv(net), REDIS_URL: 'redis://127.0.0.1:1' });
-    expect(result.exitCode).toBe(3);
-    expect(lines(String(result.stderr))).toEqual([expect.stringContaining('redis://127.0.0.1:1')]);
+  it('exits 3 and names the URL, without its password, when Redis is unreachable', async () => {
+    const [plain, withPassword] = await Promise.all([
+      runDan(['status', UNKNOWN_ID], { ...cliEnv(net), REDIS_URL: 'redis://127.0.0.1:1' }),
+      runDan(['tasks'], { ...cliEnv(net), REDIS_URL: 'redis://dan:s3cret@127.0.0.1:1' }),
+    ]);
+    expect(plain.exitCode).toBe(3);
+    expect(lines(String(plain.stderr))).toEqual([expect.stringContaining('redis://127.0.0.1:1')]);
+    expect(withPassword.exitCode).toBe(3);
+    expect(lines(String(withPassword.stderr))).toEqual([expect.stringContaining('redis://dan:***@127.0.0.1:1')]);
+    expect(String(withPassword.stderr)).not.toContain('s3cret');
   });
 
   it('writes no ANSI escapes with NO_COLOR, even when colour is forced', async () => {
