@@ -41,16 +41,16 @@ describe('sending a task and looking at it', () => {
     expect((await net.bus.tasks.get(id)).description).toBe('hello');
     expect((await net.bus.queues.queue('backend').getJob(id))?.id).toBe(id);
 
-    const [status_, tasks, logs, statusJson] = await Promise.all([
+    const [shown, tasks, logs, statusJson] = await Promise.all([
       dan(['status', id]),
       dan(['tasks']),
       dan(['logs', '--task', id, '--no-follow']),
       dan(['status', id, '--json']),
     ]);
-    expect(status_.exitCode).toBe(0);
-    expect(status_.stdout).toMatch(new RegExp(`^task\\s+${id}$`, 'm'));
-    expect(status_.stdout).toMatch(/^status\s+queued/m);
-    expect(status_.stdout).toContain('hello');
+    expect(shown.exitCode).toBe(0);
+    expect(shown.stdout).toMatch(new RegExp(`^task\\s+${id}$`, 'm'));
+    expect(shown.stdout).toMatch(/^status\s+queued/m);
+    expect(shown.stdout).toContain('hello');
 
     expect(tasks.exitCode).toBe(0);
     const row = lines(String(tasks.stdout)).find((l) => l.startsWith(id));
