@@ -8,7 +8,7 @@ import { assertKnownDomain, domainTemplateDir, mainTemplateDir } from '../domain
 import { CorruptRecordError } from '../errors.js';
 import { buildClaudeEnv, prepareConfigDir, runClaude, type ExecutorResult } from '../executor/index.js';
 import type { Logger } from '../log.js';
-import { Bus, createRedis, type TaskJobData } from '../messaging/index.js';
+import { Bus, createRedis, type Redis, type TaskJobData } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat } from '../registry/index.js';
 import { taskIdSchema, type ControlMessage, type TaskRecord } from '../task.js';
 import { LogWriter } from './log-writer.js';
@@ -45,6 +45,7 @@ type AbortReason = 'cancelled' | 'shutdown' | 'reaped';
  */
 export class DomainAgent {
   private worker: Worker<TaskJobData> | undefined;
+  private workerConnection: Redis | undefined;
   private heartbeat: Heartbeat | undefined;
   private readonly running = new Map<string, Running>();
   private idleTimer: NodeJS.Timeout | undefined;
@@ -113,6 +114,7 @@ export class DomainAgent {
     await events.subscribeControl(agentId);
 
     const connection = createRedis(config.redisUrl, { name: `dan-agent:${agentId}:worker` });
+    this.workerConnection = connection;
     connection.on('error', (error) => this.log.warn({ err: error }, 'redis connection error'));
     this.worker = new Worker<TaskJobData>(domain, (job, token) => this.process(job, token), {
       connection,
@@ -343,6 +345,8 @@ export class DomainAgent {
       this.log.warn({ err: error }, 'closing the queue worker failed');
     } finally {
       if (graceTimer) clearTimeout(graceTimer);
+      // BullMQ never closes a connection it was handed; an open one keeps the process alive after `exited`.
+      this.workerConnection?.disconnect();
     }
     this.heartbeat?.stop();
     if (reason !== 'reaped') await this.registry.deregister(agentId, domain).catch((error) => this.log.warn({ err: error }, 'deregister failed'));
