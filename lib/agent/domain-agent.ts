@@ -31,6 +31,8 @@ export interface DomainAgentOptions {
 interface Running {
   controller: AbortController;
   attempt: number;
+  /** The reason a user gave for cancelling the task (its control message), kept for the record. */
+  cancelReason?: string;
 }
 
 const jobDataSchema = z.object({ taskId: taskIdSchema });
@@ -212,7 +214,8 @@ export class DomainAgent {
         await this.giveBack(job, token);
         return;
       }
-      await this.finish(taskId, attempt, result, writer);
+      // A user's cancel: record their reason, not the abort signal's internal one.
+      await this.finish(taskId, attempt, reason === 'cancelled' ? { ...result, error: running.cancelReason ?? result.error } : result, writer);
     } finally {
       this.running.delete(taskId);
       this.tasksDone += 1;
@@ -286,7 +289,8 @@ export class DomainAgent {
       case 'cancel': {
         const running = this.running.get(message.taskId);
         if (running) {
-          this.log.info({ taskId: message.taskId }, 'cancelling task on request');
+          this.log.info({ taskId: message.taskId, reason: message.reason }, 'cancelling task on request');
+          running.cancelReason = message.reason;
           running.controller.abort('cancelled');
         }
         break;
