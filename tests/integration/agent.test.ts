@@ -1,0 +1,536 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { it as base, describe, expect } from 'vitest';
+import { DomainAgent } from '../../lib/agent/index.js';
+import { createLogger } from '../../lib/log.js';
+import { releaseAgentTasks } from '../../lib/orchestrator/release-tasks.js';
+import { AgentRegistry, Reaper } from '../../lib/registry/index.js';
+import type { Bus } from '../../lib/messaging/index.js';
+import { isTerminal, taskSpecSchema, type LogEntry, type TaskRecord, type TaskSpecInput } from '../../lib/task.js';
+import {
+  conversationRequests,
+  DELEGATION_MARKER,
+  delegateScenario,
+  echoScenario,
+  isSubagentRequest,
+  ModelServer,
+  offeredAgentTypes,
+  writeFileScenario,
+  type TurnChooser,
+} from '../fixtures/model-server.js';
+import { danEntry, repoRoot, runDan } from '../helpers/cli.js';
+import { eventually, openNetwork, testConfig, type TestNetwork } from '../helpers/network.js';
+
+const CLAUDE_BIN = path.join(repoRoot(), 'node_modules', '.bin', 'claude');
+const API_KEY = 'sk-ant-api03-test-0000000000000000000000000000';
+/** Every agent of these tests: the real CLI, short liveness timings. */
+const AGENT_ENV = { DAN_CLAUDE_BIN: CLAUDE_BIN, DAN_HEARTBEAT_MS: '200', DAN_HEARTBEAT_TTL_MS: '1200', DAN_REAPER_MS: '200' };
+
+/** Log lines of an in-process agent, kept for assertions and for the failure message. */
+class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0));
+    done();
+  }
+  messages(): string[] {
+    return this.lines.map((l) => (JSON.parse(l) as { msg?: string }).msg ?? '');
+  }
+}
+
+/** A `dan agent` child process. */
+interface ChildAgent {
+  id: string;
+  child: ChildProcess;
+  output: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * One test's world: its own network (key prefix), workspace, model server and agents. The model answers with
+ * `script`, which a test may swap at any time; `close()` stops everything even when the test failed.
+ */
+class Harness {
+  script: TurnChooser = writeFileScenario();
+  readonly agents: DomainAgent[] = [];
+  readonly children: ChildAgent[] = [];
+  readonly logs = new LogCapture();
+  private readonly dirs: string[] = [];
+
+  private constructor(
+    readonly net: TestNetwork,
+    readonly server: ModelServer,
+    readonly workspace: string,
+  ) {}
+
+  static async create(): Promise<Harness> {
+    // The real path: it is what /proc shows as a process's working directory.
+    const workspace = await realpath(await mkdtemp(path.join(os.tmpdir(), 'dan-agent-ws-')));
+    const net = await openNetwork({ DAN_WORKSPACE: workspace, ...AGENT_ENV }, 'agent');
+    let harness: Harness | undefined;
+    const server = await ModelServer.start({ script: (req) => harness!.script(req) });
+    harness = new Harness(net, server, workspace);
+    // The agents' CLI config dirs live under <tmp>/dan/<network>/ (a killed agent leaves its own behind).
+    harness.dirs.push(workspace, path.join(os.tmpdir(), 'dan', net.network));
+    return harness;
+  }
+
+  get bus(): Bus {
+    return this.net.bus;
+  }
+
+  /** What the CLI needs from the agent's environment. */
+  get claudeEnv(): Record<string, string> {
+    return { ANTHROPIC_BASE_URL: this.server.url, ANTHROPIC_API_KEY: API_KEY, PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.homedir() };
+  }
+
+  /** The environment of a `dan` process on this network. */
+  danEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      ...this.claudeEnv,
+      REDIS_URL: this.net.config.redisUrl,
+      DAN_NETWORK: this.net.network,
+      DAN_WORKSPACE: this.workspace,
+      DAN_LOG_LEVEL: 'info',
+      ...AGENT_ENV,
+      ...extra,
+    };
+  }
+
+  async tempDir(label: string): Promise<string> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), `dan-agent-${label}-`));
+    this.dirs.push(dir);
+    return dir;
+  }
+
+  /** A domain agent in this process. */
+  async startAgent(options: { domain?: string; id?: string; env?: Record<string, string> } = {}): Promise<DomainAgent> {
+    const domain = options.domain ?? 'backend';
+    const config = testConfig(this.net.network, { DAN_WORKSPACE: this.workspace, ...AGENT_ENV, ...options.env });
+    const agent = await DomainAgent.start({
+      config,
+      domain,
+      agentId: options.id ?? `${domain}-${this.agents.length + 1}`,
+      env: this.claudeEnv,
+      logger: createLogger({ level: 'debug', destination: this.logs }),
+    });
+    this.agents.push(agent);
+    return agent;
+  }
+
+  /** `dan agent --domain <domain>` as a child process; resolves once it has registered. */
+  async spawnAgent(id: string, extra: Record<string, string> = {}, domain = 'backend'): Promise<ChildAgent> {
+    const [node, ...args] = danEntry();
+    const child = spawn(node!, [...args, 'agent', '--domain', domain, '--id', id], {
+      cwd: repoRoot(),
+      env: this.danEnv(extra),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const output: string[] = [];
+    child.stdout!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
+    child.stderr!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    const agent: ChildAgent = { id, child, output, exited };
+    this.children.push(agent);
+    await eventually(async () => (await this.registry().ids()).includes(id), { what: `agent ${id} to register`, timeoutMs: 20_000 }).catch((error: Error) => {
+      throw new Error(`${error.message}\n${output.join('')}`);
+    });
+    return agent;
+  }
+
+  /** The registry as the orchestrator sees it, through the test's connection. */
+  registry(): AgentRegistry {
+    return new AgentRegistry(this.bus.redis, this.bus.keys, { heartbeatTtlMs: this.net.config.heartbeatTtlMs });
+  }
+
+  async submit(description: string, spec: Partial<TaskSpecInput> = {}): Promise<TaskRecord> {
+    return this.bus.submit(taskSpecSchema.parse({ domain: 'backend', description, timeoutS: 60, maxAttempts: 3, ...spec }));
+  }
+
+  /** Waits until the task's record satisfies `check`. */
+  async waitFor(id: string, check: (r: TaskRecord) => boolean, what = 'the task', timeoutMs = 40_000): Promise<TaskRecord> {
+    return eventually(
+      async () => {
+        const record = await this.bus.tasks.get(id);
+        return check(record) ? record : undefined;
+      },
+      { what, timeoutMs, intervalMs: 100 },
+    ).catch(async (error: Error) => {
+      throw new Error(`${error.message}; record ${JSON.stringify(await this.bus.tasks.find(id).catch(() => 'unreadable'))}`);
+    });
+  }
+
+  waitForEnd(id: string, timeoutMs?: number): Promise<TaskRecord> {
+    return this.waitFor(id, (r) => isTerminal(r.status), 'the task to end', timeoutMs);
+  }
+
+  async entries(id: string): Promise<LogEntry[]> {
+    return (await this.bus.logs.history(id)).map((e) => e.entry);
+  }
+
+  async close(): Promise<void> {
+    for (const agent of this.agents) await agent.stop('stopped', { graceMs: 0 }).catch(() => {});
+    for (const { child, exited } of this.children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    }
+    for (const pid of await processesIn(this.workspace)) killQuietly(pid);
+    await this.server.close();
+    await this.net.cleanup();
+    for (const dir of this.dirs) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const it = base.extend<{ h: Harness }>({
+  // eslint-disable-next-line no-empty-pattern
+  h: async ({}, use) => {
+    const harness = await Harness.create();
+    try {
+      await use(harness);
+    } finally {
+      await harness.close();
+    }
+  },
+});
+
+/** Pids of processes whose working directory is `dir` or below: the CLIs an agent started there. */
+async function processesIn(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const cwd = await readlink(`/proc/${name}/cwd`).catch(() => '');
+    if (cwd === dir || cwd.startsWith(`${dir}/`)) pids.push(Number(name));
+  }
+  return pids;
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** A script whose first conversation turn never answers (the first attempt hangs); later turns use `then`. */
+function hangFirst(then: TurnChooser = writeFileScenario()): TurnChooser {
+  let calls = 0;
+  return (req) => (calls++ === 0 ? { hang: true } : then(req));
+}
+
+/** Resolves once the CLI has sent `count` conversation turns to the model: the run is under way. */
+async function modelCalled(h: Harness, count = 1): Promise<void> {
+  await eventually(() => conversationRequests(h.server.requests).length >= count, { what: 'the model to be called', timeoutMs: 30_000 });
+}
+
+const statusTrail = (entries: LogEntry[]): string[] => entries.filter((e) => e.type === 'status').map((e) => e.status!);
+
+describe('domain agent with the real claude CLI', () => {
+  it('completes a task whose model writes a file, with the whole run in the log', async ({ h }) => {
+    const agent = await h.startAgent();
+    const task = await h.submit('Create the file hello.txt saying hi');
+    const done = await h.waitForEnd(task.id);
+
+    expect(done).toMatchObject({ status: 'completed', attempts: 1, agent: agent.id });
+    expect(done.result).toContain('Done: wrote hello.txt');
+    expect(done.turns).toBe(2);
+    expect(done.costUsd).toBeGreaterThan(0);
+    expect(done.usage?.input_tokens).toBeGreaterThan(0);
+    expect(await readFile(path.join(h.workspace, 'hello.txt'), 'utf8')).toContain('Create the file hello.txt saying hi');
+
+    const entries = await h.entries(task.id);
+    const run = entries.filter((e) => ['init', 'assistant', 'tool_use', 'tool_result', 'result', 'status'].includes(e.type));
+    expect(run.map((e) => (e.type === 'status' ? `status:${e.status}` : e.type))).toEqual([
+      'status:queued',
+      'status:active',
+      'init',
+      'assistant',
+      'tool_use',
+      'tool_result',
+      'assistant',
+      'result',
+      'status:completed',
+    ]);
+    expect(entries.at(-1)).toMatchObject({ type: 'status', status: 'completed', agent: agent.id });
+    expect(run.find((e) => e.type === 'tool_use')).toMatchObject({ agent: agent.id, data: { tool: 'Write' } });
+  });
+
+  it("gives the model the domain's CLAUDE.md and workers, and a delegation reaches api-worker as a subagent", async ({ h }) => {
+    const templates = path.join(repoRoot(), 'agents', 'domain-templates', 'backend');
+    const instructions = await readFile(path.join(templates, 'CLAUDE.md'), 'utf8');
+    const apiWorker = await readFile(path.join(templates, '.claude', 'agents', 'api-worker.md'), 'utf8');
+    h.script = delegateScenario({ workerBody: apiWorker });
+    await h.startAgent();
+    const task = await h.submit('Create the file api.md describing the API');
+    const done = await h.waitForEnd(task.id, 60_000);
+    expect(done.status).toBe('completed');
+    expect(done.result).toContain('Delegated to api-worker');
+
+    const turns = conversationRequests(h.server.requests);
+    const main = turns.filter((r) => !isSubagentRequest(r, apiWorker));
+    const instructionLine = 'You are the **backend** agent of a dan network';
+    expect(instructions).toContain(instructionLine);
+    expect(main[0]!.reminders + main[0]!.system).toContain(instructionLine);
+    expect(offeredAgentTypes(main[0]!)).toEqual(expect.arrayContaining(['api-worker', 'db-worker', 'auth-worker']));
+
+    const delegated = turns.filter((r) => isSubagentRequest(r, apiWorker));
+    expect(delegated.length).toBeGreaterThan(0);
+    expect(delegated[0]!.prompt.startsWith(DELEGATION_MARKER)).toBe(true);
+    expect(delegated[0]!.prompt).toContain('Create the file api.md describing the API');
+    expect(await readFile(path.join(h.workspace, 'api.md'), 'utf8')).toContain('Written by');
+
+    const entries = await h.entries(task.id);
+    expect(entries.find((e) => e.type === 'init')?.data?.agents).toEqual(expect.arrayContaining(['api-worker', 'db-worker', 'auth-worker']));
+    expect(entries.some((e) => e.type === 'tool_use' && e.data?.tool === 'Agent' && e.text.includes('api-worker'))).toBe(true);
+  });
+
+  it('ends a task timed_out when the model hangs past its timeout, leaving no claude process behind', { timeout: 60_000 }, async ({ h }) => {
+    h.script = () => ({ hang: true });
+    await h.startAgent();
+    const task = await h.submit('Create the file slow.txt', { timeoutS: 10 });
+    await modelCalled(h);
+    expect((await processesIn(h.workspace)).length).toBeGreaterThan(0);
+
+    const done = await h.waitForEnd(task.id, 40_000);
+    expect(done.status).toBe('timed_out');
+    expect(done.error).toMatch(/timed out after 10000 ms/);
+    expect(await processesIn(h.workspace)).toEqual([]);
+    expect(statusTrail(await h.entries(task.id))).toEqual(['queued', 'active', 'timed_out']);
+  });
+
+  it('cancels an active task through its control channel', async ({ h }) => {
+    h.script = hangFirst();
+    const agent = await h.startAgent();
+    const task = await h.submit('Create the file never.txt');
+    await modelCalled(h);
+
+    expect(await h.bus.cancel(task.id, 'changed my mind')).toEqual({ outcome: 'requested', agent: agent.id });
+    const done = await h.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'cancelled', attempts: 1, agent: agent.id, reason: 'changed my mind', error: 'changed my mind' });
+    expect(await processesIn(h.workspace)).toEqual([]);
+    const entries = await h.entries(task.id);
+    expect(entries.some((e) => e.type === 'info' && e.text === 'cancel requested: changed my mind')).toBe(true);
+    expect(statusTrail(entries)).toEqual(['queued', 'active', 'cancelled']);
+    expect(entries.at(-1)).toMatchObject({ type: 'status', status: 'cancelled', text: 'cancelled: changed my mind', agent: agent.id });
+
+    // The agent goes on serving.
+    const next = await h.submit('Create the file after.txt');
+    expect((await h.waitForEnd(next.id)).status).toBe('completed');
+  });
+
+  it("fails a task with the API's message when the model answers HTTP 400", async ({ h }) => {
+    h.script = () => ({ status: 400, message: 'scripted: max_tokens must be at most 8192 in this test' });
+    await h.startAgent();
+    const task = await h.submit('Create the file bad.txt');
+    const done = await h.waitForEnd(task.id);
+    expect(done.status).toBe('failed');
+    expect(done.error).toContain('scripted: max_tokens must be at most 8192 in this test');
+    expect(done.attempts).toBe(1);
+  });
+
+  it('survives garbage on the CLI’s stdout, logs it raw, completes, and serves the next task', async ({ h }) => {
+    const dir = await h.tempDir('fake-claude');
+    const bin = path.join(dir, 'claude');
+    const result = JSON.stringify({ type: 'result', subtype: 'success', is_error: false, num_turns: 1, result: 'fake claude done', total_cost_usd: 0.001, usage: { input_tokens: 3, output_tokens: 4 }, session_id: 'fake' });
+    await writeFile(
+      bin,
+      [
+        '#!/bin/sh',
+        "echo 'this line is not JSON'",
+        "echo '{\"type\":\"mystery\",\"x\":1}'",
+        "echo '{\"broken\": '",
+        "echo '{\"type\":\"assistant\",\"message\":\"not an object\"}'",
+        "printf '\\001\\002\\377 binary junk\\n'",
+        "head -c 100000 /dev/zero | tr '\\0' x; echo",
+        'echo',
+        `echo '${result}'`,
+        'exit 0',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const agent = await h.startAgent({ env: { DAN_CLAUDE_BIN: bin } });
+    const first = await h.submit('first garbage task');
+    const second = await h.submit('second garbage task');
+    for (const id of [first.id, second.id]) {
+      const done = await h.waitForEnd(id);
+      expect(done).toMatchObject({ status: 'completed', result: 'fake claude done', agent: agent.id, turns: 1 });
+    }
+    const raw = (await h.entries(first.id)).filter((e) => e.type === 'raw').map((e) => e.text);
+    expect(raw).toEqual(expect.arrayContaining(['this line is not JSON', '{"type":"mystery","x":1}', '{"broken":']));
+    expect(raw.length).toBeGreaterThanOrEqual(5);
+    expect(raw.every((t) => t.length <= 2100)).toBe(true);
+    expect(await h.registry().ids()).toContain(agent.id);
+  });
+
+  it('puts the task of a SIGKILLed agent back on the queue, and a second agent completes it exactly once', { timeout: 90_000 }, async ({ h }) => {
+    h.script = hangFirst();
+    const first = await h.spawnAgent('backend-killed');
+    const task = await h.submit('Create the file survivor.txt');
+    await modelCalled(h);
+    await h.waitFor(task.id, (r) => r.status === 'active' && r.agent === first.id);
+
+    first.child.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
+    // The container of a dead agent goes with everything in it; here its CLI is an orphan: end it as docker would.
+    for (const pid of await processesIn(h.workspace)) killQuietly(pid);
+
+    // The orchestrator's reaper, as `dan orchestrator` runs it.
+    const registry = h.registry();
+    const reaped: string[] = [];
+    const reaper = new Reaper(registry).onReap(async (agent) => {
+      reaped.push(agent.id);
+      await releaseAgentTasks(h.bus, agent, 'stopped heartbeating');
+    });
+    const reaping = setInterval(() => void reaper.reapOnce().catch(() => {}), h.net.config.reaperMs);
+    try {
+      const requeued = await h.waitFor(task.id, (r) => r.status === 'queued', 'the reaper to requeue the task', 20_000);
+      expect(requeued.reason).toMatch(/back on the queue/);
+      expect(reaped).toEqual([first.id]);
+      expect((await registry.get(first.id))?.status).toBe('dead');
+
+      const second = await h.startAgent({ id: 'backend-second' });
+      const done = await h.waitForEnd(task.id);
+      expect(done).toMatchObject({ status: 'completed', attempts: 2, agent: second.id });
+      expect(await readFile(path.join(h.workspace, 'survivor.txt'), 'utf8')).toContain('survivor.txt');
+    } finally {
+      clearInterval(reaping);
+    }
+
+    const entries = await h.entries(task.id);
+    expect(statusTrail(entries)).toEqual(['queued', 'active', 'queued', 'active', 'completed']);
+    const back = entries.find((e) => e.type === 'status' && e.status === 'queued' && e.agent === first.id);
+    expect(back?.text).toBe(`agent ${first.id} stopped heartbeating during attempt 1 of 3; back on the queue`);
+    expect(entries.filter((e) => e.type === 'status' && e.status === 'completed')).toHaveLength(1);
+    expect(entries.filter((e) => e.type === 'result')).toHaveLength(1);
+  });
+
+  it('on SIGTERM hands the running task back to the queue, exits 0 and deregisters; another agent completes it', { timeout: 90_000 }, async ({ h }) => {
+    h.script = hangFirst();
+    const first = await h.spawnAgent('backend-terminated', { DAN_SHUTDOWN_GRACE_MS: '300' });
+    const task = await h.submit('Create the file handed-over.txt');
+    await modelCalled(h);
+    await h.waitFor(task.id, (r) => r.status === 'active' && r.agent === first.id);
+
+    first.child.kill('SIGTERM');
+    const exit = await first.exited;
+    expect(exit, first.output.join('')).toEqual({ code: 0, signal: null });
+    const requeued = await h.bus.tasks.get(task.id);
+    expect(requeued).toMatchObject({ status: 'queued', attempts: 1, reason: `agent ${first.id} stopped before the task finished` });
+    expect(await h.registry().ids()).not.toContain(first.id);
+    expect((await h.registry().get(first.id))?.status).toBe('stopped');
+    expect(await processesIn(h.workspace)).toEqual([]);
+
+    const second = await h.startAgent({ id: 'backend-second' });
+    const done = await h.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'completed', attempts: 2, agent: second.id });
+    const entries = await h.entries(task.id);
+    expect(statusTrail(entries)).toEqual(['queued', 'active', 'queued', 'active', 'completed']);
+    expect(entries.find((e) => e.type === 'status' && e.status === 'queued' && e.agent === first.id)?.text).toBe(
+      `agent ${first.id} stopped before the task finished; back on the queue`,
+    );
+  });
+
+  it('exits by itself after its idle timeout and deregisters', async ({ h }) => {
+    const agent = await h.spawnAgent('backend-idle', { DAN_IDLE_TIMEOUT_MS: '1500' });
+    const exit = await agent.exited;
+    expect(exit, agent.output.join('')).toEqual({ code: 0, signal: null });
+    expect(await h.registry().ids()).not.toContain(agent.id);
+    expect((await h.registry().get(agent.id))?.status).toBe('stopped');
+    expect(agent.output.join('')).toContain('"reason":"idle"');
+  });
+
+  it('when reaped while it works, stops its task without recording a result and exits "reaped"', async ({ h }) => {
+    h.script = () => ({ hang: true });
+    const agent = await h.startAgent();
+    const task = await h.submit('Create the file orphan.txt');
+    await modelCalled(h);
+    await h.waitFor(task.id, (r) => r.status === 'active');
+
+    // A long pause: the heartbeat lapses and the orchestrator reaps the agent while its CLI still runs.
+    const registry = h.registry();
+    const reaper = new Reaper(registry).onReap((dead) => releaseAgentTasks(h.bus, dead, 'stopped heartbeating').then(() => {}));
+    await eventually(
+      async () => {
+        await h.bus.redis.del(h.bus.keys.heartbeat(agent.id));
+        return (await reaper.reapOnce()).some((a) => a.id === agent.id);
+      },
+      { what: 'the agent to be reaped' },
+    );
+
+    expect(await agent.exited).toBe('reaped');
+    const record = await h.bus.tasks.get(task.id);
+    expect(record).toMatchObject({ status: 'queued', attempts: 1 });
+    expect(record.result).toBeUndefined();
+    expect(record.finishedAt).toBeUndefined();
+    const entries = await h.entries(task.id);
+    expect(statusTrail(entries)).toEqual(['queued', 'active', 'queued']);
+    expect(entries.some((e) => e.type === 'result')).toBe(false);
+    expect(await processesIn(h.workspace)).toEqual([]);
+    expect(h.logs.messages()).toContain('this agent was reaped: the task belongs to another agent now; no result recorded');
+  });
+
+  it('serves a new domain that is only a new folder', async ({ h }) => {
+    const templates = await h.tempDir('templates');
+    await cp(path.join(repoRoot(), 'agents'), templates, { recursive: true });
+    const data = path.join(templates, 'domain-templates', 'data');
+    await mkdir(path.join(data, '.claude', 'agents'), { recursive: true });
+    const instructions = 'You are the data agent of this network: pipelines, warehouses and ETL jobs.';
+    await writeFile(path.join(data, 'CLAUDE.md'), `# Data domain agent\n\n${instructions}\n`);
+    await writeFile(
+      path.join(data, '.claude', 'agents', 'etl-worker.md'),
+      '---\nname: etl-worker\ndescription: Builds extract-transform-load jobs.\ntools: Read, Write\n---\n\nYou write ETL jobs for the data domain.\n',
+    );
+    h.script = echoScenario();
+
+    // Without the folder the domain does not exist; with it, nothing else changes.
+    const unknown = await runDan(['send-task', 'data', 'Load the sales export into the warehouse'], h.danEnv());
+    expect(unknown.exitCode).toBe(2);
+    expect(String(unknown.stderr)).toMatch(/data/);
+    const sent = await runDan(['send-task', 'data', 'Load the sales export into the warehouse'], h.danEnv({ DAN_TEMPLATES: templates }));
+    expect(sent.exitCode, String(sent.stderr)).toBe(0);
+    const id = String(sent.stdout).trim();
+    expect((await h.bus.tasks.get(id)).domain).toBe('data');
+
+    const agent = await h.startAgent({ domain: 'data', env: { DAN_TEMPLATES: templates } });
+    const done = await h.waitForEnd(id);
+    expect(done).toMatchObject({ status: 'completed', agent: agent.id });
+    expect(done.result).toContain('Echo: Load the sales export into the warehouse');
+    const [turn] = conversationRequests(h.server.requests);
+    expect(turn!.reminders + turn!.system).toContain(instructions);
+    expect(offeredAgentTypes(turn!)).toContain('etl-worker');
+  });
+
+  it('logs and skips a queue job with bad data, and keeps serving', async ({ h }) => {
+    const queue = h.bus.queues.queue('backend');
+    await queue.add('task', { foo: 1 } as never);
+    await h.startAgent();
+    const task = await h.submit('Create the file real.txt');
+    expect((await h.waitForEnd(task.id)).status).toBe('completed');
+    await eventually(() => h.logs.messages().includes('dropped a queue job with malformed data'), { what: 'the bad job to be logged' });
+    expect(await h.bus.queues.counts('backend')).toEqual({ waiting: 0, active: 0 });
+  });
+
+  it('fails a task whose record was corrupted before it was taken, saying the record is malformed', async ({ h }) => {
+    const task = await h.submit('Create the file corrupt.txt');
+    await h.bus.redis.hdel(h.bus.keys.task(task.id), 'description');
+    const agent = await h.startAgent();
+    const hash = await eventually(
+      async () => {
+        const stored = await h.bus.redis.hgetall(h.bus.keys.task(task.id));
+        return stored.status === 'failed' ? stored : undefined;
+      },
+      { what: 'the corrupt task to fail' },
+    );
+    expect(hash).toMatchObject({ agent: agent.id, attempts: '1' });
+    expect(hash.error).toMatch(/^the task record is malformed: .*description/);
+    expect(conversationRequests(h.server.requests)).toEqual([]);
+    // The agent goes on serving.
+    const next = await h.submit('Create the file fine.txt');
+    expect((await h.waitForEnd(next.id)).status).toBe('completed');
+  });
+});
