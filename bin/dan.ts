@@ -4,6 +4,7 @@ import { DanError } from '../lib/errors.js';
 import { registerAgentCommand } from './commands/agent.js';
 import { registerAgentsCommand } from './commands/agents.js';
 import { registerLogsCommand } from './commands/logs.js';
+import { registerOrchestratorCommands } from './commands/orchestrator.js';
 import { registerTaskCommands } from './commands/tasks.js';
 import { EXIT, exitCodeFor } from './context.js';
 import { cErr } from './output.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerLogsCommand(program, withConnection);
   registerAgentsCommand(program, withConnection);
   registerAgentCommand(program, withConnection);
+  registerOrchestratorCommands(program, withConnection);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }
@@ -46,8 +48,7 @@ async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
-      const ok = ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(error.code);
-      process.exit(ok ? EXIT.ok : EXIT.badInput);
+      process.exit(error.exitCode === 0 ? EXIT.ok : EXIT.badInput);
     }
     fail(error);
   }

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { DomainAgent } from '../../lib/agent/index.js';
 import { BadInputError } from '../../lib/errors.js';
 import { createLogger } from '../../lib/log.js';
 import { configFrom, type ConnectionFlags } from '../context.js';
@@ -26,6 +25,7 @@ export function registerAgentCommand(program: Command, withConnection: (cmd: Com
     if (!domain) throw new BadInputError('dan agent needs a domain: pass --domain <name> or set DOMAIN_TYPE');
     const agentId = config.agentId ?? `${domain}-${randomBytes(4).toString('hex')}`;
     const logger = createLogger({ level: config.logLevel, name: 'dan-agent' });
+    const { DomainAgent } = await import('../../lib/agent/index.js');
     const agent = await DomainAgent.start({ config, domain, agentId, env: process.env, logger });
     const onSignal = (signal: NodeJS.Signals): void => {
       logger.info({ signal }, 'signal received: finishing the current task within the grace period');

@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import type { DanConfig } from '../../lib/config.js';
+import { RedisUnreachableError } from '../../lib/errors.js';
+import { createLogger, type Logger } from '../../lib/log.js';
+import { Bus, connectRedis } from '../../lib/messaging/index.js';
+import { AgentRegistry } from '../../lib/registry/index.js';
+import type { Runtime } from '../../lib/runtime/index.js';
+import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
+import { c } from '../output.js';
+
+const runtimeSchema = z.enum(['process', 'docker'], { error: 'must be process or docker' });
+
+/**
+ * How this very CLI was started, so the process runtime starts agents the same way (compiled, or from source
+ * through a loader such as tsx). Paths are made absolute: agents run with the workspace as their cwd.
+ */
+export function selfEntry(): string[] {
+  const execArgv = process.execArgv.map((arg, i, all) => {
+    const previous = all[i - 1];
+    if ((previous === '--import' || previous === '--loader' || previous === '--require') && !arg.startsWith('.') && !path.isAbsolute(arg)) {
+      return import.meta.resolve(arg); // a bare loader name resolves from this package, not from the agent's cwd
+    }
+    return arg;
+  });
+  return [process.execPath, ...execArgv, path.resolve(process.argv[1]!)];
+}
+
+// The orchestrator, runtimes and dockerode load only for the commands that use them: the CLI starts faster.
+const loadOrchestrator = () => import('../../lib/orchestrator/index.js');
+const loadRuntime = () => import('../../lib/runtime/index.js');
+
+async function makeRuntime(config: DanConfig, logger: Logger): Promise<Runtime> {
+  const { createRuntime, danArgs } = await loadRuntime();
+  return createRuntime(config, {
+    logger,
+    process: { entry: (spec) => [...selfEntry(), ...danArgs(spec)], parentEnv: process.env },
+  });
+}
+
+/** Runs an orchestrator in the foreground until a signal or `dan down`. */
+async function runOrchestrator(config: DanConfig, logger: Logger): Promise<void> {
+  const runtime = await makeRuntime(config, logger);
+  const { Orchestrator } = await loadOrchestrator();
+  const orchestrator = await Orchestrator.start({ config, runtime, logger, env: process.env });
+  const onSignal = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'signal received: stopping the orchestrator (agents finish and exit when idle)');
+    void orchestrator.stop('stopped');
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  await orchestrator.exited;
+  await runtime.close();
+}
+
+/** Starts a local redis-server for `dan up` when REDIS_URL points at this machine and nothing answers there. */
+async function startLocalRedis(config: DanConfig, logger: Logger): Promise<ChildProcess | undefined> {
+  const url = new URL(config.redisUrl);
+  if (!['localhost', '127.0.0.1', '::1', '[::1]'].includes(url.hostname)) return undefined;
+  try {
+    (await connectRedis(config.redisUrl, { mode: 'cli' })).disconnect();
+    return undefined; // already running
+  } catch {
+    // not reachable: start one below
+  }
+  const dir = path.resolve('.dan', 'redis');
+  mkdirSync(dir, { recursive: true });
+  const port = url.port || '6379';
+  const args = ['--port', port, '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', ''];
+  const child = spawn('redis-server', args, { stdio: 'ignore' });
+  const failed = new Promise<never>((_, reject) => child.once('error', reject));
+  failed.catch(() => {});
+  for (let i = 0; i < 50; i++) {
+    try {
+      await Promise.race([failed, new Promise((r) => setTimeout(r, 100))]);
+      (await connectRedis(config.redisUrl, { mode: 'cli' })).disconnect();
+      logger.info({ port, dir }, 'started a local redis-server (append-only file in .dan/redis)');
+      return child;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new RedisUnreachableError(config.redisUrl, { cause: new Error('redis-server is not installed: apt-get install redis-server, or set REDIS_URL') });
+      }
+    }
+  }
+  child.kill();
+  throw new RedisUnreachableError(config.redisUrl);
+}
+
+/** `dan orchestrator`, `dan up`, `dan down`. */
+export function registerOrchestratorCommands(program: Command, withConnection: (cmd: Command) => Command): void {
+  withConnection(
+    program.command('orchestrator').description('run a main orchestrator in the foreground (leader election, scaler, reaper)').option('--runtime <runtime>', 'process | docker (default DAN_RUNTIME)'),
+  ).action(async (flags: ConnectionFlags & { runtime?: string }) => {
+    const runtime = flags.runtime === undefined ? undefined : parseFlag(runtimeSchema, flags.runtime, '--runtime');
+    const config = configFrom(flags, { DAN_RUNTIME: runtime });
+    const logger = createLogger({ level: config.logLevel, name: 'dan-orchestrator' });
+    await runOrchestrator(config, logger);
+  });
+
+  withConnection(
+    program
+      .command('up')
+      .description('run the network here: an orchestrator (and a local redis-server if none answers), agents on demand')
+      .option('--runtime <runtime>', 'process (default) | docker', 'process'),
+  ).action(async (flags: ConnectionFlags & { runtime: string }) => {
+    const runtime = parseFlag(runtimeSchema, flags.runtime, '--runtime');
+    const config = configFrom(flags, { DAN_RUNTIME: runtime });
+    const logger = createLogger({ level: config.logLevel, name: 'dan-up' });
+    const redis = runtime === 'process' && config.startRedis ? await startLocalRedis(config, logger) : undefined;
+    process.stderr.write(
+      c.gray(`dan up: network "${config.network}", ${runtime} runtime, Redis ${new URL(config.redisUrl).host}, workspace ${config.workspace}. Ctrl-C or \`dan down\` stops it.\n`),
+    );
+    try {
+      await runOrchestrator(config, logger);
+    } finally {
+      if (redis) {
+        redis.kill('SIGTERM'); // redis-server flushes its append-only file on SIGTERM
+        await new Promise((r) => redis.once('exit', r));
+      }
+    }
+  });
+
+  withConnection(
+    program
+      .command('down')
+      .description('stop the orchestrators and every agent of the network')
+      .option('--runtime <runtime>', 'also remove agents of this runtime directly: process | docker (default DAN_RUNTIME)')
+      .option('--timeout <ms>', 'how long agents get to finish (default 20000)', '20000'),
+  ).action(async (flags: ConnectionFlags & { runtime?: string; timeout: string }) => {
+    const runtime = flags.runtime === undefined ? undefined : parseFlag(runtimeSchema, flags.runtime, '--runtime');
+    const timeoutMs = parseFlag(z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(0).max(600_000), flags.timeout, '--timeout');
+    const config = configFrom(flags, { DAN_RUNTIME: runtime });
+    const logger = createLogger({ level: 'warn', name: 'dan-down' });
+    await using bus = await Bus.connect(config, { mode: 'cli', name: 'dan-down' });
+    const registry = new AgentRegistry(bus.redis, bus.keys, { heartbeatTtlMs: config.heartbeatTtlMs });
+    const agents = await registry.list();
+    // Orchestrators stop their own process agents; domain agents are asked to stop after their current task.
+    for (const agent of agents) await bus.events().publishControl(agent.id, { type: 'stop' });
+    let removed = 0;
+    if (config.runtime === 'docker') {
+      const [{ createRuntime }, { stopAgents }] = await Promise.all([loadRuntime(), loadOrchestrator()]);
+      const docker = await createRuntime(config, { logger, docker: { prepareWorkspace: false } });
+      removed = await stopAgents(docker, logger, timeoutMs);
+      await docker.close();
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && (await registry.list()).some((a) => a.alive)) await new Promise((r) => setTimeout(r, 200));
+    const left = (await registry.list()).filter((a) => a.alive);
+    console.log(
+      `stopped ${agents.length} registered agent${agents.length === 1 ? '' : 's'}${config.runtime === 'docker' ? `, removed ${removed} container${removed === 1 ? '' : 's'}` : ''}` +
+        (left.length > 0 ? c.yellow(`; still alive: ${left.map((a) => a.id).join(', ')} (the reaper removes them once their heartbeat lapses)`) : ''),
+    );
+  });
+}

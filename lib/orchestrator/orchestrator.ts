@@ -1,0 +1,256 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import type { DanConfig } from '../config.js';
+import { listDomains } from '../domains.js';
+import type { Logger } from '../log.js';
+import { Bus } from '../messaging/index.js';
+import { AgentRegistry, Heartbeat, LeaderLease, Reaper, type AgentRecord } from '../registry/index.js';
+import type { AgentHandle, Runtime } from '../runtime/index.js';
+import { agentEnv } from './agent-env.js';
+import { releaseAgentTasks } from './release-tasks.js';
+import { decideScaling, type DomainLoad, type ScalingDecision } from './scaling.js';
+
+export interface OrchestratorOptions {
+  config: DanConfig;
+  runtime: Runtime;
+  logger: Logger;
+  /** The orchestrator's own environment: pass-through model variables reach the agents it spawns. */
+  env: Readonly<Record<string, string | undefined>>;
+  id?: string;
+  /** An agent started but not registered after this long is removed as broken. @default 120000 */
+  startupTimeoutMs?: number;
+}
+
+export type OrchestratorExit = 'stopped' | 'down';
+
+/**
+ * The main orchestrator (DESIGN.md, What runs): registers itself, competes for the leader lease, and while it
+ * leads runs the reaper and the scaler every `reaperMs`. Several may run; only the leader acts.
+ */
+export class Orchestrator {
+  readonly id: string;
+  private readonly log: Logger;
+  private readonly lease: LeaderLease;
+  private readonly reaper: Reaper;
+  private heartbeat: Heartbeat | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly firstSeen = new Map<string, number>();
+  private resolveExit!: (reason: OrchestratorExit) => void;
+  readonly exited: Promise<OrchestratorExit>;
+  /** Spawns and reaps this orchestrator did, for `dan status`-like reporting and the chaos tests. */
+  readonly stats = { spawned: 0, reaped: 0, ticks: 0 };
+
+  constructor(
+    private readonly options: OrchestratorOptions,
+    readonly bus: Bus,
+    readonly registry: AgentRegistry,
+  ) {
+    this.id = options.id ?? options.config.agentId ?? `orchestrator-${randomBytes(4).toString('hex')}`;
+    this.log = options.logger.child({ component: 'orchestrator', orchestratorId: this.id });
+    this.lease = new LeaderLease(bus.redis, bus.keys, this.id, { ttlMs: options.config.heartbeatTtlMs });
+    this.reaper = new Reaper(registry, (error, agent) => this.log.error({ err: error, agentId: agent.id }, 'reaping an agent failed'));
+    this.reaper.onReap((agent) => this.onReaped(agent));
+    this.exited = new Promise((resolve) => (this.resolveExit = resolve));
+  }
+
+  static async start(options: OrchestratorOptions): Promise<Orchestrator> {
+    const bus = await Bus.connect(options.config, { name: 'dan-orchestrator' });
+    bus.redis.on('error', (error) => options.logger.warn({ err: error }, 'redis connection error'));
+    const registry = new AgentRegistry(bus.redis, bus.keys, { heartbeatTtlMs: options.config.heartbeatTtlMs });
+    const orchestrator = new Orchestrator(options, bus, registry);
+    await orchestrator.begin();
+    return orchestrator;
+  }
+
+  get isLeader(): boolean {
+    return this.lease.isLeader;
+  }
+
+  private async begin(): Promise<void> {
+    const { config } = this.options;
+    await this.registerSelf();
+    this.lease.on('acquired', () => this.log.info('leader: scaling and reaping'));
+    this.lease.on('lost', (why) => this.log.warn({ why }, 'no longer leader'));
+    this.lease.on('error', (error) => this.log.warn({ err: error }, 'leader lease check failed'));
+    this.lease.start();
+
+    const events = this.bus.events();
+    events.on('control', (message) => {
+      if (message.type === 'stop' || message.type === 'drain') void this.stop(message.type === 'stop' ? 'down' : 'stopped');
+    });
+    events.on('invalid', (channel, message, why) => this.log.warn({ channel, message: message.slice(0, 200), why }, 'ignored a malformed control message'));
+    await events.subscribeControl(this.id);
+    this.schedule(0);
+    this.log.info({ runtime: this.options.runtime.kind, domains: listDomains(config.templatesDir) }, 'orchestrator started');
+  }
+
+  /** Registers this orchestrator and heartbeats; after being reaped (a long pause) it registers again. */
+  private async registerSelf(): Promise<void> {
+    const { config } = this.options;
+    await this.registry.register({
+      id: this.id,
+      role: 'main',
+      domain: 'main',
+      runtime: config.runtime,
+      ref: `pid:${process.pid}`,
+      host: os.hostname(),
+      pid: process.pid,
+    });
+    this.heartbeat?.stop();
+    this.heartbeat = new Heartbeat(this.registry, this.id, { intervalMs: config.heartbeatMs });
+    this.heartbeat.on('error', (error) => this.log.warn({ err: error }, 'heartbeat failed; retrying'));
+    this.heartbeat.on('reaped', () => {
+      this.log.error('this orchestrator was reaped (its heartbeat lapsed); registering again');
+      if (!this.stopping) void this.registerSelf().catch((error) => this.log.error({ err: error }, 'registering again failed'));
+    });
+    this.heartbeat.start();
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopping) return;
+    this.timer = setTimeout(() => {
+      this.ticking = this.tick().finally(() => {
+        this.ticking = undefined;
+        this.schedule(this.options.config.reaperMs);
+      });
+    }, delayMs);
+  }
+
+  /** One cycle of the leader's work; a follower only checks the lease. */
+  async tick(): Promise<void> {
+    this.stats.ticks += 1;
+    if (!(await this.lease.tryAcquire())) return;
+    try {
+      await this.reaper.reapOnce();
+      const handles = await this.options.runtime.list();
+      const registered = await this.registry.list();
+      await this.collect(handles, registered);
+      await this.scale(handles, registered);
+    } catch (error) {
+      this.log.error({ err: error }, 'orchestrator cycle failed; retrying next cycle');
+    }
+  }
+
+  /** Reaper handler: keep the dead agent's last lines, remove its container or process, free its tasks. */
+  private async onReaped(agent: AgentRecord): Promise<void> {
+    this.stats.reaped += 1;
+    const log = this.log.child({ agentId: agent.id, domain: agent.domain });
+    const lines = await this.options.runtime.logs(agent.id, { tail: 50 }).catch(() => '');
+    if (lines) await this.registry.keepLogs(agent.id, lines);
+    await this.options.runtime.remove(agent.id).catch((error) => log.warn({ err: error }, 'removing the dead agent failed'));
+    const released = await releaseAgentTasks(this.bus, agent, 'died (heartbeat expired)', log);
+    log.warn({ tasks: released }, 'reaped a dead agent');
+  }
+
+  /**
+   * Removes what is left of agents that are gone: exited containers or processes of agents no longer
+   * registered, and agents that never registered within the startup timeout.
+   */
+  private async collect(handles: readonly AgentHandle[], registered: readonly AgentRecord[]): Promise<void> {
+    const live = new Set(registered.map((a) => a.id));
+    const now = Date.now();
+    for (const handle of handles) {
+      if (live.has(handle.agentId)) {
+        this.firstSeen.delete(handle.agentId);
+        continue;
+      }
+      if (!handle.running) {
+        this.firstSeen.delete(handle.agentId);
+        await this.options.runtime.remove(handle.agentId).catch((error) => this.log.warn({ err: error, agentId: handle.agentId }, 'cleanup failed'));
+        continue;
+      }
+      const seen = this.firstSeen.get(handle.agentId) ?? now;
+      this.firstSeen.set(handle.agentId, seen);
+      if (now - seen > (this.options.startupTimeoutMs ?? 120_000)) {
+        this.log.error({ agentId: handle.agentId, name: handle.name }, 'agent never registered; removing it');
+        const lines = await this.options.runtime.logs(handle.agentId, { tail: 20 }).catch(() => '');
+        if (lines) this.log.error({ agentId: handle.agentId, lastLines: lines }, 'last lines of the agent that never registered');
+        await this.options.runtime.remove(handle.agentId).catch(() => {});
+        this.firstSeen.delete(handle.agentId);
+      }
+    }
+  }
+
+  /** Computes each domain's load and spawns the missing agents. */
+  async scale(handles?: readonly AgentHandle[], registered?: readonly AgentRecord[]): Promise<ScalingDecision[]> {
+    const { config, runtime } = this.options;
+    handles ??= await runtime.list();
+    registered ??= await this.registry.list();
+    const liveIds = new Set(registered.map((a) => a.id));
+    const loads: DomainLoad[] = [];
+    for (const domain of listDomains(config.templatesDir)) {
+      const counts = await this.bus.queues.counts(domain);
+      loads.push({
+        domain,
+        waiting: counts.waiting,
+        active: counts.active,
+        live: registered.filter((a) => a.role === 'domain' && a.domain === domain && a.alive).length,
+        starting: handles.filter((h) => h.role === 'domain' && h.domain === domain && h.running && !liveIds.has(h.agentId)).length,
+      });
+    }
+    const decisions = decideScaling(loads, {
+      tasksPerAgent: config.agentConcurrency,
+      minPerDomain: config.minAgentsPerDomain,
+      maxPerDomain: config.maxAgentsPerDomain,
+      maxAgents: config.maxAgents,
+    });
+    for (const decision of decisions) {
+      for (let i = 0; i < decision.spawn; i++) await this.spawn(decision.domain);
+    }
+    return decisions;
+  }
+
+  private async spawn(domain: string): Promise<void> {
+    const agentId = `${domain}-${randomBytes(4).toString('hex')}`;
+    const { runtime, config, env } = this.options;
+    try {
+      const handle = await runtime.spawn({
+        agentId,
+        role: 'domain',
+        domain,
+        env: agentEnv(config, { agentId, domain, role: 'domain', runtime: runtime.kind }, env),
+      });
+      this.stats.spawned += 1;
+      this.firstSeen.set(agentId, Date.now());
+      this.log.info({ agentId, domain, where: handle.name }, 'spawned an agent');
+    } catch (error) {
+      this.log.error({ err: error, domain }, 'spawning an agent failed; retrying next cycle');
+    }
+  }
+
+  /**
+   * Stops the loops and hands back the lease. With `down`, also stops every agent of the network this
+   * runtime can reach. Safe to call twice.
+   */
+  stop(reason: OrchestratorExit = 'stopped'): Promise<void> {
+    this.stopping ??= this.shutdown(reason);
+    return this.stopping;
+  }
+
+  private async shutdown(reason: OrchestratorExit): Promise<void> {
+    this.log.info({ reason }, 'orchestrator stopping');
+    if (this.timer) clearTimeout(this.timer);
+    await this.ticking;
+    await this.lease.stop();
+    this.heartbeat?.stop();
+    if (reason === 'down') await stopAgents(this.options.runtime, this.log);
+    await this.registry.deregister(this.id, 'main').catch(() => {});
+    await this.bus.close();
+    this.resolveExit(reason);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** Stops every agent a runtime can reach (SIGTERM, grace, then removal), in parallel. */
+export async function stopAgents(runtime: Runtime, log: Logger, timeoutMs = 15_000): Promise<number> {
+  const handles = await runtime.list();
+  await Promise.all(
+    handles.map((h) => runtime.stop(h.agentId, { timeoutMs }).catch((error) => log.warn({ err: error, agentId: h.agentId }, 'stopping an agent failed'))),
+  );
+  return handles.length;
+}
