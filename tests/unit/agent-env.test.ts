@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig, PASSTHROUGH_ENV } from '../../lib/config.js';
+import { agentEnv } from '../../lib/orchestrator/agent-env.js';
+
+const config = loadConfig({
+  REDIS_URL: 'redis://127.0.0.1:6399',
+  DAN_AGENT_REDIS_URL: 'redis://host.docker.internal:6399',
+  DAN_NETWORK: 'dan-env',
+  DAN_WORKSPACE: '/srv/dan/ws',
+  DAN_TEMPLATES: '/srv/dan/agents',
+  DAN_CLAUDE_BIN: '/opt/claude/bin/claude',
+  DAN_HEARTBEAT_MS: '250',
+  DAN_HEARTBEAT_TTL_MS: '1250',
+  DAN_REAPER_MS: '300',
+  DAN_IDLE_TIMEOUT_MS: '4000',
+  DAN_SHUTDOWN_GRACE_MS: '700',
+  DAN_AGENT_CONCURRENCY: '2',
+  DAN_TASK_ATTEMPTS: '4',
+  DAN_LOG_MAXLEN: '500',
+  DAN_LOG_LEVEL: 'debug',
+});
+
+const parentEnv = {
+  ANTHROPIC_API_KEY: 'sk-ant-api03-secret',
+  ANTHROPIC_BASE_URL: 'http://127.0.0.1:4010',
+  ANTHROPIC_MODEL: '',
+  HTTPS_PROXY: 'http://proxy.internal:3128',
+  AWS_SECRET_ACCESS_KEY: 'not-for-agents',
+  GITHUB_TOKEN: 'not-for-agents-either',
+  PATH: '/usr/bin',
+  HOME: '/root',
+  REDIS_URL: 'redis://parent-only:6379',
+  DAN_WORKSPACE: '/parent/workspace',
+};
+
+const spec = (runtime: 'process' | 'docker') => ({ agentId: 'backend-1a2b3c4d', domain: 'backend', role: 'domain' as const, runtime });
+
+describe('agentEnv: the environment a spawned agent starts with', () => {
+  it('says who the agent is and which network it is on', () => {
+    const env = agentEnv(config, spec('process'), {});
+    expect(env).toMatchObject({ AGENT_ID: 'backend-1a2b3c4d', AGENT_ROLE: 'domain', DOMAIN_TYPE: 'backend', DAN_NETWORK: 'dan-env', DAN_RUNTIME: 'process' });
+    expect(agentEnv(config, { ...spec('docker'), role: 'main', domain: 'main', agentId: 'orchestrator-2' }, {})).toMatchObject({
+      AGENT_ID: 'orchestrator-2',
+      AGENT_ROLE: 'main',
+      DOMAIN_TYPE: 'main',
+      DAN_RUNTIME: 'docker',
+    });
+  });
+
+  it('gives agents the bus as they reach it (DAN_AGENT_REDIS_URL), not as the orchestrator does', () => {
+    expect(agentEnv(config, spec('docker'), parentEnv).REDIS_URL).toBe('redis://host.docker.internal:6399');
+    expect(agentEnv(config, spec('process'), parentEnv).REDIS_URL).toBe(config.agentRedisUrl);
+    const plain = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6399' });
+    expect(agentEnv(plain, spec('process'), {}).REDIS_URL).toBe('redis://127.0.0.1:6399');
+  });
+
+  it("carries the network's timings and limits, so an agent lives by the orchestrator's clock", () => {
+    expect(agentEnv(config, spec('docker'), {})).toMatchObject({
+      DAN_HEARTBEAT_MS: '250',
+      DAN_HEARTBEAT_TTL_MS: '1250',
+      DAN_REAPER_MS: '300',
+      DAN_IDLE_TIMEOUT_MS: '4000',
+      DAN_SHUTDOWN_GRACE_MS: '700',
+      DAN_AGENT_CONCURRENCY: '2',
+      DAN_TASK_ATTEMPTS: '4',
+      DAN_LOG_MAXLEN: '500',
+      DAN_LOG_LEVEL: 'debug',
+    });
+  });
+
+  it('passes the model and permission mode only when they are set', () => {
+    expect(agentEnv(config, spec('process'), {})).not.toHaveProperty('DAN_MODEL');
+    expect(agentEnv(config, spec('process'), {})).not.toHaveProperty('DAN_PERMISSION_MODE');
+    const withModel = loadConfig({ DAN_MODEL: 'claude-sonnet-4-5', DAN_PERMISSION_MODE: 'acceptEdits' });
+    expect(agentEnv(withModel, spec('process'), {})).toMatchObject({ DAN_MODEL: 'claude-sonnet-4-5', DAN_PERMISSION_MODE: 'acceptEdits' });
+  });
+
+  it('passes through only the ANTHROPIC_* and other pass-through variables that are set and not empty', () => {
+    const env = agentEnv(config, spec('process'), parentEnv);
+    expect(env).toMatchObject({
+      ANTHROPIC_API_KEY: 'sk-ant-api03-secret',
+      ANTHROPIC_BASE_URL: 'http://127.0.0.1:4010',
+      HTTPS_PROXY: 'http://proxy.internal:3128',
+    });
+    expect(env).not.toHaveProperty('ANTHROPIC_MODEL'); // empty counts as unset
+    for (const name of ['AWS_SECRET_ACCESS_KEY', 'GITHUB_TOKEN', 'PATH', 'HOME']) expect(env).not.toHaveProperty(name);
+    const extra = Object.keys(env).filter((k) => !k.startsWith('DAN_') && !['REDIS_URL', 'AGENT_ID', 'AGENT_ROLE', 'DOMAIN_TYPE'].includes(k));
+    expect(extra.every((k) => (PASSTHROUGH_ENV as readonly string[]).includes(k))).toBe(true);
+  });
+
+  it("never lets the parent's own dan settings override the agent's", () => {
+    const env = agentEnv(config, spec('process'), parentEnv);
+    expect(env.REDIS_URL).toBe(config.agentRedisUrl);
+    expect(env.DAN_WORKSPACE).toBe('/srv/dan/ws');
+  });
+
+  it("gives a child process this machine's workspace, templates and claude binary", () => {
+    expect(agentEnv(config, spec('process'), {})).toMatchObject({
+      DAN_WORKSPACE: '/srv/dan/ws',
+      DAN_TEMPLATES: '/srv/dan/agents',
+      DAN_CLAUDE_BIN: '/opt/claude/bin/claude',
+    });
+  });
+
+  it("gives a container /workspace and leaves templates and claude to the image's own", () => {
+    const env = agentEnv(config, spec('docker'), {});
+    expect(env.DAN_WORKSPACE).toBe('/workspace');
+    expect(env).not.toHaveProperty('DAN_TEMPLATES');
+    expect(env).not.toHaveProperty('DAN_CLAUDE_BIN');
+  });
+
+  it('is pure: the same inputs give the same environment, and the parent env is not changed', () => {
+    const before = { ...parentEnv };
+    expect(agentEnv(config, spec('docker'), parentEnv)).toEqual(agentEnv(config, spec('docker'), parentEnv));
+    expect(parentEnv).toEqual(before);
+  });
+});
