@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
 import { loadConfig, type ConfigOverrides, type DanConfig } from '../lib/config.js';
-import { BadInputError, DanError, describeZodError } from '../lib/errors.js';
+import { BadInputError, ConfigError, DanError, describeZodError } from '../lib/errors.js';
 import { Bus } from '../lib/messaging/index.js';
 import type { z } from 'zod';
 
@@ -9,9 +12,32 @@ export interface ConnectionFlags {
   network?: string;
 }
 
-/** Reads the configuration once, flags over environment. */
+/** Reads the configuration once: flags over the environment over `.env` ({@link loadDotEnv}). */
 export function configFrom(flags: ConnectionFlags, extra: ConfigOverrides = {}): DanConfig {
+  loadDotEnv();
   return loadConfig(process.env, { REDIS_URL: flags.redisUrl, DAN_NETWORK: flags.network, ...extra });
+}
+
+/**
+ * Fills in, from `.env` in the current directory (or the file DAN_ENV_FILE names; empty: none), the variables the
+ * environment does not set: the `dan` CLI on the host finds the compose network's Redis (REDIS_URL) and the model
+ * settings there, like `docker compose` does. A process a runtime started (AGENT_ROLE set) reads none: its cwd is
+ * the user's workspace, whose `.env` belongs to the user's project. A missing file is not an error.
+ */
+export function loadDotEnv(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): void {
+  const named = env.DAN_ENV_FILE;
+  if (named === '' || (named === undefined && env.AGENT_ROLE)) return;
+  const file = path.resolve(cwd, named ?? '.env');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' && named === undefined) return;
+    throw new ConfigError('DAN_ENV_FILE', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  for (const [name, value] of Object.entries(parseEnv(text))) {
+    if (env[name] === undefined && value !== undefined) env[name] = value;
+  }
 }
 
 /** Connects the CLI's bus: one attempt, fails fast with RedisUnreachableError (exit 3). */

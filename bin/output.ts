@@ -63,7 +63,9 @@ export function formatEntry({ entry, taskId }: StoredLogEntry, options: { tag?: 
   const status = entry.type === 'status' && entry.status ? `${colorStatus(entry.status)} ` : '';
   const agent = entry.type === 'status' && entry.agent ? c.gray(` (${entry.agent})`) : '';
   void taskId;
-  return `${c.gray(time(entry.ts))} ${tag}${paint(entry.type.padEnd(11))} ${status}${entry.text}${agent}`;
+  // Continuation lines of multi-line text are indented under the text, so every entry reads as one block.
+  const text = entry.text.replace(/\n/g, `\n${' '.repeat(25)}`);
+  return `${c.gray(time(entry.ts))} ${tag}${paint(entry.type.padEnd(11))} ${status}${text}${agent}`;
 }
 
 export function formatRecord(r: TaskRecord): string {

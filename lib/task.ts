@@ -156,6 +156,8 @@ export const taskRecordHashSchema = z.object({
   turns: optionalNumber,
   usage: jsonField(usageSchema).optional(),
   cancelRequested: z.string().optional(),
+  /** A `main` task's accepted plan (JSON), written with its subtasks. */
+  plan: z.string().optional(),
 });
 
 export type TaskRecordHash = z.infer<typeof taskRecordHashSchema>;
@@ -189,6 +191,8 @@ export interface TaskRecord {
   turns?: number;
   usage?: Usage;
   cancelRequested: boolean;
+  /** A `main` task's accepted plan: subtask keys, domains, descriptions and dependencies. */
+  plan?: string;
 }
 
 export function recordFromHash(hash: TaskRecordHash): TaskRecord {

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { BadInputError } from '../../lib/errors.js';
-import { compareStreamIds, followTask, type Bus, type StoredLogEntry } from '../../lib/messaging/index.js';
+import { compareStreamIds, type Bus, type StoredLogEntry } from '../../lib/messaging/index.js';
+import { printFollow } from '../follow.js';
 import { MAIN_DOMAIN, taskIdSchema } from '../../lib/task.js';
 import { configFrom, connectCli, parseFlag, type ConnectionFlags } from '../context.js';
 import { formatEntry } from '../output.js';
@@ -50,13 +51,11 @@ export function registerLogsCommand(program: Command, withConnection: (cmd: Comm
     process.once('SIGINT', () => controller.abort());
     if (taskId) {
       await bus.tasks.get(taskId); // unknown id: exit 2 before following
-      await followTask(bus, taskId, {
+      await printFollow(bus, taskId, {
         last: lines,
-        untilDone: !flags.follow ? false : true,
+        untilDone: flags.follow,
         signal: flags.follow ? controller.signal : AbortSignal.abort(),
-        onEntry: (e) => {
-          if (matches(e)) console.log(formatEntry(e));
-        },
+        matches,
       });
       return;
     }

@@ -47,8 +47,15 @@ async function runOrchestrator(config: DanConfig, logger: Logger): Promise<void>
   const { Orchestrator } = await loadOrchestrator();
   const orchestrator = await Orchestrator.start({ config, runtime, logger, env: process.env });
   const onSignal = (signal: NodeJS.Signals): void => {
-    logger.info({ signal }, 'signal received: stopping the orchestrator (agents finish and exit when idle)');
-    void orchestrator.stop('stopped');
+    // Under compose (DAN_STOP_AGENTS_ON_EXIT=1) agents are not compose services: `docker compose down` would leave
+    // them running on a network it then cannot remove. Their tasks go back to the queue when they stop.
+    if (config.stopAgentsOnExit) {
+      logger.info({ signal }, 'signal received: stopping the orchestrator and its agents');
+      void orchestrator.stop('down');
+    } else {
+      logger.info({ signal }, 'signal received: stopping the orchestrator (agents finish and exit when idle)');
+      void orchestrator.stop('stopped');
+    }
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);

@@ -18,7 +18,9 @@ import {
 } from '../../lib/task.js';
 import { BadInputError } from '../../lib/errors.js';
 import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
-import { c, formatEntry, formatRecord, table, taskRow } from '../output.js';
+import { printFollow } from '../follow.js';
+import { c, formatRecord, table, taskRow } from '../output.js';
+import { formatMermaid, formatTree } from '../tree.js';
 
 interface SendFlags extends ConnectionFlags {
   priority?: string;
@@ -72,7 +74,7 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       return;
     }
     if (!flags.json) console.error(c.gray(`task ${record.id} sent to ${domain}; following (Ctrl-C stops following, not the task)`));
-    const final = await followTask(bus, record.id, { onEntry: flags.json ? undefined : (e) => console.log(formatEntry(e)) });
+    const final = flags.json ? await followTask(bus, record.id) : await printFollow(bus, record.id);
     printOutcome(final, flags.json);
     process.exitCode = final.status === 'completed' ? EXIT.ok : EXIT.taskNotCompleted;
   });
@@ -82,13 +84,22 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .command('status')
       .description("show a task's record")
       .argument('<id>', 'task id')
-      .option('--json', 'print JSON'),
-  ).action(async (id: string, flags: ConnectionFlags & { json?: boolean }) => {
+      .option('--json', 'print JSON (a goal includes its subtasks)')
+      .option('--mermaid', "print a goal's subtask graph as a Mermaid flowchart"),
+  ).action(async (id: string, flags: ConnectionFlags & { json?: boolean; mermaid?: boolean }) => {
     const config = configFrom(flags);
     const taskId = parseFlag(taskIdSchema, id, 'task id');
     await using bus = await connectCli(config);
     const record = await bus.tasks.get(taskId);
-    console.log(flags.json ? JSON.stringify(record, null, 2) : formatRecord(record));
+    const subtasks = await bus.tasks.getMany(record.children);
+    if (flags.json) {
+      console.log(JSON.stringify(record.children.length > 0 ? { ...record, subtasks } : record, null, 2));
+    } else if (flags.mermaid) {
+      console.log(formatMermaid(record, subtasks));
+    } else {
+      console.log(formatRecord(record));
+      if (subtasks.length > 0) console.log(`\n${c.bold('subtasks')}\n${formatTree(record, subtasks)}`);
+    }
   });
 
   withConnection(

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Worker, WaitingError, type Job } from 'bullmq';
 import { z } from 'zod';
 import type { DanConfig } from '../config.js';
-import { assertKnownDomain, domainTemplateDir, mainTemplateDir } from '../domains.js';
+import { assertKnownDomain, domainTemplateDir } from '../domains.js';
 import { CorruptRecordError } from '../errors.js';
 import { buildClaudeEnv, prepareConfigDir, runClaude, type ExecutorResult } from '../executor/index.js';
 import type { Logger } from '../log.js';
@@ -75,13 +75,13 @@ export class DomainAgent {
   /** Connects, registers, prepares the CLI config dir and starts taking tasks. */
   static async start(options: DomainAgentOptions): Promise<DomainAgent> {
     const { config, domain } = options;
-    const isMain = domain === 'main';
-    assertKnownDomain(config.templatesDir, domain);
+    // `main` tasks are planned by the orchestrator, never run by a domain agent.
+    assertKnownDomain(config.templatesDir, domain, { allowMain: false });
     const bus = await Bus.connect(config, { name: `dan-agent:${options.agentId}` });
     const registry = new AgentRegistry(bus.redis, bus.keys, { heartbeatTtlMs: config.heartbeatTtlMs });
     const agent = new DomainAgent(options, bus, registry);
     try {
-      await agent.begin(isMain ? mainTemplateDir(config.templatesDir) : domainTemplateDir(config.templatesDir, domain));
+      await agent.begin(domainTemplateDir(config.templatesDir, domain));
     } catch (error) {
       await bus.close();
       throw error;

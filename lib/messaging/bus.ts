@@ -90,18 +90,30 @@ export class Bus {
   /**
    * Cancels a task: a waiting or queued one at once; an active one by asking its agent (through its control
    * channel) after marking the record cancel-requested, so an agent that missed the message still sees it.
+   * A `main` task whose plan is running is cancelled at once, with every open subtask.
    */
   async cancel(id: string, reason = 'cancelled by user'): Promise<CancelOutcome> {
+    const outcome = await this.cancelOne(id, reason);
+    const record = await this.tasks.get(id);
+    if (record.children.length > 0 && outcome.outcome !== 'already_finished') {
+      for (const child of record.children) await this.cancelOne(child, `parent ${id} was cancelled`).catch(() => undefined);
+      await this.tasks.closeGraph(id);
+    }
+    return outcome;
+  }
+
+  private async cancelOne(id: string, reason: string): Promise<CancelOutcome> {
     for (let i = 0; i < 3; i++) {
       const record = await this.tasks.get(id);
       if (isTerminal(record.status)) return { outcome: 'already_finished', status: record.status };
-      if (record.status === 'waiting' || record.status === 'queued') {
+      // Waiting, queued, or a planned parent (its work is its subtasks, no agent runs it): cancel now.
+      if (record.status !== 'active' || record.plan !== undefined) {
         const result = await this.tasks.transition(id, 'cancelled', {
           text: reason,
           fields: { reason, finishedAt: Date.now() },
         });
         if (result.outcome === 'ok') {
-          await this.queues.remove(record.domain, id);
+          if (result.from === 'queued') await this.queues.remove(record.domain, id);
           return { outcome: 'cancelled', from: result.from! };
         }
         continue; // it moved on meanwhile (taken by an agent): look again

@@ -1,6 +1,6 @@
 import { isTerminal, type TaskRecord } from '../task.js';
 import type { Bus } from './bus.js';
-import type { StoredLogEntry } from './log-stream.js';
+import { compareStreamIds, type StoredLogEntry } from './log-stream.js';
 
 export interface FollowTaskOptions {
   /** Called for each entry in order: first the history, then live ones, with no gap and no duplicate. */
@@ -9,37 +9,53 @@ export interface FollowTaskOptions {
   last?: number;
   /** Stop following when the task ends (for --wait). @default true */
   untilDone?: boolean;
+  /** Interleave the logs of a goal's subtasks, including those created while following. @default true */
+  withSubtasks?: boolean;
   signal?: AbortSignal;
   /** Longest block of one read; the record is re-checked between reads. @default 1000 */
   blockMs?: number;
 }
 
 /**
- * Prints a task's log and follows it. Returns the record once it is terminal (or when aborted). The record
- * is re-read between blocking reads, so a terminal status trimmed out of a capped stream is still seen.
+ * Prints a task's log (and its subtasks', interleaved by time) and follows it. Returns the record once it
+ * is terminal (or when aborted). The record is re-read between blocking reads, so a terminal status trimmed
+ * out of a capped stream is still seen, and subtasks created meanwhile are picked up from their first entry.
  */
 export async function followTask(bus: Bus, taskId: string, options: FollowTaskOptions = {}): Promise<TaskRecord> {
   const untilDone = options.untilDone ?? true;
-  const history = await bus.logs.history(taskId, options.last === undefined ? {} : { last: options.last });
-  for (const entry of history) options.onEntry?.(entry);
-  const positions = new Map([[taskId, history.at(-1)?.id ?? (options.last === 0 ? await bus.logs.lastId(taskId) : '0-0')]]);
+  const withSubtasks = options.withSubtasks ?? true;
+  let record = await bus.tasks.get(taskId);
+  const ids = [taskId, ...(withSubtasks ? record.children : [])];
+  const history: StoredLogEntry[] = [];
+  const positions = new Map<string, string>();
+  for (const id of ids) {
+    const entries = await bus.logs.history(id, options.last === undefined ? {} : { last: Math.max(options.last, 1) });
+    history.push(...entries);
+    positions.set(id, entries.at(-1)?.id ?? '0-0');
+  }
+  history.sort((a, b) => compareStreamIds(a.id, b.id));
+  for (const entry of options.last === undefined ? history : options.last === 0 ? [] : history.slice(-options.last)) options.onEntry?.(entry);
   const blocking = bus.blocking();
   for (;;) {
-    if (options.signal?.aborted) return bus.tasks.get(taskId);
-    if (untilDone) {
-      const record = await bus.tasks.get(taskId);
-      if (isTerminal(record.status)) {
-        // Drain what was written before the record went terminal.
-        for (const entry of await bus.logs.history(taskId, { after: positions.get(taskId)! })) options.onEntry?.(entry);
-        return record;
-      }
+    if (options.signal?.aborted) return record;
+    record = await bus.tasks.get(taskId);
+    if (withSubtasks) for (const child of record.children) if (!positions.has(child)) positions.set(child, '0-0');
+    if (untilDone && isTerminal(record.status)) {
+      // Drain what was written before the record went terminal.
+      const rest: StoredLogEntry[] = [];
+      for (const [id, after] of positions) rest.push(...(await bus.logs.history(id, { after })));
+      for (const entry of rest.sort((a, b) => compareStreamIds(a.id, b.id))) options.onEntry?.(entry);
+      return record;
     }
     const entries = await bus.logs.readAfter(blocking, positions, options.blockMs ?? 1000);
+    let ended = false;
     for (const entry of entries) {
       options.onEntry?.(entry);
-      if (untilDone && entry.entry.type === 'status' && entry.entry.status && isTerminal(entry.entry.status)) {
-        return bus.tasks.get(taskId);
-      }
+      if (entry.taskId === taskId && entry.entry.type === 'status' && entry.entry.status && isTerminal(entry.entry.status)) ended = true;
+    }
+    if (untilDone && ended) {
+      // Entries of other streams written just before the end are drained on the next pass.
+      continue;
     }
   }
 }

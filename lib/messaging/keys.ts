@@ -18,6 +18,10 @@ export class Keys {
   get tasks(): string {
     return `${this.prefix}tasks`;
   }
+  /** Parent tasks whose subtask graph is still open, for a new leader to pick up. */
+  get graphs(): string {
+    return `${this.prefix}graphs`;
+  }
   get events(): string {
     return `${this.prefix}events`;
   }

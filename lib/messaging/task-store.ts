@@ -96,6 +96,48 @@ export class TaskStore {
     return this.get(id);
   }
 
+  /**
+   * Creates a parent's subtasks (all `waiting`), records its plan, and marks its graph open, in one
+   * MULTI/EXEC: either the whole graph exists or none of it does.
+   */
+  async createChildren(parentId: string, children: ReadonlyArray<{ id: string; spec: TaskSpec }>, plan: unknown): Promise<void> {
+    const now = this.now();
+    const multi = this.redis.multi();
+    for (const { id, spec } of children) {
+      const fields = newRecordFields(id, { ...spec, parent: parentId }, 'waiting', now);
+      const text = spec.dependsOn.length === 0 ? 'created by the plan; ready' : `created by the plan, waiting for ${spec.dependsOn.length} dependenc${spec.dependsOn.length === 1 ? 'y' : 'ies'}`;
+      const entry: LogEntry = { ts: now, type: 'status', status: 'waiting', text, task: id };
+      const event = { kind: 'task', id, domain: spec.domain, status: 'waiting', ts: now };
+      (multi as unknown as Record<string, (...a: (string | number)[]) => unknown>).danCreateTask!(
+        this.keys.task(id),
+        this.keys.tasks,
+        this.keys.taskLog(id),
+        this.keys.task(parentId),
+        id,
+        JSON.stringify(fields),
+        now,
+        JSON.stringify(entry),
+        this.keys.events,
+        JSON.stringify(event),
+        this.options.logMaxLen,
+      );
+    }
+    multi.hset(this.keys.task(parentId), 'plan', JSON.stringify(plan), 'updatedAt', String(now));
+    multi.sadd(this.keys.graphs, parentId);
+    const replies = (await multi.exec()) ?? [];
+    for (const [error] of replies) if (error) throw error;
+  }
+
+  /** Parent ids whose graph is open. */
+  openGraphs(): Promise<string[]> {
+    return this.redis.smembers(this.keys.graphs);
+  }
+
+  /** Marks a parent's graph closed (it ended). */
+  async closeGraph(parentId: string): Promise<void> {
+    await this.redis.srem(this.keys.graphs, parentId);
+  }
+
   /** The record, or undefined when there is none. Throws CorruptRecordError for a malformed one. */
   async find(id: string): Promise<TaskRecord | undefined> {
     const hash = await this.redis.hgetall(this.keys.task(id));

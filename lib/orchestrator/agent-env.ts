@@ -33,9 +33,11 @@ export function agentEnv(
     // Child processes share this machine's paths; containers use the image's own.
     env.DAN_WORKSPACE = config.workspace;
     env.DAN_TEMPLATES = config.templatesDir;
-    env.DAN_CLAUDE_BIN = config.claudeBin;
+    env.DAN_CLAUDE_BIN = config.agentClaudeBin ?? config.claudeBin;
   } else {
     env.DAN_WORKSPACE = '/workspace';
+    // A container has its own paths: only a CLI named for agents (DAN_AGENT_CLAUDE_BIN) replaces the image's.
+    if (config.agentClaudeBin) env.DAN_CLAUDE_BIN = config.agentClaudeBin;
   }
   for (const name of PASSTHROUGH_ENV) {
     const value = parentEnv[name];

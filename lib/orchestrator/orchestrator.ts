@@ -6,7 +6,10 @@ import type { Logger } from '../log.js';
 import { Bus } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat, LeaderLease, Reaper, type AgentRecord } from '../registry/index.js';
 import type { AgentHandle, Runtime } from '../runtime/index.js';
+import { isTerminal } from '../task.js';
 import { agentEnv } from './agent-env.js';
+import { GoalWorker } from './goal-worker.js';
+import { TaskGraph } from './task-graph.js';
 import { releaseAgentTasks } from './release-tasks.js';
 import { decideScaling, type DomainLoad, type ScalingDecision } from './scaling.js';
 
@@ -32,6 +35,8 @@ export class Orchestrator {
   private readonly log: Logger;
   private readonly lease: LeaderLease;
   private readonly reaper: Reaper;
+  private readonly graph: TaskGraph;
+  private goals: GoalWorker | undefined;
   private heartbeat: Heartbeat | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -52,6 +57,7 @@ export class Orchestrator {
     this.lease = new LeaderLease(bus.redis, bus.keys, this.id, { ttlMs: options.config.heartbeatTtlMs });
     this.reaper = new Reaper(registry, (error, agent) => this.log.error({ err: error, agentId: agent.id }, 'reaping an agent failed'));
     this.reaper.onReap((agent) => this.onReaped(agent));
+    this.graph = new TaskGraph(bus, this.log);
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
   }
 
@@ -76,10 +82,20 @@ export class Orchestrator {
     this.lease.on('error', (error) => this.log.warn({ err: error }, 'leader lease check failed'));
     this.lease.start();
 
+    this.goals = new GoalWorker({ config, env: this.options.env, logger: this.log, orchestratorId: this.id }, this.bus, this.registry, this.graph);
+    await this.goals.start();
+
     const events = this.bus.events();
     events.on('control', (message) => {
-      if (message.type === 'stop' || message.type === 'drain') void this.stop(message.type === 'stop' ? 'down' : 'stopped');
+      if (message.type === 'cancel') this.goals?.cancel(message.taskId);
+      else void this.stop(message.type === 'stop' ? 'down' : 'stopped');
     });
+    // A subtask that ends moves its graph along at once; the leader's cycle also reconciles every open graph.
+    events.on('event', (event) => {
+      if (event.kind !== 'task' || !isTerminal(event.status) || !this.lease.isLeader || this.stopping) return;
+      void this.advanceParentOf(event.id);
+    });
+    await events.subscribeEvents();
     events.on('invalid', (channel, message, why) => this.log.warn({ channel, message: message.slice(0, 200), why }, 'ignored a malformed control message'));
     await events.subscribeControl(this.id);
     this.schedule(0);
@@ -128,8 +144,18 @@ export class Orchestrator {
       const registered = await this.registry.list();
       await this.collect(handles, registered);
       await this.scale(handles, registered);
+      for (const parentId of await this.bus.tasks.openGraphs()) await this.graph.advance(parentId, { reconcile: true });
     } catch (error) {
       this.log.error({ err: error }, 'orchestrator cycle failed; retrying next cycle');
+    }
+  }
+
+  private async advanceParentOf(taskId: string): Promise<void> {
+    try {
+      const parent = await this.bus.redis.hget(this.bus.keys.task(taskId), 'parent');
+      if (parent) await this.graph.advance(parent);
+    } catch (error) {
+      this.log.warn({ err: error, taskId }, 'advancing a task graph failed; the next cycle retries');
     }
   }
 
@@ -233,6 +259,7 @@ export class Orchestrator {
     this.log.info({ reason }, 'orchestrator stopping');
     if (this.timer) clearTimeout(this.timer);
     await this.ticking;
+    await this.goals?.close();
     await this.lease.stop();
     this.heartbeat?.stop();
     if (reason === 'down') await stopAgents(this.options.runtime, this.log);

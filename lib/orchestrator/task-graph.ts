@@ -1,0 +1,96 @@
+import { isTerminal, type TaskRecord } from '../task.js';
+import type { Logger } from '../log.js';
+import type { Bus } from '../messaging/index.js';
+import { aggregate, filesChanged } from './aggregate.js';
+
+export type GraphState = 'open' | 'completed' | 'failed' | 'cancelled' | 'missing';
+
+/**
+ * Moves a parent's subtask graph along, from what Redis holds (so any leader can pick it up): a waiting
+ * subtask whose dependencies all completed is queued; one whose dependency failed, timed out or was
+ * cancelled is cancelled with the reason; when every subtask has ended, the parent completes with the
+ * aggregate or fails naming the parts that failed. Idempotent: every step is a guarded transition.
+ */
+export class TaskGraph {
+  private readonly inFlight = new Map<string, Promise<GraphState>>();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly log: Logger,
+  ) {}
+
+  /** Advances one graph; concurrent calls for the same parent share one run. */
+  advance(parentId: string, options: { reconcile?: boolean } = {}): Promise<GraphState> {
+    const running = this.inFlight.get(parentId);
+    if (running) return running;
+    const run = this.step(parentId, options.reconcile ?? false).finally(() => this.inFlight.delete(parentId));
+    this.inFlight.set(parentId, run);
+    return run;
+  }
+
+  private async step(parentId: string, reconcile: boolean): Promise<GraphState> {
+    const parent = await this.bus.tasks.find(parentId);
+    if (!parent) {
+      await this.bus.tasks.closeGraph(parentId);
+      return 'missing';
+    }
+    if (isTerminal(parent.status)) {
+      for (const id of parent.children) await this.bus.cancel(id, `parent ${parentId} ended ${parent.status}`).catch(() => undefined);
+      await this.bus.tasks.closeGraph(parentId);
+      return parent.status === 'completed' ? 'completed' : parent.status === 'cancelled' ? 'cancelled' : 'failed';
+    }
+    let children = await this.bus.tasks.getMany(parent.children);
+    // Cancellations cascade along dependencies: repeat until nothing changes (graphs are small).
+    for (let changed = true; changed; ) {
+      changed = false;
+      const byId = new Map(children.map((c) => [c.id, c]));
+      for (const child of children) {
+        if (child.status !== 'waiting') continue;
+        const deps = child.dependsOn.map((d) => byId.get(d));
+        const broken = deps.find((d) => !d || (isTerminal(d.status) && d.status !== 'completed'));
+        if (broken !== undefined || deps.some((d) => d === undefined)) {
+          const why = broken ? `dependency ${broken.key ?? broken.id} (${broken.domain}) ended ${broken.status}` : 'a dependency is missing';
+          const r = await this.bus.tasks.transition(child.id, 'cancelled', { text: why, fields: { reason: why, finishedAt: Date.now() } });
+          changed ||= r.outcome === 'ok';
+        } else if (deps.every((d) => d!.status === 'completed')) {
+          const r = await this.bus.tasks.transition(child.id, 'queued', {
+            text: child.dependsOn.length === 0 ? 'queued' : `dependencies completed (${deps.map((d) => d!.key ?? d!.id).join(', ')}); queued`,
+          });
+          if (r.outcome === 'ok') {
+            await this.bus.enqueue({ ...child, status: 'queued' }).catch((error) => this.log.error({ err: error, taskId: child.id }, 'enqueueing a subtask failed'));
+            changed = true;
+          }
+        }
+      }
+      if (changed) children = await this.bus.tasks.getMany(parent.children);
+    }
+    if (reconcile) {
+      // A leader that died between queueing a subtask and enqueueing it: job ids are task ids, so adding
+      // again is a no-op for a job that exists.
+      for (const child of children.filter((c) => c.status === 'queued')) {
+        await this.bus.queues.enqueue(child.domain, child.id, child.priority).catch(() => undefined);
+      }
+    }
+    if (children.length === 0 || !children.every((c) => isTerminal(c.status))) return 'open';
+    return this.finish(parent, children);
+  }
+
+  private async finish(parent: TaskRecord, children: TaskRecord[]): Promise<GraphState> {
+    const files = new Map<string, string[]>();
+    for (const child of children) files.set(child.id, filesChanged(await this.bus.logs.history(child.id)));
+    const outcome = aggregate(parent, children, files);
+    const result = await this.bus.tasks.transition(parent.id, outcome.status, {
+      text: outcome.status === 'completed' ? `all ${children.length} subtasks completed` : outcome.error!,
+      fields: {
+        result: outcome.result,
+        error: outcome.error,
+        costUsd: outcome.costUsd,
+        turns: outcome.turns,
+        finishedAt: Date.now(),
+      },
+    });
+    if (result.outcome === 'ok') this.log.info({ taskId: parent.id, status: outcome.status }, 'goal finished');
+    await this.bus.tasks.closeGraph(parent.id);
+    return outcome.status;
+  }
+}
