@@ -63,10 +63,12 @@ async function runOrchestrator(config: DanConfig, logger: Logger): Promise<void>
   await runtime.close();
 }
 
+const isLocal = (redisUrl: string): boolean => ['localhost', '127.0.0.1', '::1', '[::1]'].includes(new URL(redisUrl).hostname);
+
 /** Starts a local redis-server for `dan up` when REDIS_URL points at this machine and nothing answers there. */
 async function startLocalRedis(config: DanConfig, logger: Logger): Promise<ChildProcess | undefined> {
   const url = new URL(config.redisUrl);
-  if (!['localhost', '127.0.0.1', '::1', '[::1]'].includes(url.hostname)) return undefined;
+  if (!isLocal(config.redisUrl)) return undefined;
   try {
     (await connectRedis(config.redisUrl, { mode: 'cli' })).disconnect();
     return undefined; // already running
@@ -114,7 +116,14 @@ export function registerOrchestratorCommands(program: Command, withConnection: (
       .option('--runtime <runtime>', 'process (default) | docker', 'process'),
   ).action(async (flags: ConnectionFlags & { runtime: string }) => {
     const runtime = parseFlag(runtimeSchema, flags.runtime, '--runtime');
-    const config = configFrom(flags, { DAN_RUNTIME: runtime });
+    let config = configFrom(flags, { DAN_RUNTIME: runtime });
+    if (runtime === 'docker' && config.agentRedisUrl === config.redisUrl && isLocal(config.redisUrl)) {
+      // Agents in containers reach this machine's Redis through the host gateway, not localhost.
+      const url = new URL(config.redisUrl);
+      url.hostname = 'host.docker.internal';
+      config = configFrom(flags, { DAN_RUNTIME: runtime, DAN_AGENT_REDIS_URL: url.toString() });
+      process.stderr.write(c.yellow(`dan up: agents reach Redis at ${url.host}; Redis must listen on an address containers reach (not only 127.0.0.1)\n`));
+    }
     const logger = createLogger({ level: config.logLevel, name: 'dan-up' });
     const redis = runtime === 'process' && config.startRedis ? await startLocalRedis(config, logger) : undefined;
     process.stderr.write(
