@@ -131,7 +131,8 @@ export class ProcessRuntime implements Runtime {
     if (!child) return;
     if (child.running) {
       signal(child.pid, 'SIGTERM');
-      const exited = await Promise.race([child.exited.then(() => true), sleep(options.timeoutMs ?? 10_000, false)]);
+      // Unref'd: a grace timer must not keep this process (`dan up` after `dan down`) alive once the agent is gone.
+      const exited = await Promise.race([child.exited.then(() => true), sleep(options.timeoutMs ?? 10_000, false, { ref: false })]);
       if (!exited) {
         this.logger.warn({ agentId, pid: child.pid }, 'agent ignored SIGTERM; killing its process group');
         signal(-child.pid, 'SIGKILL');
@@ -146,7 +147,7 @@ export class ProcessRuntime implements Runtime {
     const child = this.children.get(agentId);
     if (!child) return;
     signal(-child.pid, 'SIGKILL');
-    if (child.running) await Promise.race([child.exited, sleep(this.settings.killWaitMs)]);
+    if (child.running) await Promise.race([child.exited, sleep(this.settings.killWaitMs, undefined, { ref: false })]);
     this.forget(child);
   }
 
