@@ -1,0 +1,463 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, readlink, realpath, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { it as base, describe, expect } from 'vitest';
+import { createLogger } from '../../lib/log.js';
+import type { Bus } from '../../lib/messaging/index.js';
+import { Orchestrator } from '../../lib/orchestrator/index.js';
+import { AgentRegistry, type AgentRecord } from '../../lib/registry/index.js';
+import { ProcessRuntime, danArgs } from '../../lib/runtime/index.js';
+import { isTerminal, taskSpecSchema, type LogEntry, type TaskRecord, type TaskSpecInput } from '../../lib/task.js';
+import { conversationRequests, ModelServer, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
+import { repoRoot, runDan } from '../helpers/cli.js';
+import { eventually, openNetwork, testConfig, type TestNetwork } from '../helpers/network.js';
+
+// The orchestrator on the process runtime, end to end: a real Orchestrator (in this process, or `dan
+// orchestrator`/`dan up` as children) spawns real `dan agent` processes, which run the real claude binary
+// against the scripted model server and Redis. Nothing is mocked.
+
+const CLAUDE_BIN = path.join(repoRoot(), 'node_modules', '.bin', 'claude');
+const API_KEY = 'sk-ant-api03-orchestrator-test-000000000000000';
+/** Short liveness timings for every process of these tests: reaping and takeover happen within seconds. */
+const TIMINGS = {
+  DAN_HEARTBEAT_MS: '200',
+  DAN_HEARTBEAT_TTL_MS: '1200',
+  DAN_REAPER_MS: '200',
+  DAN_IDLE_TIMEOUT_MS: '2000',
+  DAN_SHUTDOWN_GRACE_MS: '300',
+};
+/**
+ * How agents and orchestrator children start: dan from source through tsx. The loader is resolved here,
+ * because agents run with the workspace as their working directory, where a bare `tsx` cannot be found.
+ */
+const DAN = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(repoRoot(), 'bin', 'dan.ts')];
+
+/** Log lines of the in-process orchestrators, for the failure message of a test. */
+class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0));
+    done();
+  }
+}
+
+/** A `dan` child process (`dan orchestrator`, `dan up`). */
+interface DanChild {
+  child: ChildProcess;
+  output: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * One test's world: its own network (key prefix), workspace, model server, orchestrators and `dan` children.
+ * `close()` stops all of it, and every process the test's orchestrators started, even when the test failed.
+ */
+class World {
+  script: TurnChooser = writeFileScenario();
+  readonly orchestrators: Orchestrator[] = [];
+  readonly runtimes: ProcessRuntime[] = [];
+  readonly children: DanChild[] = [];
+  readonly logs = new LogCapture();
+  private constructor(
+    readonly net: TestNetwork,
+    readonly server: ModelServer,
+    readonly workspace: string,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  static async create(env: Record<string, string> = {}): Promise<World> {
+    // The real path: it is what /proc shows as a process's working directory.
+    const workspace = await realpath(await mkdtemp(path.join(os.tmpdir(), 'dan-orch-ws-')));
+    const settings = { DAN_WORKSPACE: workspace, DAN_CLAUDE_BIN: CLAUDE_BIN, DAN_LOG_LEVEL: 'info', ...TIMINGS, ...env };
+    const net = await openNetwork(settings, 'orch');
+    let world: World | undefined;
+    const server = await ModelServer.start({ script: (req) => world!.script(req) });
+    world = new World(net, server, workspace, settings);
+    return world;
+  }
+
+  get bus(): Bus {
+    return this.net.bus;
+  }
+
+  /** What the claude CLI needs, passed through the orchestrator to its agents. */
+  get modelEnv(): Record<string, string> {
+    return { ANTHROPIC_BASE_URL: this.server.url, ANTHROPIC_API_KEY: API_KEY, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' };
+  }
+
+  /** The environment of a `dan` child on this network. */
+  danEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      ...this.modelEnv,
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? os.homedir(),
+      REDIS_URL: this.net.config.redisUrl,
+      DAN_NETWORK: this.net.network,
+      ...this.env,
+      ...extra,
+    };
+  }
+
+  /** An orchestrator in this process, on the process runtime, spawning real `dan agent` children. */
+  async startOrchestrator(id: string, extra: Record<string, string> = {}): Promise<Orchestrator> {
+    const config = testConfig(this.net.network, { ...this.env, ...extra });
+    const logger = createLogger({ level: 'info', destination: this.logs }).child({ orchestrator: id });
+    const runtime = await ProcessRuntime.create(config, { entry: (spec) => [...DAN, ...danArgs(spec)], parentEnv: process.env, logger });
+    this.runtimes.push(runtime);
+    const orchestrator = await Orchestrator.start({ config, runtime, logger, env: this.modelEnv, id });
+    this.orchestrators.push(orchestrator);
+    return orchestrator;
+  }
+
+  /** `dan <args>` as a long-running child (an orchestrator, `dan up`). */
+  spawnDan(args: string[], extra: Record<string, string> = {}): DanChild {
+    const [node, ...rest] = DAN;
+    const child = spawn(node!, [...rest, ...args], { cwd: repoRoot(), env: this.danEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] });
+    const output: string[] = [];
+    child.stdout!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
+    child.stderr!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const started: DanChild = { child, output, exited };
+    this.children.push(started);
+    return started;
+  }
+
+  registry(): AgentRegistry {
+    return new AgentRegistry(this.bus.redis, this.bus.keys, { heartbeatTtlMs: this.net.config.heartbeatTtlMs });
+  }
+
+  /** Live (registered, heartbeating) domain agents. */
+  async liveAgents(domain?: string): Promise<AgentRecord[]> {
+    return (await this.registry().list()).filter((a) => a.role === 'domain' && a.alive && (domain === undefined || a.domain === domain));
+  }
+
+  async submit(description: string, spec: Partial<TaskSpecInput> = {}): Promise<TaskRecord> {
+    return this.bus.submit(taskSpecSchema.parse({ domain: 'backend', description, timeoutS: 60, maxAttempts: 3, ...spec }));
+  }
+
+  async waitFor(id: string, check: (r: TaskRecord) => boolean, what = 'the task', timeoutMs = 45_000): Promise<TaskRecord> {
+    return eventually(
+      async () => {
+        const record = await this.bus.tasks.get(id);
+        return check(record) ? record : undefined;
+      },
+      { what, timeoutMs, intervalMs: 100 },
+    ).catch(async (error: Error) => {
+      throw new Error(`${error.message}; record ${JSON.stringify(await this.bus.tasks.find(id).catch(() => 'unreadable'))}\n${this.recentLogs()}`);
+    });
+  }
+
+  waitForEnd(id: string, timeoutMs?: number): Promise<TaskRecord> {
+    return this.waitFor(id, (r) => isTerminal(r.status), 'the task to end', timeoutMs);
+  }
+
+  async entries(id: string): Promise<LogEntry[]> {
+    return (await this.bus.logs.history(id)).map((e) => e.entry);
+  }
+
+  /** The tail of what the orchestrators and `dan` children logged: context for a failure message. */
+  recentLogs(): string {
+    return [...this.logs.lines.slice(-15), ...this.children.flatMap((c) => c.output.join('').split('\n').slice(-10))].join('\n');
+  }
+
+  async close(): Promise<void> {
+    for (const orchestrator of this.orchestrators) await orchestrator.stop('down').catch(() => {});
+    for (const runtime of this.runtimes) await runtime.stopAll({ timeoutMs: 2000 }).catch(() => {});
+    for (const { child, exited } of this.children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    }
+    // Agents an orchestrator child started outlive it when it is SIGKILLed: end them by the pids they registered.
+    for (const agent of await this.registry().list().catch(() => [])) {
+      if (agent.pid && isDanProcess(agent.pid)) killQuietly(agent.pid);
+    }
+    for (const pid of await processesIn(this.workspace)) killQuietly(pid);
+    await this.server.close();
+    await this.net.cleanup();
+    await rm(this.workspace, { recursive: true, force: true });
+    await rm(path.join(os.tmpdir(), 'dan', this.net.network), { recursive: true, force: true });
+  }
+}
+
+const it = base.extend<{ w: World }>({
+  // eslint-disable-next-line no-empty-pattern
+  w: async ({}, use) => {
+    const world = await World.create();
+    try {
+      await use(world);
+    } finally {
+      await world.close();
+    }
+  },
+});
+
+/** Pids of processes whose working directory is `dir` or below: agents and the CLIs they started. */
+async function processesIn(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const cwd = await readlink(`/proc/${name}/cwd`).catch(() => '');
+    if ((cwd === dir || cwd.startsWith(`${dir}/`)) && isAlive(Number(name))) pids.push(Number(name));
+  }
+  return pids;
+}
+
+/** Alive and not a zombie. */
+function isAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a pid is (still) a `dan` process of this repository, so cleanup never kills a stranger. */
+function isDanProcess(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path.join(repoRoot(), 'bin', 'dan.ts')) && isAlive(pid);
+  } catch {
+    return false;
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** The first `count` conversation turns never answer (those attempts hang until killed); later turns use `then`. */
+function hangFirst(count: number, then: TurnChooser = writeFileScenario()): TurnChooser {
+  let hung = 0;
+  return (req) => (!req.hasToolResult && hung++ < count ? { hang: true } : then(req));
+}
+
+/** Each task's first model turn takes `delayMs`: tasks that take a while. */
+function slow(delayMs: number, then: TurnChooser = writeFileScenario()): TurnChooser {
+  return (req) => (req.hasToolResult ? then(req) : { ...then(req), delayMs });
+}
+
+/** Resolves once the model has received `count` conversation turns. */
+async function modelCalled(w: World, count: number): Promise<void> {
+  await eventually(() => conversationRequests(w.server.requests).length >= count, { what: `model turn ${count}`, timeoutMs: 30_000 });
+}
+
+/** Polls the orchestrator's runtime and the registry while a scenario runs, keeping the largest counts seen. */
+function sampleAgents(w: World, runtime: ProcessRuntime): { stop(): Promise<{ running: number; live: number; byDomain: Record<string, number> }> } {
+  const max = { running: 0, live: 0, byDomain: {} as Record<string, number> };
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const running = (await runtime.list()).filter((h) => h.running);
+      max.running = Math.max(max.running, running.length);
+      for (const domain of new Set(running.map((h) => h.domain))) {
+        max.byDomain[domain] = Math.max(max.byDomain[domain] ?? 0, running.filter((h) => h.domain === domain).length);
+      }
+      max.live = Math.max(max.live, (await w.liveAgents()).length);
+      await sleep(50);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return max;
+    },
+  };
+}
+
+const statusTrail = (entries: LogEntry[]): string[] => entries.filter((e) => e.type === 'status').map((e) => e.status!);
+
+describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
+  it('spawns an agent for a backend task when none is alive; the agent registers and completes it', async ({ w }) => {
+    const orchestrator = await w.startOrchestrator('orch-1');
+    expect(await w.liveAgents()).toEqual([]);
+    const task = await w.submit('Create the file spawned.txt');
+
+    const done = await w.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'completed', attempts: 1 });
+    expect(done.agent).toMatch(/^backend-[0-9a-f]{8}$/);
+    expect(orchestrator.stats.spawned).toBe(1);
+    const agent = await w.registry().get(done.agent!);
+    expect(agent).toMatchObject({ role: 'domain', domain: 'backend', runtime: 'process' });
+    expect(await readFile(path.join(w.workspace, 'spawned.txt'), 'utf8')).toContain('Create the file spawned.txt');
+    expect(orchestrator.isLeader).toBe(true);
+  });
+
+  it('never spawns for a domain that has no template folder', async ({ w }) => {
+    const orchestrator = await w.startOrchestrator('orch-1');
+    // Only the CLI checks the domain against the templates; on the bus a stray domain is just a queue.
+    const stray = await w.submit('Load the sales export', { domain: 'data' });
+    await eventually(() => orchestrator.stats.ticks >= 10, { what: 'ten orchestrator cycles' });
+    expect(orchestrator.stats.spawned).toBe(0);
+    expect(await w.runtimes[0]!.list()).toEqual([]);
+    expect((await w.bus.tasks.get(stray.id)).status).toBe('queued');
+  });
+
+  it('reaps a SIGKILLed agent, keeps its last log lines, and a new agent completes the task exactly once', async ({ w }) => {
+    w.script = hangFirst(1);
+    const orchestrator = await w.startOrchestrator('orch-1');
+    const task = await w.submit('Create the file survivor.txt');
+    const active = await w.waitFor(task.id, (r) => r.status === 'active', 'the task to be taken');
+    await modelCalled(w, 1);
+    const victim = active.agent!;
+    const handle = (await w.runtimes[0]!.list()).find((h) => h.agentId === victim)!;
+    process.kill(Number(handle.ref), 'SIGKILL');
+
+    const done = await w.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(done.agent).not.toBe(victim);
+    expect(orchestrator.stats.reaped).toBeGreaterThanOrEqual(1);
+    expect(orchestrator.stats.spawned).toBe(2);
+
+    const dead = await w.registry().get(victim);
+    expect(dead?.status).toBe('dead');
+    expect(dead?.lastLogs).toContain('agent ready');
+    expect((await w.runtimes[0]!.list()).some((h) => h.agentId === victim)).toBe(false);
+
+    const entries = await w.entries(task.id);
+    expect(statusTrail(entries)).toEqual(['queued', 'active', 'queued', 'active', 'completed']);
+    expect(entries.find((e) => e.type === 'status' && e.status === 'queued' && e.agent === victim)?.text).toBe(
+      `agent ${victim} died (heartbeat expired) during attempt 1 of 3; back on the queue`,
+    );
+    expect(entries.filter((e) => e.type === 'result')).toHaveLength(1);
+    expect(await readFile(path.join(w.workspace, 'survivor.txt'), 'utf8')).toContain('survivor.txt');
+  });
+
+  it('fails a task for good, saying why, once an agent has died during each of its attempts', async ({ w }) => {
+    w.script = () => ({ hang: true });
+    await w.startOrchestrator('orch-1', { DAN_TASK_ATTEMPTS: '2' });
+    const task = await w.submit('Create the file doomed.txt', { maxAttempts: 2 });
+    const victims: string[] = [];
+    for (const attempt of [1, 2]) {
+      const active = await w.waitFor(task.id, (r) => r.status === 'active' && r.attempts === attempt, `attempt ${attempt}`);
+      await modelCalled(w, attempt);
+      victims.push(active.agent!);
+      const handle = (await w.runtimes[0]!.list()).find((h) => h.agentId === active.agent)!;
+      process.kill(Number(handle.ref), 'SIGKILL');
+    }
+
+    const done = await w.waitForEnd(task.id);
+    expect(done.status).toBe('failed');
+    expect(done.attempts).toBe(2);
+    expect(done.error).toBe(`agent ${victims[1]} died (heartbeat expired) during attempt 2 of 2; no attempts left`);
+    expect(statusTrail(await w.entries(task.id))).toEqual(['queued', 'active', 'queued', 'active', 'failed']);
+    for (const id of victims) expect((await w.registry().get(id))?.status).toBe('dead');
+  });
+
+  it('scales to 3 agents for 6 waiting tasks, never more, and back to 0 after the idle timeout', async ({ w }) => {
+    w.script = slow(1500);
+    const tasks = [];
+    for (let i = 1; i <= 6; i++) tasks.push(await w.submit(`Create the file scaled-${i}.txt`));
+    const orchestrator = await w.startOrchestrator('orch-1', { DAN_MAX_AGENTS_PER_DOMAIN: '3', DAN_IDLE_TIMEOUT_MS: '1500' });
+    const runtime = w.runtimes[0]!;
+    const sampler = sampleAgents(w, runtime);
+
+    const done = await Promise.all(tasks.map((t) => w.waitForEnd(t.id, 60_000)));
+    expect(done.map((d) => d.status)).toEqual(Array(6).fill('completed'));
+    const servedBy = new Set(done.map((d) => d.agent));
+    expect(servedBy.size).toBe(3);
+
+    await eventually(async () => (await w.liveAgents()).length === 0 && (await runtime.list()).length === 0, {
+      what: 'every agent to exit after its idle timeout and be cleaned up',
+      timeoutMs: 20_000,
+    });
+    const max = await sampler.stop();
+    expect(max.running).toBe(3);
+    expect(max.live).toBe(3);
+    expect(orchestrator.stats.spawned).toBe(3);
+    for (const id of servedBy) expect((await w.registry().get(id!))?.status).toBe('stopped');
+  });
+
+  it('respects the global cap DAN_MAX_AGENTS across domains, serving each domain', async ({ w }) => {
+    w.script = slow(500);
+    const tasks = [];
+    for (const domain of ['backend', 'frontend']) {
+      for (let i = 1; i <= 3; i++) tasks.push(await w.submit(`Create the file ${domain}-${i}.txt`, { domain }));
+    }
+    const orchestrator = await w.startOrchestrator('orch-1', { DAN_MAX_AGENTS: '2', DAN_MAX_AGENTS_PER_DOMAIN: '3' });
+    const sampler = sampleAgents(w, w.runtimes[0]!);
+
+    const done = await Promise.all(tasks.map((t) => w.waitForEnd(t.id, 60_000)));
+    const max = await sampler.stop();
+    expect(done.map((d) => d.status)).toEqual(Array(6).fill('completed'));
+    expect(max.running).toBe(2);
+    expect(max.live).toBeLessThanOrEqual(2);
+    // Fair shares: one agent per domain rather than two for the first.
+    expect(max.byDomain).toEqual({ backend: 1, frontend: 1 });
+    expect(orchestrator.stats.spawned).toBe(2);
+  });
+
+  it('with two orchestrators only the leader spawns; when it dies without handing back the lease, the other takes over and scales', async ({ w }) => {
+    const ttl = { DAN_HEARTBEAT_TTL_MS: '1500' };
+    const first = w.spawnDan(['orchestrator'], { AGENT_ID: 'orch-a', ...ttl });
+    await eventually(async () => (await w.bus.redis.get(w.bus.keys.leader)) === 'orch-a', { what: 'orch-a to lead', timeoutMs: 20_000 }).catch((error: Error) => {
+      throw new Error(`${error.message}\n${first.output.join('')}`);
+    });
+    const second = await w.startOrchestrator('orch-b', ttl);
+
+    const task = await w.submit('Create the file led.txt');
+    expect((await w.waitForEnd(task.id)).status).toBe('completed');
+    expect(await w.bus.redis.get(w.bus.keys.leader)).toBe('orch-a');
+    expect(second.isLeader).toBe(false);
+    expect(second.stats.ticks).toBeGreaterThan(5);
+    expect(second.stats.spawned).toBe(0);
+    expect((await w.registry().list()).filter((a) => a.role === 'main' && a.alive).map((a) => a.id).sort()).toEqual(['orch-a', 'orch-b']);
+
+    // Let orch-a's agent exit idle first, so killing orch-a orphans no agent.
+    await eventually(async () => (await w.liveAgents()).length === 0, { what: "orch-a's agent to exit idle", timeoutMs: 20_000 });
+    first.child.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
+
+    // The lease lapses after its TTL (1.5 s); the standby takes it on its next attempt.
+    await eventually(() => second.isLeader, { what: 'orch-b to take over', timeoutMs: 10_000 });
+    expect(await w.bus.redis.get(w.bus.keys.leader)).toBe('orch-b');
+    await eventually(async () => (await w.registry().get('orch-a'))?.status === 'dead', { what: 'orch-b to reap orch-a' });
+
+    const next = await w.submit('Create the file after-takeover.txt');
+    const done = await w.waitForEnd(next.id);
+    expect(done.status).toBe('completed');
+    expect(second.stats.spawned).toBe(1);
+    expect(await readFile(path.join(w.workspace, 'after-takeover.txt'), 'utf8')).toContain('after-takeover.txt');
+  });
+
+  it('`dan down` stops the orchestrators and their busy agents and leaves no process behind', async ({ w }) => {
+    w.script = () => ({ hang: true });
+    const up = w.spawnDan(['up'], { AGENT_ID: 'orch-up' });
+    await eventually(async () => (await w.bus.redis.get(w.bus.keys.leader)) === 'orch-up', { what: '`dan up` to lead', timeoutMs: 20_000 }).catch((error: Error) => {
+      throw new Error(`${error.message}\n${up.output.join('')}`);
+    });
+    const standby = w.spawnDan(['orchestrator'], { AGENT_ID: 'orch-standby' });
+    const task = await w.submit('Create the file interrupted.txt');
+    await w.waitFor(task.id, (r) => r.status === 'active', 'an agent to take the task');
+    await modelCalled(w, 1);
+    await eventually(async () => (await w.registry().ids()).includes('orch-standby'), { what: 'the standby to register', timeoutMs: 20_000 });
+
+    const registered = await w.registry().list();
+    expect(registered.map((a) => `${a.role}:${a.alive}`).sort(), JSON.stringify(registered)).toEqual(['domain:true', 'main:true', 'main:true']);
+    const pids = registered.map((a) => a.pid!);
+    expect((await processesIn(w.workspace)).length).toBeGreaterThan(0); // the agent and its claude CLI
+
+    const down = await runDan(['down', '--timeout', '20000'], w.danEnv());
+    expect(down.exitCode, String(down.stderr)).toBe(0);
+    expect(String(down.stdout)).toMatch(/^stopped 3 registered agents$/m);
+    // Promptly: no grace timer of the agents it stopped keeps an orchestrator process alive.
+    const exitOf = (c: DanChild) => Promise.race([c.exited, sleep(10_000).then(() => 'still running after 10 s')]);
+    expect(await exitOf(up), up.output.join('')).toEqual({ code: 0, signal: null });
+    expect(await exitOf(standby), standby.output.join('')).toEqual({ code: 0, signal: null });
+
+    expect(await w.registry().ids()).toEqual([]);
+    await eventually(async () => pids.every((pid) => !isAlive(pid)) && (await processesIn(w.workspace)).length === 0, {
+      what: 'every process of the network to be gone',
+      timeoutMs: 5000,
+    });
+    // The busy agent handed its task back on the way out.
+    expect(await w.bus.tasks.get(task.id)).toMatchObject({ status: 'queued', attempts: 1 });
+  });
+});
