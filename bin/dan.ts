@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DanError } from '../lib/errors.js';
 import { registerAgentCommand } from './commands/agent.js';
 import { registerAgentsCommand } from './commands/agents.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerOrchestratorCommands } from './commands/orchestrator.js';
 import { registerTaskCommands } from './commands/tasks.js';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerAgentsCommand(program, withConnection);
   registerAgentCommand(program, withConnection);
   registerOrchestratorCommands(program, withConnection);
+  registerDoctorCommand(program, withConnection);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

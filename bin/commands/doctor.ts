@@ -1,0 +1,277 @@
+import { constants as fs } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import type { DanConfig } from '../../lib/config.js';
+import { domainTemplateDir, listDomains, mainTemplateDir } from '../../lib/domains.js';
+import { ConfigError, redactUrl } from '../../lib/errors.js';
+import { connectRedis, type Redis } from '../../lib/messaging/index.js';
+import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
+import { c } from '../output.js';
+
+/** One finding of `dan doctor`: what was checked, what was found, and how to fix it when it is not ok. */
+export interface Check {
+  name: string;
+  status: 'ok' | 'warn' | 'fail';
+  found: string;
+  fix?: string;
+}
+
+const runtimeSchema = z.enum(['process', 'docker'], { error: 'must be process or docker' });
+/** How long one probe (Redis, Docker, the claude binary) may take before it counts as failed. */
+const PROBE_TIMEOUT_MS = 5000;
+/** BullMQ refuses Redis below 5.0.0 and recommends 6.2.0 or later. */
+const REDIS_MINIMUM = [5, 0, 0];
+const REDIS_RECOMMENDED = [6, 2, 0];
+
+const ok = (name: string, found: string): Check => ({ name, status: 'ok', found });
+const warn = (name: string, found: string, fix: string): Check => ({ name, status: 'warn', found, fix });
+const fail = (name: string, found: string, fix: string): Check => ({ name, status: 'fail', found, fix });
+const message = (error: unknown): string => (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+
+/** Rejects with a timeout error unless `promise` settles within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function versionBelow(version: string, minimum: number[]): boolean {
+  const parts = version.split('.').map((p) => Number.parseInt(p, 10) || 0);
+  for (let i = 0; i < minimum.length; i++) {
+    if ((parts[i] ?? 0) !== minimum[i]) return (parts[i] ?? 0) < minimum[i]!;
+  }
+  return false;
+}
+
+/** Redis: reachable, its version, no eviction (BullMQ loses jobs otherwise), append-only file on. */
+async function checkRedis(config: DanConfig): Promise<Check[]> {
+  const url = redactUrl(config.redisUrl);
+  let redis: Redis;
+  try {
+    redis = await connectRedis(config.redisUrl, { mode: 'cli', name: 'dan-doctor' });
+  } catch (error) {
+    // ioredis's own "Connection is closed." says nothing a user can act on; a DNS or TLS error does.
+    const cause = (error as { cause?: unknown }).cause;
+    const why = cause && !/connection is closed/i.test(message(cause)) ? ` (${message(cause)})` : '';
+    return [
+      fail(
+        'redis',
+        `cannot reach ${url}${why}`,
+        'start Redis (`dan up` starts a local redis-server; or `docker run -d -p 6379:6379 redis:7`), or point REDIS_URL / --redis-url at yours',
+      ),
+    ];
+  }
+  try {
+    const info = await redis.info('server');
+    const version = /^redis_version:(.+)$/m.exec(info)?.[1]?.trim() ?? 'unknown';
+    const checks: Check[] = [];
+    if (version !== 'unknown' && versionBelow(version, REDIS_MINIMUM)) {
+      checks.push(fail('redis', `Redis ${version} at ${url}: too old for the task queue (BullMQ needs 5.0 or later)`, 'upgrade Redis to 7'));
+    } else if (version !== 'unknown' && versionBelow(version, REDIS_RECOMMENDED)) {
+      checks.push(warn('redis', `Redis ${version} at ${url}`, 'upgrade to Redis 6.2 or later (BullMQ recommends it)'));
+    } else {
+      checks.push(ok('redis', `Redis ${version} at ${url}`));
+    }
+    checks.push(await configCheck(redis, 'redis eviction', 'maxmemory-policy', 'noeviction', (value) =>
+      value === 'noeviction'
+        ? ok('redis eviction', 'maxmemory-policy noeviction')
+        : warn(
+            'redis eviction',
+            `maxmemory-policy ${value}: under memory pressure Redis may evict queued tasks and records`,
+            'redis-cli CONFIG SET maxmemory-policy noeviction (and maxmemory-policy noeviction in redis.conf)',
+          ),
+    ));
+    checks.push(await configCheck(redis, 'redis persistence', 'appendonly', 'yes', (value) =>
+      value === 'yes'
+        ? ok('redis persistence', 'append-only file on')
+        : warn(
+            'redis persistence',
+            'append-only file off: tasks and records since the last snapshot are lost if Redis restarts',
+            'redis-cli CONFIG SET appendonly yes (and appendonly yes in redis.conf)',
+          ),
+    ));
+    return checks;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Reads one Redis setting; a Redis that forbids CONFIG (managed services often do) is a warning, not a failure. */
+async function configCheck(redis: Redis, name: string, key: string, wanted: string, judge: (value: string) => Check): Promise<Check> {
+  try {
+    const reply = (await redis.config('GET', key)) as string[];
+    if (reply.length < 2) return warn(name, `cannot read ${key} (CONFIG GET returned nothing)`, `make sure ${key} is ${wanted}`);
+    return judge(String(reply[1]));
+  } catch (error) {
+    return warn(name, `cannot read ${key}: ${message(error)}`, `make sure ${key} is ${wanted} in your Redis settings`);
+  }
+}
+
+/** Docker: the engine and, for the docker runtime, the agent image. Required only for the docker runtime. */
+async function checkDocker(config: DanConfig): Promise<Check[]> {
+  const required = config.runtime === 'docker';
+  const { createDockerClient } = await import('../../lib/runtime/index.js');
+  let version: string;
+  let docker: ReturnType<typeof createDockerClient>;
+  try {
+    docker = createDockerClient(); // DOCKER_HOST (and its TLS settings) as dockerode reads them
+    const answer = await within(docker.version(), PROBE_TIMEOUT_MS, 'the Docker engine');
+    version = answer.Version;
+  } catch (error) {
+    const found = `no Docker engine answers${process.env.DOCKER_HOST ? ` at ${process.env.DOCKER_HOST}` : ''} (${message(error)})`;
+    const fix = 'start the engine (`dockerd`, or Docker Desktop) or set DOCKER_HOST';
+    if (!required) return [ok('docker', `not needed by the process runtime; ${found}`)];
+    return [fail('docker', found, fix), fail('agent image', `cannot look for ${config.images.agent} without an engine`, fix)];
+  }
+  if (!required) return [ok('docker', `Docker ${version} (not needed by the process runtime)`)];
+  const checks = [ok('docker', `Docker ${version}`)];
+  try {
+    const image = await docker.getImage(config.images.agent).inspect();
+    checks.push(ok('agent image', `${config.images.agent} (${image.Id.replace(/^sha256:/, '').slice(0, 12)}, built ${image.Created.slice(0, 19).replace('T', ' ')})`));
+  } catch (error) {
+    const missing = (error as { statusCode?: number }).statusCode === 404;
+    checks.push(
+      fail(
+        'agent image',
+        missing ? `${config.images.agent} is not here` : `cannot inspect ${config.images.agent}: ${message(error)}`,
+        'build it with scripts/build-image.sh (or docker build -f Dockerfile.agent -t dan-agent:latest .), or set DAN_AGENT_IMAGE',
+      ),
+    );
+  }
+  return checks;
+}
+
+/** The Claude Code CLI agents run: `--version` of DAN_CLAUDE_BIN. In the docker runtime the image has its own. */
+async function checkClaude(config: DanConfig): Promise<Check> {
+  // Loaded here, like the runtime above: every other command starts without it.
+  const { execa } = await import('execa');
+  try {
+    const result = await execa(config.claudeBin, ['--version'], {
+      timeout: PROBE_TIMEOUT_MS * 3,
+      env: { CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' },
+      stdin: 'ignore',
+    });
+    return ok('claude', `${result.stdout.trim().split('\n')[0]} at ${config.claudeBin}`);
+  } catch (error) {
+    const found = `${config.claudeBin} does not run: ${message((error as { shortMessage?: string }).shortMessage ?? error)}`;
+    const fix = 'npm install (the CLI comes with @anthropic-ai/claude-code), or set DAN_CLAUDE_BIN to a claude binary';
+    return config.runtime === 'docker' ? warn('claude', `${found} (agents use the image's own)`, fix) : fail('claude', found, fix);
+  }
+}
+
+/** How agents reach a model: a key or token, or a base URL for a local or proxied endpoint. Never prints a secret. */
+function checkModelAccess(env: NodeJS.ProcessEnv): Check {
+  const set = (name: string): boolean => (env[name] ?? '') !== '';
+  const base = set('ANTHROPIC_BASE_URL') ? `, ANTHROPIC_BASE_URL ${redactUrl(env.ANTHROPIC_BASE_URL!)}` : '';
+  if (set('ANTHROPIC_API_KEY')) return ok('api key', `ANTHROPIC_API_KEY is set${base}`);
+  if (set('ANTHROPIC_AUTH_TOKEN')) return ok('api key', `ANTHROPIC_AUTH_TOKEN is set${base}`);
+  if (set('ANTHROPIC_BASE_URL')) return ok('api key', `no key, but ANTHROPIC_BASE_URL ${redactUrl(env.ANTHROPIC_BASE_URL!)} (a local or proxied endpoint)`);
+  for (const provider of ['CLAUDE_CODE_USE_BEDROCK', 'CLAUDE_CODE_USE_VERTEX']) {
+    if (set(provider)) return ok('api key', `${provider} is set: the cloud provider's credentials are used`);
+  }
+  return fail(
+    'api key',
+    'none of ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or ANTHROPIC_BASE_URL is set: agents cannot reach a model',
+    'export ANTHROPIC_API_KEY=<your key> (or ANTHROPIC_BASE_URL for a local Anthropic-compatible endpoint)',
+  );
+}
+
+/** The templates: domains found (a domain is a folder), and the main orchestrator's instructions. */
+async function checkTemplates(config: DanConfig): Promise<Check> {
+  const dir = config.templatesDir;
+  const domains = listDomains(dir);
+  if (domains.length === 0) {
+    return fail('templates', `no domains in ${path.join(dir, 'domain-templates')}`, 'set DAN_TEMPLATES to a folder with domain-templates/<domain>/CLAUDE.md');
+  }
+  const exists = (file: string) => access(file).then(() => true, () => false);
+  const bare: string[] = [];
+  for (const domain of domains) if (!(await exists(path.join(domainTemplateDir(dir, domain), 'CLAUDE.md')))) bare.push(domain);
+  const found = `${domains.length} domain${domains.length === 1 ? '' : 's'} in ${dir}: ${domains.join(', ')}`;
+  if (bare.length > 0) return warn('templates', `${found}; without CLAUDE.md: ${bare.join(', ')}`, 'give each domain folder a CLAUDE.md with its instructions');
+  if (!(await exists(path.join(mainTemplateDir(dir), 'CLAUDE.md')))) {
+    return warn('templates', `${found}; no main-orchestrator/CLAUDE.md`, 'add main-orchestrator/CLAUDE.md: the orchestrator plans `main` tasks with it');
+  }
+  return ok('templates', found);
+}
+
+/** The shared workspace: the process runtime's directory, or the docker runtime's bind-mounted directory. */
+async function checkWorkspace(config: DanConfig): Promise<Check> {
+  if (config.runtime === 'docker' && !path.isAbsolute(config.workspaceVolume)) {
+    return ok('workspace', `Docker volume ${config.workspaceVolume} (created and given to uid 1000 when the runtime starts)`);
+  }
+  const dir = config.runtime === 'docker' ? config.workspaceVolume : config.workspace;
+  let info;
+  try {
+    info = await stat(dir);
+  } catch {
+    return warn('workspace', `${dir} does not exist`, `mkdir -p ${dir} (\`dan up\` creates it too), or set DAN_WORKSPACE`);
+  }
+  if (!info.isDirectory()) return fail('workspace', `${dir} is not a directory`, 'set DAN_WORKSPACE to a directory');
+  if (config.runtime === 'docker') {
+    // Agents run as uid 1000 and a bind mount keeps the host's ownership.
+    const writable = info.uid === 1000 || (info.mode & 0o002) !== 0;
+    return writable
+      ? ok('workspace', `${dir} (bind mount, writable by uid 1000)`)
+      : fail('workspace', `${dir} is owned by uid ${info.uid}: agents (uid 1000) cannot write there`, `chown -R 1000:1000 ${dir}`);
+  }
+  try {
+    await access(dir, fs.W_OK);
+  } catch {
+    return fail('workspace', `${dir} is not writable by this user`, `chown -R $(id -u) ${dir}, or set DAN_WORKSPACE`);
+  }
+  return ok('workspace', `${dir} (writable)`);
+}
+
+/** Every check, in the order a user fixes things. */
+export async function runChecks(config: DanConfig, env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
+  const [redis, docker, claude, templates, workspace] = await Promise.all([
+    checkRedis(config),
+    checkDocker(config),
+    checkClaude(config),
+    checkTemplates(config),
+    checkWorkspace(config),
+  ]);
+  return [...redis, ...docker, claude, checkModelAccess(env), templates, workspace];
+}
+
+const LABEL = { ok: 'ok', warn: 'warn', fail: 'FAIL' } as const;
+const PAINT = { ok: c.green, warn: c.yellow, fail: c.red } as const;
+
+/** `ok   redis         Redis 7.0.15 at redis://localhost:6379` and, when not ok, `→ the fix`. */
+export function formatCheck(check: Check): string {
+  const fix = check.fix && check.status !== 'ok' ? c.gray(` → ${check.fix}`) : '';
+  const found = check.found.replace(/\s*\n\s*/g, ' ');
+  return `${PAINT[check.status](LABEL[check.status].padEnd(5))}${check.name.padEnd(18)}${found}${fix}`;
+}
+
+/** `dan doctor`: is this machine ready to run a network? One line per check; exit 1 when any fails. */
+export function registerDoctorCommand(program: Command, withConnection: (cmd: Command) => Command): void {
+  withConnection(
+    program
+      .command('doctor')
+      .description('check what dan needs: Redis, Docker and the agent image, the claude CLI, a model key, templates, workspace')
+      .option('--runtime <runtime>', 'check for this runtime: process | docker (default DAN_RUNTIME)')
+      .option('--json', 'print JSON'),
+  ).action(async (flags: ConnectionFlags & { runtime?: string; json?: boolean }) => {
+    const runtime = flags.runtime === undefined ? undefined : parseFlag(runtimeSchema, flags.runtime, '--runtime');
+    let checks: Check[];
+    try {
+      checks = await runChecks(configFrom(flags, { DAN_RUNTIME: runtime }));
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      checks = [fail('config', error.message, `fix or unset ${error.variable}`)];
+    }
+    const healthy = !checks.some((check) => check.status === 'fail');
+    if (flags.json) console.log(JSON.stringify({ ok: healthy, checks }, null, 2));
+    else console.log(checks.map(formatCheck).join('\n'));
+    process.exitCode = healthy ? 0 : 1;
+  });
+}

@@ -1,0 +1,182 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDan } from '../helpers/cli.js';
+import { redisUrl, uniqueNetwork } from '../helpers/network.js';
+
+// `dan doctor` as a user runs it: the real CLI against the test Redis, the repository's claude binary and
+// templates, a temporary workspace. Docker is only needed by the docker runtime, so these checks never ask
+// for an engine: an unreachable one is a closed port on loopback.
+
+const SECRET = 'sk-ant-api03-doctor-never-prints-this-0123456789';
+let workspace: string;
+
+/** A port on loopback where nothing listens. */
+async function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** The environment of a healthy process-runtime machine; `extra` on top ('' unsets a variable). */
+const env = (extra: Record<string, string> = {}): Record<string, string> => ({
+  REDIS_URL: redisUrl(),
+  DAN_NETWORK: uniqueNetwork('doctor'),
+  DAN_RUNTIME: 'process',
+  DAN_WORKSPACE: workspace,
+  DAN_CLAUDE_BIN: '',
+  DAN_TEMPLATES: '',
+  ANTHROPIC_API_KEY: SECRET,
+  ANTHROPIC_AUTH_TOKEN: '',
+  ANTHROPIC_BASE_URL: '',
+  CLAUDE_CODE_USE_BEDROCK: '',
+  CLAUDE_CODE_USE_VERTEX: '',
+  ...extra,
+});
+
+interface Report {
+  ok: boolean;
+  checks: { name: string; status: 'ok' | 'warn' | 'fail'; found: string; fix?: string }[];
+}
+
+async function doctor(args: string[], extra: Record<string, string> = {}) {
+  const result = await runDan(['doctor', ...args], env(extra));
+  const stdout = String(result.stdout);
+  const stderr = String(result.stderr);
+  expect(`${stdout}\n${stderr}`).not.toContain(SECRET);
+  return { exitCode: result.exitCode, stdout, stderr, lines: stdout.split('\n').filter((l) => l.length > 0) };
+}
+
+async function doctorJson(args: string[], extra: Record<string, string> = {}): Promise<{ exitCode: number | undefined; report: Report }> {
+  const result = await doctor(['--json', ...args], extra);
+  return { exitCode: result.exitCode, report: JSON.parse(result.stdout) as Report };
+}
+
+const line = (lines: string[], name: string): string | undefined => lines.find((l) => l.slice(5).startsWith(`${name} `));
+
+beforeAll(async () => {
+  workspace = await mkdtemp(path.join(os.tmpdir(), 'dan-doctor-ws-'));
+});
+
+afterAll(async () => {
+  await rm(workspace, { recursive: true, force: true });
+});
+
+describe('dan doctor', () => {
+  it('on a healthy machine prints one line per check, none FAIL, and exits 0', async () => {
+    const { exitCode, lines, stderr } = await doctor([]);
+    expect(exitCode, `${lines.join('\n')}\n${stderr}`).toBe(0);
+    for (const name of ['redis', 'redis eviction', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace']) {
+      expect(line(lines, name), `a line for ${name} in:\n${lines.join('\n')}`).toBeDefined();
+    }
+    expect(lines.every((l) => /^(ok|warn|FAIL) /.test(l))).toBe(true);
+    expect(lines.some((l) => l.startsWith('FAIL'))).toBe(false);
+    expect(line(lines, 'redis')).toMatch(/^ok +redis +Redis \d+\.\d+\.\d+ at redis:\/\//);
+    expect(line(lines, 'claude')).toMatch(/^ok +claude +\d+\.\d+\.\d+ \(Claude Code\) at .*node_modules\/\.bin\/claude$/);
+    expect(line(lines, 'api key')).toMatch(/^ok +api key +ANTHROPIC_API_KEY is set$/);
+    expect(line(lines, 'templates')).toMatch(/backend.*frontend/);
+    expect(line(lines, 'workspace')).toBe(`ok   workspace         ${workspace} (writable)`);
+  });
+
+  it('names the Redis URL it cannot reach in a FAIL line with the fix, hides its password, and exits 1', async () => {
+    const port = await closedPort();
+    const { exitCode, lines } = await doctor([], { REDIS_URL: `redis://:hunter2@127.0.0.1:${port}` });
+    expect(exitCode).toBe(1);
+    const redis = line(lines, 'redis');
+    expect(redis).toMatch(new RegExp(`^FAIL redis +cannot reach redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port} → start Redis .*REDIS_URL`));
+    expect(lines.join('\n')).not.toContain('hunter2');
+    // The other checks still run and report.
+    expect(line(lines, 'claude')).toMatch(/^ok /);
+    expect(line(lines, 'redis eviction')).toBeUndefined();
+  });
+
+  it('takes the Redis URL from --redis-url over REDIS_URL', async () => {
+    const port = await closedPort();
+    const { exitCode, lines } = await doctor(['--redis-url', `redis://127.0.0.1:${port}`]);
+    expect(exitCode).toBe(1);
+    expect(line(lines, 'redis')).toContain(`cannot reach redis://127.0.0.1:${port}`);
+  });
+
+  it('prints a JSON report with --json', async () => {
+    const { exitCode, report } = await doctorJson([]);
+    expect(exitCode).toBe(0);
+    expect(report.ok).toBe(true);
+    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'redis eviction', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace']);
+    expect(report.checks.every((c) => c.status !== 'fail')).toBe(true);
+    expect(report.checks.filter((c) => c.status === 'warn').every((c) => typeof c.fix === 'string' && c.fix.length > 0)).toBe(true);
+
+    const port = await closedPort();
+    const failing = await doctorJson([], { REDIS_URL: `redis://127.0.0.1:${port}` });
+    expect(failing.exitCode).toBe(1);
+    expect(failing.report.ok).toBe(false);
+    expect(failing.report.checks[0]).toMatchObject({ name: 'redis', status: 'fail', found: `cannot reach redis://127.0.0.1:${port}` });
+  });
+
+  it('fails without any way to reach a model, and accepts a base URL for a local endpoint instead of a key', async () => {
+    const none = await doctor([], { ANTHROPIC_API_KEY: '' });
+    expect(none.exitCode).toBe(1);
+    expect(line(none.lines, 'api key')).toMatch(/^FAIL api key +none of ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or ANTHROPIC_BASE_URL is set.* → export ANTHROPIC_API_KEY=/);
+
+    const local = await doctor([], { ANTHROPIC_API_KEY: '', ANTHROPIC_BASE_URL: 'http://proxy-user:proxy-pass@127.0.0.1:4010' });
+    expect(local.exitCode).toBe(0);
+    expect(line(local.lines, 'api key')).toBe('ok   api key           no key, but ANTHROPIC_BASE_URL http://proxy-user:***@127.0.0.1:4010 (a local or proxied endpoint)');
+
+    const token = await doctor([], { ANTHROPIC_API_KEY: '', ANTHROPIC_AUTH_TOKEN: SECRET });
+    expect(token.exitCode).toBe(0);
+    expect(line(token.lines, 'api key')).toMatch(/ANTHROPIC_AUTH_TOKEN is set$/);
+  });
+
+  it('fails when the claude binary does not run, naming it', async () => {
+    const missing = path.join(workspace, 'no-such-claude');
+    const { exitCode, lines } = await doctor([], { DAN_CLAUDE_BIN: missing });
+    expect(exitCode).toBe(1);
+    expect(line(lines, 'claude')).toMatch(new RegExp(`^FAIL claude +${missing} does not run: .* → npm install .*DAN_CLAUDE_BIN`));
+  });
+
+  it('fails when the templates hold no domain', async () => {
+    const { exitCode, lines } = await doctor([], { DAN_TEMPLATES: workspace });
+    expect(exitCode).toBe(1);
+    expect(line(lines, 'templates')).toMatch(new RegExp(`^FAIL templates +no domains in ${workspace}/domain-templates → set DAN_TEMPLATES`));
+  });
+
+  it('warns, without failing, when the workspace does not exist yet', async () => {
+    const later = path.join(workspace, 'not-yet');
+    const { exitCode, lines } = await doctor([], { DAN_WORKSPACE: later });
+    expect(exitCode).toBe(0);
+    expect(line(lines, 'workspace')).toMatch(new RegExp(`^warn workspace +${later} does not exist → mkdir -p ${later}`));
+  });
+
+  it('needs Docker only for the docker runtime: an unreachable engine fails it, and only it', async () => {
+    const dockerHost = `tcp://127.0.0.1:${await closedPort()}`;
+    const processRuntime = await doctor([], { DOCKER_HOST: dockerHost });
+    expect(processRuntime.exitCode).toBe(0);
+    expect(line(processRuntime.lines, 'docker')).toMatch(/^ok +docker +not needed by the process runtime; no Docker engine answers/);
+    expect(line(processRuntime.lines, 'agent image')).toBeUndefined();
+
+    for (const args of [['--runtime', 'docker'], []]) {
+      const docker = await doctor(args, { DOCKER_HOST: dockerHost, ...(args.length === 0 ? { DAN_RUNTIME: 'docker' } : {}) });
+      expect(docker.exitCode).toBe(1);
+      expect(line(docker.lines, 'docker')).toMatch(new RegExp(`^FAIL docker +no Docker engine answers at ${dockerHost} .* → start the engine`));
+      expect(line(docker.lines, 'agent image')).toMatch(/^FAIL agent image +cannot look for dan-agent:latest without an engine/);
+    }
+  });
+
+  it('reports a bad setting as a FAIL line naming the variable', async () => {
+    const { exitCode, lines } = await doctor([], { DAN_HEARTBEAT_MS: 'soon' });
+    expect(exitCode).toBe(1);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^FAIL config +DAN_HEARTBEAT_MS="soon" is invalid: .* → fix or unset DAN_HEARTBEAT_MS$/);
+  });
+
+  it('rejects an unknown runtime as bad input (exit 2)', async () => {
+    const { exitCode, stderr } = await doctor(['--runtime', 'kubernetes']);
+    expect(exitCode).toBe(2);
+    expect(stderr).toMatch(/--runtime must be process or docker/);
+  });
+});
