@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseEnv } from 'node:util';
+import * as util from 'node:util';
 import { loadConfig, type ConfigOverrides, type DanConfig } from '../lib/config.js';
 import { BadInputError, ConfigError, DanError, describeZodError } from '../lib/errors.js';
 import { Bus } from '../lib/messaging/index.js';
@@ -35,9 +35,20 @@ export function loadDotEnv(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' && named === undefined) return;
     throw new ConfigError('DAN_ENV_FILE', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
   }
-  for (const [name, value] of Object.entries(parseEnv(text))) {
+  for (const [name, value] of Object.entries(parseEnvText(text))) {
     if (env[name] === undefined && value !== undefined) env[name] = value;
   }
+}
+
+/** Node's own `.env` parser (20.12+); before that, `NAME=value` lines, quotes stripped, `#` lines skipped. */
+function parseEnvText(text: string): NodeJS.Dict<string> {
+  if (typeof util.parseEnv === 'function') return util.parseEnv(text);
+  const out: NodeJS.Dict<string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (match) out[match[1]!] = match[2]!.replace(/^(["'])(.*)\1$/, '$2');
+  }
+  return out;
 }
 
 /** Connects the CLI's bus: one attempt, fails fast with RedisUnreachableError (exit 3). */

@@ -85,6 +85,8 @@ const envSchema = z.object({
   DOMAIN_TYPE: z.string().min(1).optional(),
   /** Whether the network's agents may use the process runtime's local redis-server fallback. */
   DAN_START_REDIS: bool.default(true),
+  /** The orchestrator stops the agents it can reach when it stops on a signal (compose sets 1). @default 0 */
+  DAN_STOP_AGENTS_ON_EXIT: bool.default(false),
 });
 
 export type DanEnv = z.infer<typeof envSchema>;
@@ -124,6 +126,8 @@ export interface DanConfig {
   agentId: string | undefined;
   domainType: string | undefined;
   startRedis: boolean;
+  /** DAN_STOP_AGENTS_ON_EXIT: on SIGTERM/SIGINT the orchestrator stops its agents too (`docker compose down`). */
+  stopAgentsOnExit: boolean;
 }
 
 /** Overrides from command-line flags; they win over the environment. */
@@ -194,6 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     agentId: e.AGENT_ID,
     domainType: e.DOMAIN_TYPE,
     startRedis: e.DAN_START_REDIS,
+    stopAgentsOnExit: e.DAN_STOP_AGENTS_ON_EXIT,
   };
 }
 
