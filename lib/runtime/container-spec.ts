@@ -27,12 +27,15 @@ const AGENT_ID = /^[A-Za-z0-9_.-]{1,100}$/;
 
 /**
  * `<network>-<domain>-<first 8 chars of the agent id, lowercased>`; with `full`, the whole id (used when
- * the short name is taken: ULIDs made in the same quarter second share their first 8 characters).
+ * the short name is taken: ULIDs made in the same quarter second share their first 8 characters). For the
+ * short name, an id that starts with its domain (`backend-1a2b3c4d`, as the orchestrator makes them) loses
+ * that prefix first, or every agent of a domain would share the short name `<network>-backend-backend-`.
  */
 export function containerName(network: string, domain: string, agentId: string, full = false): string {
   const safeDomain = domain.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-') || 'agent';
-  const id = (full ? agentId : agentId.slice(0, 8)).toLowerCase();
-  return `${network}-${safeDomain}-${id}`;
+  const lower = agentId.toLowerCase();
+  const bare = lower.startsWith(`${safeDomain}-`) && lower.length > safeDomain.length + 1 ? lower.slice(safeDomain.length + 1) : lower;
+  return `${network}-${safeDomain}-${full ? lower : bare.slice(0, 8)}`;
 }
 
 /** The workspace as a Docker mount: a name is a named volume, an absolute path a bind mount. */
