@@ -212,7 +212,10 @@ async function checkWorkspace(config: DanConfig): Promise<Check> {
   try {
     info = await stat(dir);
   } catch {
-    return warn('workspace', `${dir} does not exist`, `mkdir -p ${dir} (\`dan up\` creates it too), or set DAN_WORKSPACE`);
+    // Docker refuses to bind-mount a missing path; the process runtime creates its directory when it starts.
+    return config.runtime === 'docker'
+      ? fail('workspace', `${dir} does not exist`, `mkdir -p ${dir} && chown 1000:1000 ${dir}, or set DAN_WORKSPACE_VOLUME`)
+      : warn('workspace', `${dir} does not exist`, `mkdir -p ${dir} (\`dan up\` creates it too), or set DAN_WORKSPACE`);
   }
   if (!info.isDirectory()) return fail('workspace', `${dir} is not a directory`, 'set DAN_WORKSPACE to a directory');
   if (config.runtime === 'docker') {

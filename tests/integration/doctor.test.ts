@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -165,6 +165,24 @@ describe('dan doctor', () => {
       expect(line(docker.lines, 'docker')).toMatch(new RegExp(`^FAIL docker +no Docker engine answers at ${dockerHost} .* → start the engine`));
       expect(line(docker.lines, 'agent image')).toMatch(/^FAIL agent image +cannot look for dan-agent:latest without an engine/);
     }
+  });
+
+  it('for the docker runtime, fails a bind-mounted workspace that uid 1000 cannot write to, or that is missing', async () => {
+    const dir = await mkdtemp(path.join(workspace, 'bind-'));
+    await chmod(dir, 0o755);
+    const noEngine = { DOCKER_HOST: `tcp://127.0.0.1:${await closedPort()}`, DAN_WORKSPACE_VOLUME: dir };
+    const owner = (await stat(dir)).uid;
+    const locked = await doctor(['--runtime', 'docker'], noEngine);
+    expect(line(locked.lines, 'workspace')).toMatch(
+      owner === 1000 ? /^ok / : new RegExp(`^FAIL workspace +${dir} is owned by uid ${owner}: agents \\(uid 1000\\) cannot write there → chown -R 1000:1000 ${dir}$`),
+    );
+
+    await chmod(dir, 0o777);
+    const open = await doctor(['--runtime', 'docker'], noEngine);
+    expect(line(open.lines, 'workspace')).toBe(`ok   workspace         ${dir} (bind mount, writable by uid 1000)`);
+
+    const missing = await doctor(['--runtime', 'docker'], { ...noEngine, DAN_WORKSPACE_VOLUME: `${dir}-gone` });
+    expect(line(missing.lines, 'workspace')).toMatch(new RegExp(`^FAIL workspace +${dir}-gone does not exist → mkdir -p ${dir}-gone && chown 1000:1000`));
   });
 
   it('reports a bad setting as a FAIL line naming the variable', async () => {
