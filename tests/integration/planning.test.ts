@@ -1,0 +1,583 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { it as base, describe, expect } from 'vitest';
+import { createLogger } from '../../lib/log.js';
+import type { Bus } from '../../lib/messaging/index.js';
+import { Orchestrator } from '../../lib/orchestrator/index.js';
+import { AgentRegistry } from '../../lib/registry/index.js';
+import { ProcessRuntime, danArgs } from '../../lib/runtime/index.js';
+import { isTerminal, taskSpecSchema, type LogEntry, type TaskRecord } from '../../lib/task.js';
+import {
+  conversationRequests,
+  goalOf,
+  isPlanningRequest,
+  ModelServer,
+  planScenario,
+  writeFileScenario,
+  type RecordedRequest,
+  type Turn,
+} from '../fixtures/model-server.js';
+import { repoRoot, runDan } from '../helpers/cli.js';
+import { eventually, openNetwork, testConfig, type TestNetwork } from '../helpers/network.js';
+
+// Issue 5, end to end: a `main` goal is planned by the real claude binary against the scripted model, its
+// subtasks run as a dependency graph on real `dan agent` processes (process runtime), and the goal ends
+// with an aggregate. Real Redis, real orchestrators (in this process, or `dan orchestrator` children).
+
+const CLAUDE_BIN = path.join(repoRoot(), 'node_modules', '.bin', 'claude');
+const API_KEY = 'sk-ant-api03-planning-test-00000000000000000000';
+/** Short liveness timings: a dead orchestrator's lease lapses and it is reaped within seconds. */
+const TIMINGS = {
+  DAN_HEARTBEAT_MS: '200',
+  DAN_HEARTBEAT_TTL_MS: '2000',
+  DAN_REAPER_MS: '250',
+  DAN_IDLE_TIMEOUT_MS: '5000',
+  DAN_SHUTDOWN_GRACE_MS: '300',
+};
+/** dan from source through tsx; the loader is resolved here because agents run in the workspace. */
+const DAN = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(repoRoot(), 'bin', 'dan.ts')];
+
+/** A planning answer: prose and a fenced JSON plan, as the main orchestrator's CLAUDE.md asks. */
+type PlanSubtask = { key: string; domain: string; description: string; dependsOn?: string[] };
+const planText = (...subtasks: PlanSubtask[]): string => `Here is the plan.\n\n\`\`\`json\n${JSON.stringify({ subtasks }, null, 2)}\n\`\`\``;
+
+class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0));
+    done();
+  }
+}
+
+interface DanChild {
+  child: ChildProcess;
+  output: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * One test's world: its own network, workspace, model server, orchestrators and `dan` children. The model
+ * answers planning requests with `planner` and the subtasks' conversations with `worker`; `close()` stops
+ * every process the test started (agents of a SIGKILLed orchestrator included), even when it failed.
+ */
+class World {
+  planner: (req: RecordedRequest) => Turn | Promise<Turn> = planScenario();
+  worker: (req: RecordedRequest) => Turn | Promise<Turn> = writeFileScenario();
+  readonly orchestrators: Orchestrator[] = [];
+  readonly runtimes: ProcessRuntime[] = [];
+  readonly children: DanChild[] = [];
+  readonly logs = new LogCapture();
+
+  private constructor(
+    readonly net: TestNetwork,
+    readonly server: ModelServer,
+    readonly workspace: string,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  static async create(): Promise<World> {
+    const workspace = await realpath(await mkdtemp(path.join(os.tmpdir(), 'dan-plan-ws-')));
+    const settings = { DAN_WORKSPACE: workspace, DAN_CLAUDE_BIN: CLAUDE_BIN, DAN_LOG_LEVEL: 'info', ...TIMINGS };
+    const net = await openNetwork(settings, 'plan');
+    let world: World | undefined;
+    const server = await ModelServer.start({ script: (req) => (isPlanningRequest(req) ? world!.planner(req) : world!.worker(req)) });
+    world = new World(net, server, workspace, settings);
+    return world;
+  }
+
+  get bus(): Bus {
+    return this.net.bus;
+  }
+
+  get modelEnv(): Record<string, string> {
+    return { ANTHROPIC_BASE_URL: this.server.url, ANTHROPIC_API_KEY: API_KEY, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' };
+  }
+
+  danEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      ...this.modelEnv,
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? os.homedir(),
+      REDIS_URL: this.net.config.redisUrl,
+      DAN_NETWORK: this.net.network,
+      ...this.env,
+      ...extra,
+    };
+  }
+
+  /**
+   * An orchestrator in this process on the process runtime. `env` is its own environment, which its planner
+   * and the agents it spawns get the model variables from (default: the scripted model).
+   */
+  async startOrchestrator(id: string, options: { env?: Record<string, string>; extra?: Record<string, string> } = {}): Promise<Orchestrator> {
+    const config = testConfig(this.net.network, { ...this.env, ...options.extra });
+    const logger = createLogger({ level: 'info', destination: this.logs }).child({ orchestrator: id });
+    const runtime = await ProcessRuntime.create(config, { entry: (spec) => [...DAN, ...danArgs(spec)], parentEnv: process.env, logger });
+    this.runtimes.push(runtime);
+    const orchestrator = await Orchestrator.start({ config, runtime, logger, env: options.env ?? this.modelEnv, id });
+    this.orchestrators.push(orchestrator);
+    return orchestrator;
+  }
+
+  /** `dan <args>` as a long-running child. */
+  spawnDan(args: string[], extra: Record<string, string> = {}): DanChild {
+    const [node, ...rest] = DAN;
+    const child = spawn(node!, [...rest, ...args], { cwd: repoRoot(), env: this.danEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] });
+    const output: string[] = [];
+    child.stdout!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
+    child.stderr!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const started = { child, output, exited };
+    this.children.push(started);
+    return started;
+  }
+
+  registry(): AgentRegistry {
+    return new AgentRegistry(this.bus.redis, this.bus.keys, { heartbeatTtlMs: this.net.config.heartbeatTtlMs });
+  }
+
+  /** Sends a goal to `main`, as `dan send-task main` does. */
+  submitGoal(description: string): Promise<TaskRecord> {
+    return this.bus.submit(taskSpecSchema.parse({ domain: 'main', description, timeoutS: 90, maxAttempts: 3 }));
+  }
+
+  async waitFor(id: string, check: (r: TaskRecord) => boolean, what: string, timeoutMs = 60_000): Promise<TaskRecord> {
+    return eventually(
+      async () => {
+        const record = await this.bus.tasks.get(id);
+        return check(record) ? record : undefined;
+      },
+      { what, timeoutMs, intervalMs: 100 },
+    ).catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await this.describe(id)}\n${this.recentLogs()}`);
+    });
+  }
+
+  waitForEnd(id: string, timeoutMs?: number): Promise<TaskRecord> {
+    return this.waitFor(id, (r) => isTerminal(r.status), `task ${id} to end`, timeoutMs);
+  }
+
+  /** A goal's subtasks by key. */
+  async subtasks(goalId: string): Promise<Record<string, TaskRecord>> {
+    const goal = await this.bus.tasks.get(goalId);
+    return Object.fromEntries((await this.bus.tasks.getMany(goal.children)).map((r) => [r.key!, r]));
+  }
+
+  async entries(id: string): Promise<LogEntry[]> {
+    return (await this.bus.logs.history(id)).map((e) => e.entry);
+  }
+
+  /** The model turns of planning conversations whose goal mentions `word`. */
+  planningRequests(word: string): RecordedRequest[] {
+    return conversationRequests(this.server.requests).filter((r) => isPlanningRequest(r) && goalOf(r.prompt).includes(word));
+  }
+
+  /** The first model turn of the conversation a subtask started (its prompt begins with its description). */
+  firstRequestOf(subtask: TaskRecord): RecordedRequest | undefined {
+    return conversationRequests(this.server.requests).find((r) => !isPlanningRequest(r) && r.prompt.startsWith(subtask.description.trim()));
+  }
+
+  /** A goal and its subtasks as one line each: context for a failure message. */
+  async describe(goalId: string): Promise<string> {
+    const goal = await this.bus.tasks.find(goalId).catch(() => undefined);
+    if (!goal) return `no record ${goalId}`;
+    const kids = await this.bus.tasks.getMany(goal.children).catch(() => []);
+    return [goal, ...kids].map((r) => `${r.key ?? 'goal'} ${r.domain} ${r.status} ${r.agent ?? '-'} ${r.error ?? r.reason ?? ''}`).join('\n');
+  }
+
+  recentLogs(): string {
+    return [...this.logs.lines.slice(-15), ...this.children.flatMap((c) => c.output.join('').split('\n').slice(-10))].join('\n');
+  }
+
+  async close(): Promise<void> {
+    for (const orchestrator of this.orchestrators) await orchestrator.stop('down').catch(() => {});
+    for (const runtime of this.runtimes) await runtime.stopAll({ timeoutMs: 2000 }).catch(() => {});
+    for (const { child, exited } of this.children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    }
+    // Agents of a SIGKILLed orchestrator child outlive it: end them by the pids they registered.
+    for (const agent of await this.registry().list().catch(() => [])) {
+      if (agent.pid && isDanProcess(agent.pid)) killQuietly(agent.pid);
+    }
+    for (const pid of await processesIn(this.workspace)) killQuietly(pid);
+    await this.server.close();
+    await this.net.cleanup();
+    await rm(this.workspace, { recursive: true, force: true });
+    await rm(path.join(os.tmpdir(), 'dan', this.net.network), { recursive: true, force: true });
+  }
+}
+
+const it = base.extend<{ w: World }>({
+  // eslint-disable-next-line no-empty-pattern
+  w: async ({}, use) => {
+    const world = await World.create();
+    try {
+      await use(world);
+    } finally {
+      await world.close();
+    }
+  },
+});
+
+/** Pids of processes whose working directory is `dir` or below: agents and the CLIs they started. */
+async function processesIn(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const cwd = await readlink(`/proc/${name}/cwd`).catch(() => '');
+    if ((cwd === dir || cwd.startsWith(`${dir}/`)) && isAlive(Number(name))) pids.push(Number(name));
+  }
+  return pids;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a pid is (still) a `dan` process of this repository, so cleanup never kills a stranger. */
+function isDanProcess(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path.join(repoRoot(), 'bin', 'dan.ts')) && isAlive(pid);
+  } catch {
+    return false;
+  }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+const statuses = (entries: LogEntry[]): string[] => entries.filter((e) => e.type === 'status').map((e) => e.status!);
+const texts = (entries: LogEntry[]): string[] => entries.map((e) => e.text);
+
+/** The `## Results of the tasks this one depends on` section: what a subtask's prompt says about its dependencies. */
+const dependencySection = (prompt: string): string => {
+  const at = prompt.indexOf('## Results of the tasks this one depends on');
+  return at < 0 ? '' : prompt.slice(at);
+};
+
+describe('planning and running a multi-domain goal', { timeout: 120_000 }, () => {
+  it('runs a backend → frontend plan in order and gives frontend the backend result; the goal completes with the aggregate', async ({ w }) => {
+    await w.startOrchestrator('orch-1');
+    const goal = await w.submitGoal('Create user registration with an API endpoint and a form component');
+
+    const done = await w.waitForEnd(goal.id);
+    expect(done.status, await w.describe(goal.id)).toBe('completed');
+    const { api, form } = await w.subtasks(goal.id);
+    expect(api).toMatchObject({ domain: 'backend', status: 'completed', parent: goal.id, dependsOn: [] });
+    expect(form).toMatchObject({ domain: 'frontend', status: 'completed', parent: goal.id, dependsOn: [api!.id] });
+
+    expect(JSON.parse(done.plan!)).toMatchObject({ source: 'model', subtasks: [{ key: 'api', id: api!.id }, { key: 'form', id: form!.id, dependsOn: ['api'] }] });
+    expect(texts(await w.entries(goal.id))).toContain('planned 2 subtasks (by the model)');
+
+    // Backend first: frontend was queued only after backend completed, and started after it finished.
+    expect(api!.finishedAt!).toBeLessThanOrEqual(form!.startedAt!);
+    expect(statuses(await w.entries(form!.id))).toEqual(['waiting', 'queued', 'active', 'completed']);
+    expect(texts(await w.entries(form!.id))).toContain('dependencies completed (api); queued');
+
+    // Frontend's first model turn carries backend's result, under the dependencies section.
+    expect(api!.result).toMatch(/^Done: wrote backend-api\.md/);
+    const firstFrontendTurn = w.firstRequestOf(form!);
+    expect(firstFrontendTurn, 'no model turn for the frontend subtask').toBeDefined();
+    expect(dependencySection(firstFrontendTurn!.prompt)).toContain(api!.result!.trim());
+    expect(dependencySection(w.firstRequestOf(api!)!.prompt)).toBe(''); // backend depends on nothing
+
+    // The aggregate: a summary per subtask, the files their logs show, totals.
+    expect(done.result).toContain('2 of 2 subtasks completed');
+    expect(done.result).toContain(`Files changed: ${path.join(w.workspace, 'backend-api.md')}, ${path.join(w.workspace, 'frontend-form.md')}`);
+    expect(done.result).toContain('## api (backend): completed');
+    expect(done.result).toContain('## form (frontend): completed');
+    // Totals: the planner's one turn plus the subtasks' turns and costs.
+    expect(done.turns).toBe(1 + api!.turns! + form!.turns!);
+    expect(done.costUsd!).toBeGreaterThanOrEqual(api!.costUsd! + form!.costUsd!);
+    expect(await readFile(path.join(w.workspace, 'backend-api.md'), 'utf8')).toContain('backend API');
+    expect(await readFile(path.join(w.workspace, 'frontend-form.md'), 'utf8')).toContain('frontend form');
+    expect(await w.bus.tasks.openGraphs()).toEqual([]);
+  });
+
+  it('runs two independent subtasks at the same time', async ({ w }) => {
+    w.planner = () => ({
+      text: planText(
+        { key: 'left', domain: 'backend', description: 'Answer LEFT for the parallel goal' },
+        { key: 'right', domain: 'frontend', description: 'Answer RIGHT for the parallel goal' },
+      ),
+    });
+    // Each subtask's model turn waits until the other's has arrived too (or 30 s), then takes 2 s more: both
+    // conversations in flight at once is what running in parallel means, whatever the machine's speed.
+    const arrived = new Set<string>();
+    let release!: () => void;
+    const bothArrived = new Promise<void>((resolve) => (release = resolve));
+    w.worker = async (req) => {
+      const key = req.prompt.startsWith('Answer LEFT') ? 'left' : 'right';
+      arrived.add(key);
+      if (arrived.size === 2) release();
+      await Promise.race([bothArrived, new Promise((r) => setTimeout(r, 30_000))]);
+      return { text: `${key} finished`, delayMs: 2000 };
+    };
+    await w.startOrchestrator('orch-1');
+    const goal = await w.submitGoal('Do two unrelated things in parallel');
+
+    const done = await w.waitForEnd(goal.id);
+    expect(done.status, await w.describe(goal.id)).toBe('completed');
+    const { left, right } = await w.subtasks(goal.id);
+    expect([left!.dependsOn, right!.dependsOn]).toEqual([[], []]);
+    expect(arrived).toEqual(new Set(['left', 'right']));
+    // Their active intervals overlap: each started before the other finished.
+    expect(left!.startedAt!).toBeLessThan(right!.finishedAt!);
+    expect(right!.startedAt!).toBeLessThan(left!.finishedAt!);
+    expect([left!.result, right!.result]).toEqual(['left finished', 'right finished']);
+  });
+
+  it('rejects a cyclic plan and an unknown domain, retries once with the reason, and fails a goal whose plan is rejected twice', async ({ w }) => {
+    const cycle = planText(
+      { key: 'a', domain: 'backend', description: 'Part a', dependsOn: ['b'] },
+      { key: 'b', domain: 'frontend', description: 'Part b', dependsOn: ['a'] },
+    );
+    const unknownDomain = planText({ key: 'app', domain: 'mobile', description: 'Build the mobile app' });
+    w.planner = (req) => {
+      const goal = goalOf(req.prompt);
+      const retry = req.prompt.includes('Your previous plan was rejected');
+      const fixed = planText({ key: 'fixed', domain: 'backend', description: `Reply that the corrected plan ran, for: ${goal}` });
+      if (goal.includes('cyclic')) return { text: retry ? fixed : cycle };
+      if (goal.includes('mobile')) return { text: retry ? fixed : unknownDomain };
+      return { text: cycle }; // the stubborn goal: the same cycle both times
+    };
+    w.worker = (req) => ({ text: `corrected plan ran: ${req.prompt.split('\n')[0]}` });
+    await w.startOrchestrator('orch-1');
+    const cyclic = await w.submitGoal('Build the cyclic feature');
+    const mobile = await w.submitGoal('Build the mobile feature');
+    const stubborn = await w.submitGoal('Build the stubborn feature');
+
+    const cycleReason = 'the dependencies form a cycle: a → b → a';
+    const domainReason = 'unknown domain "mobile" (subtask app); available: backend, devops, frontend';
+    for (const [goal, word, reason] of [
+      [cyclic, 'cyclic', cycleReason],
+      [mobile, 'mobile', domainReason],
+    ] as const) {
+      const done = await w.waitForEnd(goal.id);
+      expect(done.status, await w.describe(goal.id)).toBe('completed');
+      const asked = w.planningRequests(word);
+      expect(asked).toHaveLength(2);
+      expect(asked[0]!.prompt).not.toContain('rejected');
+      expect(asked[1]!.prompt).toContain(`Your previous plan was rejected: ${reason}.`);
+      const log = texts(await w.entries(goal.id));
+      expect(log).toContain(`plan rejected: ${reason}`);
+      expect(log).toContain(`asking again: ${reason}`);
+      expect(log).toContain('planned 1 subtask (by the model)');
+      // The corrected plan is the one that ran.
+      const { fixed, ...others } = await w.subtasks(goal.id);
+      expect(others).toEqual({});
+      expect(fixed).toMatchObject({ domain: 'backend', status: 'completed' });
+      expect(fixed!.result).toContain(`corrected plan ran: Reply that the corrected plan ran, for: Build the ${word} feature`);
+      expect(JSON.parse(done.plan!)).toMatchObject({ source: 'model', subtasks: [{ key: 'fixed' }] });
+    }
+
+    const failed = await w.waitForEnd(stubborn.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toBe(`the plan was rejected twice; last reason: ${cycleReason}`);
+    expect(failed.children).toEqual([]);
+    expect(failed.plan).toBeUndefined();
+    expect(w.planningRequests('stubborn')).toHaveLength(2);
+    expect(statuses(await w.entries(stubborn.id))).toEqual(['queued', 'active', 'failed']);
+  });
+
+  it('falls back to keyword routing when no model is configured, and says so in the log', async ({ w }) => {
+    // No ANTHROPIC_* in the orchestrator's environment: its planner has no model, and neither do the agents
+    // it spawns (they inherit its environment). The agents run a stand-in CLI that needs none: valid
+    // stream-json whose result names the part it was given, and which keeps each prompt it received.
+    const standIn = path.join(w.workspace, '.standin', 'claude');
+    await mkdir(path.dirname(standIn), { recursive: true });
+    await writeFile(standIn, STAND_IN_CLAUDE, { mode: 0o755 });
+    await w.startOrchestrator('orch-1', { env: {}, extra: { DAN_CLAUDE_BIN: standIn } });
+    const goal = await w.submitGoal('Add a login API endpoint and a signup form component');
+
+    const done = await w.waitForEnd(goal.id);
+    expect(done.status, await w.describe(goal.id)).toBe('completed');
+    const log = await w.entries(goal.id);
+    const fallback = log.find((e) => e.text.startsWith('FALLBACK: '));
+    expect(fallback?.text).toBe(
+      'FALLBACK: no model is configured (no ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or ANTHROPIC_BASE_URL); used keyword routing: backend (backend); frontend (frontend) after backend',
+    );
+    expect(texts(log)).toContain('planned 2 subtasks (by keyword routing)');
+    expect(w.server.requests).toEqual([]); // nobody asked a model
+
+    const { backend, frontend } = await w.subtasks(goal.id);
+    expect(backend).toMatchObject({ domain: 'backend', status: 'completed', dependsOn: [] });
+    expect(frontend).toMatchObject({ domain: 'frontend', status: 'completed', dependsOn: [backend!.id] });
+    expect(JSON.parse(done.plan!)).toMatchObject({ source: 'keywords', subtasks: [{ key: 'backend' }, { key: 'frontend', dependsOn: ['backend'] }] });
+    expect(backend!.result).toBe('stand-in finished: Do the backend part');
+    expect(backend!.finishedAt!).toBeLessThanOrEqual(frontend!.startedAt!);
+    const prompts = await Promise.all(
+      (await readdir(path.dirname(standIn))).filter((f) => f.endsWith('.prompt')).map((f) => readFile(path.join(path.dirname(standIn), f), 'utf8')),
+    );
+    const frontendPrompt = prompts.find((p) => p.includes('Do the frontend part of this goal only.'));
+    expect(dependencySection(frontendPrompt ?? '')).toContain('stand-in finished: Do the backend part');
+  });
+
+  it('a failing subtask cancels its dependents with the reason and fails the goal, naming the part that failed', async ({ w }) => {
+    w.planner = () => ({
+      text: planText(
+        { key: 'api', domain: 'backend', description: 'Build the refused API' },
+        { key: 'form', domain: 'frontend', description: 'Build the form on the refused API', dependsOn: ['api'] },
+        { key: 'ci', domain: 'devops', description: 'Ship the form', dependsOn: ['form'] },
+      ),
+    });
+    w.worker = (req) =>
+      req.prompt.startsWith('Build the refused API') ? { status: 400, message: 'scripted refusal of the api subtask' } : { text: 'should never run' };
+    await w.startOrchestrator('orch-1');
+    const goal = await w.submitGoal('Build a form on a new API and ship it');
+
+    const done = await w.waitForEnd(goal.id);
+    const { api, form, ci } = await w.subtasks(goal.id);
+    expect(api).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(api!.error).toContain('scripted refusal of the api subtask');
+    expect(form).toMatchObject({ status: 'cancelled', reason: 'dependency api (backend) ended failed' });
+    expect(ci).toMatchObject({ status: 'cancelled', reason: 'dependency form (frontend) ended cancelled' });
+    expect(statuses(await w.entries(form!.id))).toEqual(['waiting', 'cancelled']);
+    expect(statuses(await w.entries(ci!.id))).toEqual(['waiting', 'cancelled']);
+    expect(w.firstRequestOf(form!)).toBeUndefined();
+    expect(w.firstRequestOf(ci!)).toBeUndefined();
+
+    expect(done.status).toBe('failed');
+    expect(done.error).toMatch(/^subtasks did not complete: api \(backend\) failed: .*scripted refusal of the api subtask/);
+    expect(done.error).toContain('; form (frontend) cancelled: dependency api (backend) ended failed; ci (devops) cancelled: dependency form (frontend) ended cancelled');
+    expect(done.result).toContain('0 of 3 subtasks completed');
+    expect(await w.bus.tasks.openGraphs()).toEqual([]);
+  });
+
+  it('`dan cancel <goal>` cancels every open subtask, the running one included', async ({ w }) => {
+    w.worker = (req) => (req.prompt.startsWith('Write the file backend-api.md') ? { hang: true } : writeFileScenario()(req));
+    await w.startOrchestrator('orch-1');
+    const goal = await w.submitGoal('Create a sign-up API and form');
+    const active = await w.waitFor(goal.id, (r) => r.children.length === 2, 'the plan');
+    const api = (await w.subtasks(active.id)).api!;
+    await w.waitFor(api.id, (r) => r.status === 'active', 'the api subtask to run');
+    await eventually(() => w.firstRequestOf(api), { what: "the api subtask's model turn" });
+
+    const cancel = await runDan(['cancel', goal.id], w.danEnv());
+    expect(cancel.exitCode, String(cancel.stderr)).toBe(0);
+    expect(String(cancel.stdout).trim()).toBe(`cancelled ${goal.id} (was active)`);
+
+    // Either the cancel itself or the leader's next look at the ended goal reaches a subtask first.
+    const becauseOfParent = new RegExp(`^parent ${goal.id} (was|ended) cancelled$`);
+    const apiEnd = await w.waitForEnd(api.id);
+    expect(apiEnd.status).toBe('cancelled');
+    expect(apiEnd.reason).toMatch(becauseOfParent);
+    const { form } = await w.subtasks(goal.id);
+    expect(form!.status).toBe('cancelled');
+    expect(form!.reason).toMatch(becauseOfParent);
+    expect(await w.bus.tasks.get(goal.id)).toMatchObject({ status: 'cancelled', reason: 'cancelled by user' });
+    expect(await w.bus.tasks.openGraphs()).toEqual([]);
+    expect(w.firstRequestOf(form!)).toBeUndefined();
+  });
+
+  it('a new orchestrator finishes the graph of one killed mid-graph: each subtask completes exactly once, the goal is planned once', async ({ w }) => {
+    // The backend subtask's first turn takes 3 s: long enough to kill the orchestrator while it runs.
+    const write = writeFileScenario();
+    w.worker = (req) => (req.prompt.startsWith('Write the file backend-api.md') && !req.hasToolResult ? { ...write(req), delayMs: 3000 } : write(req));
+    const first = w.spawnDan(['orchestrator'], { AGENT_ID: 'orch-a' });
+    await eventually(async () => (await w.bus.redis.get(w.bus.keys.leader)) === 'orch-a', { what: 'orch-a to lead', timeoutMs: 30_000 }).catch((error: Error) => {
+      throw new Error(`${error.message}\n${first.output.join('')}`);
+    });
+    const goal = await w.submitGoal('Create user registration with an API endpoint and a form component');
+    await w.waitFor(goal.id, (r) => r.children.length === 2, 'the plan');
+    const { api } = await w.subtasks(goal.id);
+    await w.waitFor(api!.id, (r) => r.status === 'active', 'the api subtask to run');
+    await eventually(() => w.firstRequestOf(api!), { what: "the api subtask's model turn" });
+
+    first.child.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
+    const second = await w.startOrchestrator('orch-b');
+
+    const done = await w.waitForEnd(goal.id, 90_000);
+    expect(done.status, await w.describe(goal.id)).toBe('completed');
+    expect(second.isLeader).toBe(true);
+    const subtasks = await w.subtasks(goal.id);
+    expect(Object.keys(subtasks).sort()).toEqual(['api', 'form']);
+    for (const [key, sub] of Object.entries(subtasks)) {
+      expect(sub.status, key).toBe('completed');
+      expect(statuses(await w.entries(sub.id)).filter((s) => s === 'completed'), key).toEqual(['completed']);
+    }
+    const goalLog = texts(await w.entries(goal.id));
+    expect(goalLog.filter((t) => t.startsWith('planned '))).toEqual(['planned 2 subtasks (by the model)']);
+    expect(w.planningRequests('user registration')).toHaveLength(1);
+    expect(statuses(await w.entries(goal.id)).filter((s) => s === 'completed')).toEqual(['completed']);
+    expect(await w.bus.tasks.openGraphs()).toEqual([]);
+  });
+
+  it('`dan status` shows the tree, `--json` the subtasks, `--mermaid` a flowchart; `dan logs --task` tags each line with its subtask', async ({ w }) => {
+    await w.startOrchestrator('orch-1');
+    const goal = await w.submitGoal('Create user registration with an API endpoint and a form component');
+    expect((await w.waitForEnd(goal.id)).status, await w.describe(goal.id)).toBe('completed');
+    const { api, form } = await w.subtasks(goal.id);
+    const env = w.danEnv();
+
+    const status = await runDan(['status', goal.id], env);
+    expect(status.exitCode, String(status.stderr)).toBe(0);
+    const tree = String(status.stdout);
+    expect(tree).toMatch(/^subtasks$/m);
+    expect(tree).toMatch(new RegExp(`^${goal.id} main completed  \\S+  \\$\\d+\\.\\d{4}  Create user registration`, 'm'));
+    expect(tree).toMatch(new RegExp(`^├─ api backend completed  ${api!.agent}  \\S+  \\$\\d+\\.\\d{4}  ${api!.id}$`, 'm'));
+    expect(tree).toMatch(new RegExp(`^└─ form frontend completed  ${form!.agent}  \\S+  \\$\\d+\\.\\d{4} after api  ${form!.id}$`, 'm'));
+
+    const json = await runDan(['status', goal.id, '--json'], env);
+    const parsed = JSON.parse(String(json.stdout)) as TaskRecord & { subtasks: TaskRecord[] };
+    expect(parsed).toMatchObject({ id: goal.id, status: 'completed', children: [api!.id, form!.id] });
+    expect(parsed.subtasks.map((s) => [s.key, s.domain, s.status, s.dependsOn])).toEqual([
+      ['api', 'backend', 'completed', []],
+      ['form', 'frontend', 'completed', [api!.id]],
+    ]);
+
+    const mermaid = String((await runDan(['status', goal.id, '--mermaid'], env)).stdout).split('\n');
+    expect(mermaid[0]).toBe('flowchart TD');
+    expect(mermaid).toContain(`  t${goal.id} --> t${api!.id}`);
+    expect(mermaid).toContain(`  t${api!.id} --> t${form!.id}`);
+    expect(mermaid).toContain(`  t${form!.id}["form<br/>frontend: completed"]`);
+
+    const logs = await runDan(['logs', '--task', goal.id, '--no-follow', '-n', '1000'], env);
+    expect(logs.exitCode, String(logs.stderr)).toBe(0);
+    const lines = String(logs.stdout).split('\n');
+    const apiDone = lines.findIndex((l) => / api\/backend +status +completed /.test(l));
+    const formActive = lines.findIndex((l) => / form\/frontend +status +active /.test(l));
+    expect(apiDone, String(logs.stdout)).toBeGreaterThan(-1);
+    expect(formActive).toBeGreaterThan(apiDone); // interleaved in time order
+    expect(lines.some((l) => / goal +info +plan accepted: api \(backend\); form \(frontend\) after api/.test(l))).toBe(true);
+    expect(lines.some((l) => / form\/frontend +tool_use /.test(l))).toBe(true);
+    // Every entry (continuation lines of multi-line text aside) carries its tag.
+    const entryLines = lines.filter((l) => /^\d\d:\d\d:\d\d\.\d{3} /.test(l));
+    expect(entryLines.length).toBeGreaterThan(20);
+    expect(entryLines.filter((l) => !/^\S+ (goal|api\/backend|form\/frontend) /.test(l)), String(logs.stdout)).toEqual([]);
+  });
+});
+
+/**
+ * A stand-in for the claude CLI for agents of a network without a model: keeps the prompt it got (in
+ * `.standin/<pid>.prompt` under its working directory, the workspace) and prints valid stream-json whose
+ * result names the part of the goal it was asked to do.
+ */
+const STAND_IN_CLAUDE = `#!/bin/sh
+prompt=''
+while [ "$#" -gt 0 ]; do
+  if [ "$1" = -- ]; then shift; prompt="$*"; break; fi
+  shift
+done
+[ -n "$prompt" ] || prompt="$(cat)"
+mkdir -p .standin
+printf '%s' "$prompt" > ".standin/$$.prompt"
+part=$(printf '%s\\n' "$prompt" | grep -o 'Do the [a-z]* part' | head -n 1)
+printf '{"type":"system","subtype":"init","cwd":"%s","session_id":"standin-%s","tools":[],"mcp_servers":[],"model":"stand-in","permissionMode":"default"}\\n' "$PWD" "$$"
+printf '{"type":"result","subtype":"success","is_error":false,"duration_ms":1,"num_turns":1,"result":"stand-in finished: %s","total_cost_usd":0,"usage":{"input_tokens":1,"output_tokens":1},"session_id":"standin-%s"}\\n' "$part" "$$"
+`;
