@@ -131,18 +131,22 @@ export class GoalWorker {
     await writer.flush();
     if (controller.signal.reason === 'shutdown') return 'give-back';
     const fence = { agent: orchestratorId, expectAgent: orchestratorId, expectAttempts: attempt };
-    if (outcome.kind !== 'plan') {
-      const status = outcome.kind === 'cancelled' ? 'cancelled' : 'failed';
+    // A cancel request is in the record (flag and reason) before its control message is sent: honour it even
+    // when the message was missed or came after the planner had finished, and keep the user's reason.
+    const now = await this.bus.tasks.find(goal.id);
+    const cancelReason = now?.cancelRequested ? (now.reason ?? 'cancelled') : undefined;
+    if (outcome.kind !== 'plan' || cancelReason !== undefined) {
+      const status = outcome.kind === 'failed' && cancelReason === undefined ? 'failed' : 'cancelled';
+      const error = cancelReason ?? (outcome.kind === 'plan' ? 'cancelled' : outcome.error);
       await this.bus.tasks.transition(goal.id, status, {
         ...fence,
-        text: `${status}: ${outcome.error}`,
-        fields: { error: outcome.error, reason: outcome.error, finishedAt: Date.now(), ...(outcome.kind === 'failed' ? { costUsd: outcome.costUsd, turns: outcome.turns } : {}) },
+        text: `${status}: ${error}`,
+        fields: { error, reason: error, finishedAt: Date.now(), ...(outcome.kind !== 'cancelled' ? { costUsd: outcome.costUsd, turns: outcome.turns } : {}) },
       });
       return 'done';
     }
     const children = this.childSpecs(goal, outcome.plan);
     // Fence before committing: the goal must still be ours (not reaped and handed to another orchestrator).
-    const now = await this.bus.tasks.find(goal.id);
     if (!now || now.status !== 'active' || now.agent !== orchestratorId || now.attempts !== attempt) {
       this.log.warn({ taskId: goal.id }, 'plan discarded: the goal was handed to another orchestrator or ended meanwhile');
       return 'done';
@@ -157,6 +161,9 @@ export class GoalWorker {
       text: `planned ${children.length} subtask${children.length === 1 ? '' : 's'} (${outcome.source === 'model' ? 'by the model' : 'by keyword routing'})`,
       fields: { costUsd: outcome.costUsd, turns: outcome.turns },
     });
+    // A cancel requested between the check above and the commit: the subtasks exist now, so end them with the goal.
+    const committed = await this.bus.tasks.find(goal.id);
+    if (committed?.cancelRequested && committed.status === 'active') await this.bus.cancel(goal.id, committed.reason ?? 'cancelled');
     await this.graph.advance(goal.id);
     return 'done';
   }
