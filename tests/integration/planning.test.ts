@@ -484,6 +484,41 @@ describe('planning and running a multi-domain goal', { timeout: 120_000 }, () =>
     expect(w.firstRequestOf(form!)).toBeUndefined();
   });
 
+  it('a goal cancelled while it is being planned ends cancelled with no subtasks, even when the orchestrator missed the message', async ({ w }) => {
+    // The planner's answers wait for the test: one never comes (the CLI is killed by the cancel), the other
+    // once the cancel has been recorded.
+    const plan = planScenario();
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    w.planner = async (req) => {
+      if (goalOf(req.prompt).includes('dan cancel')) return { hang: true };
+      await answered;
+      return plan(req);
+    };
+    await w.startOrchestrator('orch-1');
+    const told = await w.submitGoal('Cancel this API and form goal through dan cancel');
+    const missed = await w.submitGoal('Cancel this API and form goal by the record only');
+    await eventually(() => w.planningRequests('dan cancel').length > 0 && w.planningRequests('record only').length > 0, { what: 'both goals to be planning' });
+
+    // `dan cancel`: the record says so and the orchestrator is told on its control channel.
+    const cancel = await runDan(['cancel', told.id], w.danEnv());
+    expect(String(cancel.stdout).trim(), String(cancel.stderr)).toBe(
+      `cancelling ${told.id}: asked agent orch-1 to stop it; \`dan status ${told.id}\` shows when it has`,
+    );
+    // The same request when the control message is lost (a reconnecting subscriber): only the record says so.
+    expect(await w.bus.tasks.requestCancel(missed.id, 'cancelled by user')).toMatchObject({ outcome: 'ok', agent: 'orch-1' });
+    answer();
+
+    for (const goal of [told, missed]) {
+      const done = await w.waitForEnd(goal.id);
+      expect(done, await w.describe(goal.id)).toMatchObject({ status: 'cancelled', reason: 'cancelled by user', children: [] });
+      expect(done.plan).toBeUndefined();
+    }
+    expect(await w.bus.tasks.openGraphs()).toEqual([]);
+    // Nothing was started for either goal.
+    expect(conversationRequests(w.server.requests).filter((r) => !isPlanningRequest(r))).toEqual([]);
+  });
+
   it('a new orchestrator finishes the graph of one killed mid-graph: each subtask completes exactly once, the goal is planned once', async ({ w }) => {
     // The backend subtask's first turn takes 3 s: long enough to kill the orchestrator while it runs.
     const write = writeFileScenario();
