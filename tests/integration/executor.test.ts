@@ -203,14 +203,15 @@ describe('runClaude with the real claude binary', () => {
   }, 30_000);
 
   it('times out: kills the CLI and leaves no process behind', async () => {
-    const r = await prepare([{ hang: true }], 'Wait forever', { timeoutMs: 3000 });
+    // Long enough for the CLI to reach the hanging model even on a loaded two-core machine.
+    const r = await prepare([{ hang: true }], 'Wait forever', { timeoutMs: 10_000 });
     const result = await run(r);
 
     expect(result.status).toBe('timed_out');
-    expect(result.error).toBe('claude timed out after 3000 ms');
+    expect(result.error).toBe('claude timed out after 10000 ms');
     expect(conversationRequests(r.server.requests).length).toBeGreaterThanOrEqual(1);
     await waitFor(async () => (await processesOf(r.workspace)).length === 0, 10_000);
-  });
+  }, 60_000);
 
   it('is cancelled by its AbortSignal, killing the tool processes the CLI started', async () => {
     const marker = `dan-sleep-${randomUUID()}`;
