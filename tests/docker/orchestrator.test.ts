@@ -220,6 +220,8 @@ afterAll(async () => {
   await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
   // Files the agents (uid 1000) wrote: removable by root, which CI is.
   if (workspace) await rm(workspace, { recursive: true, force: true });
+  // The orchestrators' own CLI config dirs (their planner's), under <tmp>/dan/<network>/.
+  await rm(path.join(os.tmpdir(), 'dan', network), { recursive: true, force: true });
 }, 180_000);
 
 describe('orchestrator on the docker runtime', { timeout: 180_000 }, () => {
