@@ -42,6 +42,11 @@ const envSchema = z.object({
   DAN_TEMPLATES: z.string().min(1).optional(),
   /** The Claude Code CLI the executor runs. @default the package's own claude */
   DAN_CLAUDE_BIN: z.string().min(1).optional(),
+  /**
+   * The CLI as spawned agents see it, when that differs (a path inside agent containers, e.g. a wrapper in
+   * the workspace: `/workspace/.bin/claude`). @default process runtime: DAN_CLAUDE_BIN; docker: the image's own
+   */
+  DAN_AGENT_CLAUDE_BIN: z.string().min(1).optional(),
   /** Model passed with --model. @default the CLI's default */
   DAN_MODEL: z.string().min(1).optional(),
   DAN_AGENT_IMAGE: z.string().min(1).default('dan-agent:latest'),
@@ -103,6 +108,8 @@ export interface DanConfig {
   workspaceVolume: string;
   templatesDir: string;
   claudeBin: string;
+  /** DAN_AGENT_CLAUDE_BIN: the CLI spawned agents run, when set. */
+  agentClaudeBin: string | undefined;
   model: string | undefined;
   permissionMode: DanEnv['DAN_PERMISSION_MODE'];
   images: { agent: string; base: string; redis: string };
@@ -175,6 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     workspaceVolume: e.DAN_WORKSPACE_VOLUME ?? `${e.DAN_NETWORK}-workspace`,
     templatesDir: path.resolve(e.DAN_TEMPLATES ?? path.join(root, 'agents')),
     claudeBin: e.DAN_CLAUDE_BIN ?? path.join(root, 'node_modules', '.bin', 'claude'),
+    agentClaudeBin: e.DAN_AGENT_CLAUDE_BIN,
     model: e.DAN_MODEL,
     permissionMode: e.DAN_PERMISSION_MODE,
     images: { agent: e.DAN_AGENT_IMAGE, base: e.DAN_BASE_IMAGE, redis: e.DAN_REDIS_IMAGE },
