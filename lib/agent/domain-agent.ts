@@ -1,7 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Worker, WaitingError, type Job } from 'bullmq';
+import { WaitingError, type Job, type Worker } from 'bullmq';
 import { z } from 'zod';
 import type { DanConfig } from '../config.js';
 import { assertKnownDomain, domainTemplateDir } from '../domains.js';
@@ -12,6 +12,7 @@ import { Bus, createRedis, type Redis, type TaskJobData } from '../messaging/ind
 import { AgentRegistry, Heartbeat } from '../registry/index.js';
 import { taskIdSchema, type ControlMessage, type TaskRecord } from '../task.js';
 import { LogWriter } from './log-writer.js';
+import { TaskWorker } from './task-worker.js';
 import { buildPrompt, type DependencyResult } from './prompt.js';
 
 export type AgentExit = 'idle' | 'stopped' | 'reaped' | 'drained';
@@ -118,7 +119,7 @@ export class DomainAgent {
     const connection = createRedis(config.redisUrl, { name: `dan-agent:${agentId}:worker` });
     this.workerConnection = connection;
     connection.on('error', (error) => this.log.warn({ err: error }, 'redis connection error'));
-    this.worker = new Worker<TaskJobData>(domain, (job, token) => this.process(job, token), {
+    this.worker = new TaskWorker<TaskJobData>(domain, (job, token) => this.process(job, token), {
       connection,
       prefix: this.bus.keys.queuePrefix,
       concurrency: config.agentConcurrency,

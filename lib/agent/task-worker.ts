@@ -1,0 +1,18 @@
+import { Worker, type Job, type JobJson } from 'bullmq';
+
+/**
+ * The agent's BullMQ worker. One change to BullMQ's: a job whose stored `data` is not JSON (dan never writes
+ * one; a stray script or a hand edit can) is handed to the processor with data `{ unreadable: <why> }`, which
+ * it drops as malformed and logs. BullMQ itself cannot load such a job: it throws before the processor runs,
+ * leaves the job active, and takes it again after every stall interval, for ever.
+ */
+export class TaskWorker<T> extends Worker<T> {
+  protected override createJob(data: JobJson, jobId: string): Job<T> {
+    try {
+      return super.createJob(data, jobId);
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      return super.createJob({ ...data, data: JSON.stringify({ unreadable: `job data is not JSON: ${error.message}` }) }, jobId);
+    }
+  }
+}
