@@ -25,6 +25,10 @@ export class EventBus extends EventEmitter<{
     private readonly keys: Keys,
   ) {
     super();
+    // Without a listener ioredis prints every failed reconnect raw on stderr, in the middle of the JSON log.
+    // The subscriber reconnects and resubscribes by itself; the same outage is reported by the owner of the
+    // publisher connection (the same server), so this one's copies of it are dropped.
+    subscriber.on('error', () => {});
   }
 
   async publishControl(agentId: string, message: ControlMessage): Promise<number> {

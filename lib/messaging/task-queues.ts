@@ -33,6 +33,10 @@ export class TaskQueues {
     let queue = this.queues.get(domain);
     if (!queue) {
       queue = new Queue<TaskJobData>(domain, { connection: this.connection, prefix: this.keys.queuePrefix });
+      // BullMQ re-emits the shared connection's errors on every queue, and with no listener prints each one
+      // raw (multi-line) on stderr, in the middle of the JSON log: during a Redis outage, dozens. The
+      // connection's owner already reports them (its own 'error' listener), so the queue's copies are dropped.
+      queue.on('error', () => {});
       this.queues.set(domain, queue);
     }
     return queue;
