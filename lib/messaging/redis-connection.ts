@@ -38,15 +38,19 @@ export function createRedis(url: string, options: RedisConnectionOptions = {}): 
  */
 export async function connectRedis(url: string, options: RedisConnectionOptions = {}): Promise<Redis> {
   const redis = createRedis(url, options);
-  // ioredis emits 'error' on every failed attempt; the promise below reports it, this keeps it off stderr.
-  const swallow = (): void => {};
+  // ioredis emits 'error' on every failed attempt with the real reason (ECONNREFUSED, NOAUTH …), while the
+  // promise only says the connection closed: keep the first, report it as the cause, keep it off stderr.
+  let reason: unknown;
+  const swallow = (error: unknown): void => {
+    reason ??= error;
+  };
   redis.on('error', swallow);
   try {
     await redis.connect();
     await redis.ping();
   } catch (error) {
     redis.disconnect();
-    throw new RedisUnreachableError(redactUrl(url), { cause: error });
+    throw new RedisUnreachableError(redactUrl(url), { cause: reason ?? error });
   } finally {
     redis.off('error', swallow);
   }

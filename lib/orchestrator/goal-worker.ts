@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker, WaitingError, type Job } from 'bullmq';
@@ -35,6 +36,7 @@ export class GoalWorker {
   private worker: Worker<TaskJobData> | undefined;
   private connection: Redis | undefined;
   private planner: Planner | undefined;
+  private configDir: string | undefined;
   private readonly running = new Map<string, AbortController>();
   private readonly log: Logger;
 
@@ -50,6 +52,7 @@ export class GoalWorker {
   async start(): Promise<void> {
     const { config, orchestratorId } = this.options;
     const configDir = path.join(os.tmpdir(), 'dan', config.network, orchestratorId);
+    this.configDir = configDir;
     await prepareConfigDir(mainTemplateDir(config.templatesDir), configDir);
     this.planner = new Planner({ config, env: this.options.env, configDir, logger: this.log });
     this.connection = createRedis(config.redisUrl, { name: `dan-orchestrator:${orchestratorId}:main` });
@@ -192,5 +195,6 @@ export class GoalWorker {
     for (const controller of this.running.values()) controller.abort('shutdown');
     await this.worker?.close().catch((error) => this.log.warn({ err: error }, 'closing the main queue worker failed'));
     this.connection?.disconnect();
+    if (this.configDir) await rm(this.configDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -2,10 +2,12 @@ import path from 'node:path';
 import { execa, type Result } from 'execa';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
+/** tsx resolved from here, so children started in another directory (agents run in the workspace) find it. */
+const TSX = import.meta.resolve('tsx');
 
 /** Runs the real `dan` CLI (from source through tsx) with an environment of the test's choosing. */
 export async function runDan(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number } = {}): Promise<Result> {
-  return execa(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin/dan.ts'), ...args], {
+  return execa(process.execPath, ['--import', TSX, path.join(ROOT, 'bin/dan.ts'), ...args], {
     cwd: ROOT,
     env: { NO_COLOR: '1', ...env },
     reject: false,
@@ -13,5 +15,5 @@ export async function runDan(args: string[], env: Record<string, string | undefi
   });
 }
 
-export const danEntry = (): string[] => [process.execPath, '--import', 'tsx', path.join(ROOT, 'bin/dan.ts')];
+export const danEntry = (): string[] => [process.execPath, '--import', TSX, path.join(ROOT, 'bin/dan.ts')];
 export const repoRoot = (): string => ROOT;
