@@ -270,7 +270,7 @@ const dependencySection = (prompt: string): string => {
 };
 
 describe('planning and running a multi-domain goal', { timeout: 120_000 }, () => {
-  it('runs a backend → frontend plan in order and gives frontend the backend result; the goal completes with the aggregate', async ({ w }) => {
+  it('runs a backend → frontend plan in order, gives frontend the backend result, completes with the aggregate; dan status and dan logs show the tree', async ({ w }) => {
     await w.startOrchestrator('orch-1');
     const goal = await w.submitGoal('Create user registration with an API endpoint and a form component');
 
@@ -306,6 +306,47 @@ describe('planning and running a multi-domain goal', { timeout: 120_000 }, () =>
     expect(await readFile(path.join(w.workspace, 'backend-api.md'), 'utf8')).toContain('backend API');
     expect(await readFile(path.join(w.workspace, 'frontend-form.md'), 'utf8')).toContain('frontend form');
     expect(await w.bus.tasks.openGraphs()).toEqual([]);
+
+    // What a user sees: `dan status` (tree, --json, --mermaid) and `dan logs --task` on the goal.
+    const env = w.danEnv();
+    const [status, json, mermaidRun, logs] = await Promise.all([
+      runDan(['status', goal.id], env),
+      runDan(['status', goal.id, '--json'], env),
+      runDan(['status', goal.id, '--mermaid'], env),
+      runDan(['logs', '--task', goal.id, '--no-follow', '-n', '1000'], env),
+    ]);
+    expect(status.exitCode, String(status.stderr)).toBe(0);
+    const tree = String(status.stdout);
+    expect(tree).toMatch(/^subtasks$/m);
+    expect(tree).toMatch(new RegExp(`^${goal.id} main completed  \\S+  \\$\\d+\\.\\d{4}  Create user registration`, 'm'));
+    expect(tree).toMatch(new RegExp(`^├─ api backend completed  ${api!.agent}  \\S+  \\$\\d+\\.\\d{4}  ${api!.id}$`, 'm'));
+    expect(tree).toMatch(new RegExp(`^└─ form frontend completed  ${form!.agent}  \\S+  \\$\\d+\\.\\d{4} after api  ${form!.id}$`, 'm'));
+
+    const parsed = JSON.parse(String(json.stdout)) as TaskRecord & { subtasks: TaskRecord[] };
+    expect(parsed).toMatchObject({ id: goal.id, status: 'completed', children: [api!.id, form!.id] });
+    expect(parsed.subtasks.map((s) => [s.key, s.domain, s.status, s.dependsOn])).toEqual([
+      ['api', 'backend', 'completed', []],
+      ['form', 'frontend', 'completed', [api!.id]],
+    ]);
+
+    const mermaid = String(mermaidRun.stdout).split('\n');
+    expect(mermaid[0]).toBe('flowchart TD');
+    expect(mermaid).toContain(`  t${goal.id} --> t${api!.id}`);
+    expect(mermaid).toContain(`  t${api!.id} --> t${form!.id}`);
+    expect(mermaid).toContain(`  t${form!.id}["form<br/>frontend: completed"]`);
+
+    expect(logs.exitCode, String(logs.stderr)).toBe(0);
+    const lines = String(logs.stdout).split('\n');
+    const apiDone = lines.findIndex((l) => / api\/backend +status +completed /.test(l));
+    const formActive = lines.findIndex((l) => / form\/frontend +status +active /.test(l));
+    expect(apiDone, String(logs.stdout)).toBeGreaterThan(-1);
+    expect(formActive).toBeGreaterThan(apiDone); // interleaved in time order
+    expect(lines.some((l) => / goal +info +plan accepted: api \(backend\); form \(frontend\) after api/.test(l))).toBe(true);
+    expect(lines.some((l) => / form\/frontend +tool_use /.test(l))).toBe(true);
+    // Every entry (continuation lines of multi-line text aside) carries its tag.
+    const entryLines = lines.filter((l) => /^\d\d:\d\d:\d\d\.\d{3} /.test(l));
+    expect(entryLines.length).toBeGreaterThan(20);
+    expect(entryLines.filter((l) => !/^\S+ (goal|api\/backend|form\/frontend) /.test(l)), String(logs.stdout)).toEqual([]);
   });
 
   it('runs two independent subtasks at the same time', async ({ w }) => {
@@ -553,48 +594,30 @@ describe('planning and running a multi-domain goal', { timeout: 120_000 }, () =>
     expect(await w.bus.tasks.openGraphs()).toEqual([]);
   });
 
-  it('`dan status` shows the tree, `--json` the subtasks, `--mermaid` a flowchart; `dan logs --task` tags each line with its subtask', async ({ w }) => {
-    await w.startOrchestrator('orch-1');
+  it('a goal whose orchestrator dies while planning it is planned again by the next one, and runs once', async ({ w }) => {
+    // The first planning turn never answers: orch-a is killed in the middle of it.
+    const plan = planScenario();
+    let planning = 0;
+    w.planner = (req) => (planning++ === 0 ? { hang: true } : plan(req));
+    const first = w.spawnDan(['orchestrator'], { AGENT_ID: 'orch-a' });
+    await eventually(async () => (await w.bus.redis.get(w.bus.keys.leader)) === 'orch-a', { what: 'orch-a to lead', timeoutMs: 30_000 }).catch((error: Error) => {
+      throw new Error(`${error.message}\n${first.output.join('')}`);
+    });
     const goal = await w.submitGoal('Create user registration with an API endpoint and a form component');
-    expect((await w.waitForEnd(goal.id)).status, await w.describe(goal.id)).toBe('completed');
-    const { api, form } = await w.subtasks(goal.id);
-    const env = w.danEnv();
+    await eventually(() => w.planningRequests('user registration').length === 1, { what: 'orch-a to ask for a plan' });
+    expect(await w.bus.tasks.get(goal.id)).toMatchObject({ status: 'active', agent: 'orch-a', attempts: 1 });
 
-    const status = await runDan(['status', goal.id], env);
-    expect(status.exitCode, String(status.stderr)).toBe(0);
-    const tree = String(status.stdout);
-    expect(tree).toMatch(/^subtasks$/m);
-    expect(tree).toMatch(new RegExp(`^${goal.id} main completed  \\S+  \\$\\d+\\.\\d{4}  Create user registration`, 'm'));
-    expect(tree).toMatch(new RegExp(`^├─ api backend completed  ${api!.agent}  \\S+  \\$\\d+\\.\\d{4}  ${api!.id}$`, 'm'));
-    expect(tree).toMatch(new RegExp(`^└─ form frontend completed  ${form!.agent}  \\S+  \\$\\d+\\.\\d{4} after api  ${form!.id}$`, 'm'));
+    first.child.kill('SIGKILL');
+    await first.exited;
+    await w.startOrchestrator('orch-b');
 
-    const json = await runDan(['status', goal.id, '--json'], env);
-    const parsed = JSON.parse(String(json.stdout)) as TaskRecord & { subtasks: TaskRecord[] };
-    expect(parsed).toMatchObject({ id: goal.id, status: 'completed', children: [api!.id, form!.id] });
-    expect(parsed.subtasks.map((s) => [s.key, s.domain, s.status, s.dependsOn])).toEqual([
-      ['api', 'backend', 'completed', []],
-      ['form', 'frontend', 'completed', [api!.id]],
-    ]);
-
-    const mermaid = String((await runDan(['status', goal.id, '--mermaid'], env)).stdout).split('\n');
-    expect(mermaid[0]).toBe('flowchart TD');
-    expect(mermaid).toContain(`  t${goal.id} --> t${api!.id}`);
-    expect(mermaid).toContain(`  t${api!.id} --> t${form!.id}`);
-    expect(mermaid).toContain(`  t${form!.id}["form<br/>frontend: completed"]`);
-
-    const logs = await runDan(['logs', '--task', goal.id, '--no-follow', '-n', '1000'], env);
-    expect(logs.exitCode, String(logs.stderr)).toBe(0);
-    const lines = String(logs.stdout).split('\n');
-    const apiDone = lines.findIndex((l) => / api\/backend +status +completed /.test(l));
-    const formActive = lines.findIndex((l) => / form\/frontend +status +active /.test(l));
-    expect(apiDone, String(logs.stdout)).toBeGreaterThan(-1);
-    expect(formActive).toBeGreaterThan(apiDone); // interleaved in time order
-    expect(lines.some((l) => / goal +info +plan accepted: api \(backend\); form \(frontend\) after api/.test(l))).toBe(true);
-    expect(lines.some((l) => / form\/frontend +tool_use /.test(l))).toBe(true);
-    // Every entry (continuation lines of multi-line text aside) carries its tag.
-    const entryLines = lines.filter((l) => /^\d\d:\d\d:\d\d\.\d{3} /.test(l));
-    expect(entryLines.length).toBeGreaterThan(20);
-    expect(entryLines.filter((l) => !/^\S+ (goal|api\/backend|form\/frontend) /.test(l)), String(logs.stdout)).toEqual([]);
+    const done = await w.waitForEnd(goal.id, 90_000);
+    expect(done, await w.describe(goal.id)).toMatchObject({ status: 'completed', agent: 'orch-b', attempts: 2 });
+    expect(w.planningRequests('user registration')).toHaveLength(2);
+    expect(texts(await w.entries(goal.id)).filter((t) => t.startsWith('planned '))).toEqual(['planned 2 subtasks (by the model)']);
+    const subtasks = await w.subtasks(goal.id);
+    expect(Object.keys(subtasks).sort()).toEqual(['api', 'form']);
+    for (const sub of Object.values(subtasks)) expect(statuses(await w.entries(sub.id)).filter((s) => s === 'completed')).toEqual(['completed']);
   });
 });
 
