@@ -24,6 +24,11 @@ SMOKE=1
 say() { printf 'build-image: %s\n' "$*"; }
 die() { printf 'build-image: error: %s\n' "$*" >&2; exit 1; }
 
+# One build at a time: test suites running in parallel may each ask for the image.
+mkdir -p "$ROOT/.build"
+exec 9>"$ROOT/.build/build-image.lock"
+flock 9
+
 for arg in "$@"; do
   case "$arg" in
     --no-cache) NO_CACHE=(--no-cache) ;;

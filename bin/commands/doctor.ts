@@ -6,7 +6,8 @@ import { z } from 'zod';
 import type { DanConfig } from '../../lib/config.js';
 import { domainTemplateDir, listDomains, mainTemplateDir } from '../../lib/domains.js';
 import { ConfigError, redactUrl } from '../../lib/errors.js';
-import { connectRedis, type Redis } from '../../lib/messaging/index.js';
+import { connectRedis, Keys, type Redis } from '../../lib/messaging/index.js';
+import { AgentRegistry } from '../../lib/registry/index.js';
 import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
 import { c } from '../output.js';
 
@@ -80,6 +81,14 @@ async function checkRedis(config: DanConfig): Promise<Check[]> {
     } else {
       checks.push(ok('redis', `Redis ${version} at ${url}`));
     }
+    const orchestrators = (await new AgentRegistry(redis, new Keys(config.prefix), { heartbeatTtlMs: config.heartbeatTtlMs }).list()).filter(
+      (a) => a.role === 'main' && a.alive,
+    );
+    checks.push(
+      orchestrators.length > 0
+        ? ok('orchestrator', `${orchestrators.length} running on network "${config.network}" (${orchestrators.map((o) => o.id).join(', ')})`)
+        : warn('orchestrator', `none running on network "${config.network}": tasks stay queued until one runs`, 'docker compose up -d, or dan up'),
+    );
     checks.push(await configCheck(redis, 'redis eviction', 'maxmemory-policy', 'noeviction', (value) =>
       value === 'noeviction'
         ? ok('redis eviction', 'maxmemory-policy noeviction')

@@ -6,11 +6,19 @@ export class DockerUnreachableError extends DanError {
     readonly endpoint: string,
     options: DanErrorOptions = {},
   ) {
-    super('DAN_DOCKER_UNREACHABLE', `cannot reach Docker at ${endpoint}: start the Docker engine or set DOCKER_HOST`, {
+    const code = (options.cause as { code?: unknown } | undefined)?.code;
+    const denied = code === 'EACCES' || code === 'EPERM';
+    super(
+      'DAN_DOCKER_UNREACHABLE',
+      denied
+        ? `permission denied on Docker at ${endpoint}: this user may not use the socket (compose: set DOCKER_GID in .env to \`stat -c %g /var/run/docker.sock\`; elsewhere add the user to the docker group)`
+        : `cannot reach Docker at ${endpoint}: start the Docker engine or set DOCKER_HOST`,
+      {
       retryable: true,
       ...options,
       details: { endpoint, ...options.details },
-    });
+      },
+    );
     this.name = 'DockerUnreachableError';
   }
 }
