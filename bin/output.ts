@@ -64,7 +64,8 @@ export function formatEntry({ entry, taskId }: StoredLogEntry, options: { tag?: 
   const agent = entry.type === 'status' && entry.agent ? c.gray(` (${entry.agent})`) : '';
   void taskId;
   // Continuation lines of multi-line text are indented under the text, so every entry reads as one block.
-  const text = entry.text.replace(/\n/g, `\n${' '.repeat(25)}`);
+  const indent = ' '.repeat(13 + (options.tag === undefined ? 0 : options.tag.length + 1) + 12);
+  const text = entry.text.replace(/\n/g, `\n${indent}`);
   return `${c.gray(time(entry.ts))} ${tag}${paint(entry.type.padEnd(11))} ${status}${text}${agent}`;
 }
 

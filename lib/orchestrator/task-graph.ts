@@ -13,17 +13,31 @@ export type GraphState = 'open' | 'completed' | 'failed' | 'cancelled' | 'missin
  */
 export class TaskGraph {
   private readonly inFlight = new Map<string, Promise<GraphState>>();
+  private readonly again = new Set<string>();
 
   constructor(
     private readonly bus: Bus,
     private readonly log: Logger,
   ) {}
 
-  /** Advances one graph; concurrent calls for the same parent share one run. */
+  /**
+   * Advances one graph. A call that arrives while a pass for the same parent is running schedules one more
+   * pass after it, so a subtask that ended during the pass is not left for the next cycle.
+   */
   advance(parentId: string, options: { reconcile?: boolean } = {}): Promise<GraphState> {
     const running = this.inFlight.get(parentId);
-    if (running) return running;
-    const run = this.step(parentId, options.reconcile ?? false).finally(() => this.inFlight.delete(parentId));
+    if (running) {
+      this.again.add(parentId);
+      return running;
+    }
+    const run = (async (): Promise<GraphState> => {
+      let state: GraphState;
+      do {
+        this.again.delete(parentId);
+        state = await this.step(parentId, options.reconcile ?? false);
+      } while (state === 'open' && this.again.has(parentId));
+      return state;
+    })().finally(() => this.inFlight.delete(parentId));
     this.inFlight.set(parentId, run);
     return run;
   }
