@@ -1,8 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { BadInputError } from '../../lib/errors.js';
 import { createLogger } from '../../lib/log.js';
-import { configFrom, type ConnectionFlags } from '../context.js';
+import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
+
+/** A whole number flag within the range its variable allows (lib/config.ts), with a message naming the flag. */
+const wholeNumber = (min: number, max: number, unit: string) =>
+  z.coerce
+    .number({ error: `must be a whole number of ${unit} from ${min} to ${max}` })
+    .int(`must be a whole number of ${unit}`)
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
 
 /** `dan agent --domain <name>`: a domain agent in the foreground (what every agent container runs). */
 export function registerAgentCommand(program: Command, withConnection: (cmd: Command) => Command): void {
@@ -15,11 +24,14 @@ export function registerAgentCommand(program: Command, withConnection: (cmd: Com
       .option('--idle-timeout <ms>', 'exit after this long without work (default DAN_IDLE_TIMEOUT_MS)')
       .option('--concurrency <n>', 'tasks at once (default DAN_AGENT_CONCURRENCY)'),
   ).action(async (flags: ConnectionFlags & { domain?: string; id?: string; idleTimeout?: string; concurrency?: string }) => {
+    // Flags are checked here, so a bad one is named as the user wrote it, not as the variable it overrides.
+    const idleTimeout = flags.idleTimeout === undefined ? undefined : parseFlag(wholeNumber(100, 86_400_000, 'milliseconds'), flags.idleTimeout, '--idle-timeout');
+    const concurrency = flags.concurrency === undefined ? undefined : parseFlag(wholeNumber(1, 64, 'tasks'), flags.concurrency, '--concurrency');
     const config = configFrom(flags, {
       DOMAIN_TYPE: flags.domain,
       AGENT_ID: flags.id,
-      DAN_IDLE_TIMEOUT_MS: flags.idleTimeout,
-      DAN_AGENT_CONCURRENCY: flags.concurrency,
+      DAN_IDLE_TIMEOUT_MS: idleTimeout,
+      DAN_AGENT_CONCURRENCY: concurrency,
     });
     const domain = config.domainType;
     if (!domain) throw new BadInputError('dan agent needs a domain: pass --domain <name> or set DOMAIN_TYPE');

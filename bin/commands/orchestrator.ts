@@ -147,7 +147,15 @@ export function registerOrchestratorCommands(program: Command, withConnection: (
       .option('--timeout <ms>', 'how long agents get to finish (default 20000)', '20000'),
   ).action(async (flags: ConnectionFlags & { runtime?: string; timeout: string }) => {
     const runtime = flags.runtime === undefined ? undefined : parseFlag(runtimeSchema, flags.runtime, '--runtime');
-    const timeoutMs = parseFlag(z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(0).max(600_000), flags.timeout, '--timeout');
+    const timeoutMs = parseFlag(
+      z.coerce
+        .number({ error: 'must be a number of milliseconds from 0 to 600000' })
+        .int('must be a whole number of milliseconds')
+        .min(0, 'must be at least 0')
+        .max(600_000, 'must be at most 600000'),
+      flags.timeout,
+      '--timeout',
+    );
     const config = configFrom(flags, { DAN_RUNTIME: runtime });
     const logger = createLogger({ level: 'warn', name: 'dan-down' });
     await using bus = await Bus.connect(config, { mode: 'cli', name: 'dan-down' });
