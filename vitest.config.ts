@@ -1,16 +1,49 @@
 import { defineConfig } from 'vitest/config';
 
-// Suites: unit (pure), integration (Redis, the real claude binary, process runtime), docker, e2e, chaos.
-// Two cores on CI: bounded parallelism across files; each file uses its own DAN_NETWORK.
+// Suites (DESIGN.md, Tests): unit (pure), integration (Redis, the real claude binary, process runtime), docker,
+// e2e (compose), chaos. Two cores on CI: unit and integration first, two files at a time; then the heavy
+// suites that start containers and kill processes, one file at a time so they do not starve each other.
+// Each file uses its own DAN_NETWORK, so files may run in parallel.
+const shared = {
+  testTimeout: 60_000,
+  hookTimeout: 180_000,
+  pool: 'forks' as const,
+};
+
 export default defineConfig({
   test: {
-    include: ['tests/**/*.test.ts'],
-    globalSetup: ['tests/setup/global-setup.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
-    pool: 'forks',
-    maxWorkers: 2,
-    fileParallelism: true,
     reporters: ['default'],
+    projects: [
+      {
+        test: {
+          ...shared,
+          name: 'unit',
+          include: ['tests/unit/**/*.test.ts'],
+          // Pure logic: no services, so no Redis is provided.
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          ...shared,
+          name: 'integration',
+          globalSetup: ['tests/setup/global-setup.ts'],
+          include: ['tests/integration/**/*.test.ts'],
+          maxWorkers: 2,
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          ...shared,
+          name: 'system',
+          globalSetup: ['tests/setup/global-setup.ts'],
+          include: ['tests/docker/**/*.test.ts', 'tests/e2e/**/*.test.ts', 'tests/chaos/**/*.test.ts'],
+          maxWorkers: 1,
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
+        },
+      },
+    ],
   },
 });
