@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -23,6 +23,7 @@ import {
 } from '../fixtures/model-server.js';
 import { danEntry, repoRoot, runDan } from '../helpers/cli.js';
 import { eventually, openNetwork, testConfig, type TestNetwork } from '../helpers/network.js';
+import { killQuietly, processesIn } from '../helpers/processes.js';
 
 const CLAUDE_BIN = path.join(repoRoot(), 'node_modules', '.bin', 'claude');
 const API_KEY = 'sk-ant-api03-test-0000000000000000000000000000';
@@ -197,25 +198,6 @@ const it = base.extend<{ h: Harness }>({
     }
   },
 });
-
-/** Pids of processes whose working directory is `dir` or below: the CLIs an agent started there. */
-async function processesIn(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const cwd = await readlink(`/proc/${name}/cwd`).catch(() => '');
-    if (cwd === dir || cwd.startsWith(`${dir}/`)) pids.push(Number(name));
-  }
-  return pids;
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
 
 /** A script whose first conversation turn never answers (the first attempt hangs); later turns use `then`. */
 function hangFirst(then: TurnChooser = writeFileScenario()): TurnChooser {

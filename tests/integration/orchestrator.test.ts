@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, readlink, realpath, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -15,6 +14,7 @@ import { isTerminal, taskSpecSchema, type LogEntry, type TaskRecord, type TaskSp
 import { conversationRequests, ModelServer, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
 import { repoRoot, runDan } from '../helpers/cli.js';
 import { eventually, openNetwork, testConfig, type TestNetwork } from '../helpers/network.js';
+import { isAlive, isDanProcess, killQuietly, processesIn } from '../helpers/processes.js';
 
 // The orchestrator on the process runtime, end to end: a real Orchestrator (in this process, or `dan
 // orchestrator`/`dan up` as children) spawns real `dan agent` processes, which run the real claude binary
@@ -194,43 +194,6 @@ const it = base.extend<{ w: World }>({
     }
   },
 });
-
-/** Pids of processes whose working directory is `dir` or below: agents and the CLIs they started. */
-async function processesIn(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const cwd = await readlink(`/proc/${name}/cwd`).catch(() => '');
-    if ((cwd === dir || cwd.startsWith(`${dir}/`)) && isAlive(Number(name))) pids.push(Number(name));
-  }
-  return pids;
-}
-
-/** Alive and not a zombie. */
-function isAlive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-/** Whether a pid is (still) a `dan` process of this repository, so cleanup never kills a stranger. */
-function isDanProcess(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path.join(repoRoot(), 'bin', 'dan.ts')) && isAlive(pid);
-  } catch {
-    return false;
-  }
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
 
 /** The first `count` conversation turns never answer (those attempts hang until killed); later turns use `then`. */
 function hangFirst(count: number, then: TurnChooser = writeFileScenario()): TurnChooser {

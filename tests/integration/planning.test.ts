@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -23,6 +22,7 @@ import {
 } from '../fixtures/model-server.js';
 import { repoRoot, runDan } from '../helpers/cli.js';
 import { eventually, openNetwork, testConfig, type TestNetwork } from '../helpers/network.js';
+import { isDanProcess, killQuietly, processesIn } from '../helpers/processes.js';
 
 // Issue 5, end to end: a `main` goal is planned by the real claude binary against the scripted model, its
 // subtasks run as a dependency graph on real `dan agent` processes (process runtime), and the goal ends
@@ -223,42 +223,6 @@ const it = base.extend<{ w: World }>({
     }
   },
 });
-
-/** Pids of processes whose working directory is `dir` or below: agents and the CLIs they started. */
-async function processesIn(dir: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const cwd = await readlink(`/proc/${name}/cwd`).catch(() => '');
-    if ((cwd === dir || cwd.startsWith(`${dir}/`)) && isAlive(Number(name))) pids.push(Number(name));
-  }
-  return pids;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-/** Whether a pid is (still) a `dan` process of this repository, so cleanup never kills a stranger. */
-function isDanProcess(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path.join(repoRoot(), 'bin', 'dan.ts')) && isAlive(pid);
-  } catch {
-    return false;
-  }
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
 
 const statuses = (entries: LogEntry[]): string[] => entries.filter((e) => e.type === 'status').map((e) => e.status!);
 const texts = (entries: LogEntry[]): string[] => entries.map((e) => e.text);

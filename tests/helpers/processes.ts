@@ -1,0 +1,41 @@
+import { readFileSync } from 'node:fs';
+import { readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { repoRoot } from './cli.js';
+
+/** Alive and not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Pids of live processes whose working directory is `dir` or below: agents and the CLIs they started. */
+export async function processesIn(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const cwd = await readlink(`/proc/${name}/cwd`).catch(() => '');
+    if ((cwd === dir || cwd.startsWith(`${dir}/`)) && isAlive(Number(name))) pids.push(Number(name));
+  }
+  return pids;
+}
+
+/** Whether a pid is (still) a `dan` process of this repository, so cleanup never kills a stranger. */
+export function isDanProcess(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path.join(repoRoot(), 'bin', 'dan.ts')) && isAlive(pid);
+  } catch {
+    return false;
+  }
+}
+
+export function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
