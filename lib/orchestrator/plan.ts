@@ -128,11 +128,14 @@ export const ROUTES: ReadonlyArray<{ domain: string; key: string; words: RegExp 
 export function keywordPlan(goal: string, domains: readonly string[]): Plan | undefined {
   const matched = ROUTES.filter((r) => domains.includes(r.domain) && r.words.test(goal));
   if (matched.length === 0) return undefined;
+  // Room for the sentence appended below: a subtask's description has the same 64 KiB limit as the goal.
+  const room = 64 * 1024 - 256;
+  const text = Buffer.byteLength(goal) > room ? `${Buffer.from(goal).subarray(0, room).toString()}…` : goal;
   return {
     subtasks: matched.map((r, i) => ({
       key: r.key,
       domain: r.domain,
-      description: `${goal}\n\nDo the ${r.domain} part of this goal only.${i > 0 ? ` Build on what the ${matched[i - 1]!.domain} task did (its result is below).` : ''}`,
+      description: `${text}\n\nDo the ${r.domain} part of this goal only.${i > 0 ? ` Build on what the ${matched[i - 1]!.domain} task did (its result is below).` : ''}`,
       dependsOn: i > 0 ? [matched[i - 1]!.key] : [],
     })),
   };

@@ -385,3 +385,16 @@ describe('the tree and Mermaid views of a goal (bin/tree.ts)', () => {
     expect(text).toContain(`t${API_ID}["${API_ID.slice(-6)}<br/>backend: completed"]`);
   });
 });
+
+describe('keywordPlan with a goal at the size limit', () => {
+  it('keeps every subtask description within the 64 KiB limit', async () => {
+    const { taskSpecSchema } = await import('../../lib/task.js');
+    const goal = `Add an API endpoint and a form component. ${'x'.repeat(64 * 1024 - 60)}`;
+    const plan = keywordPlan(goal, ['backend', 'frontend', 'devops'])!;
+    expect(plan.subtasks.map((s) => s.domain)).toEqual(['backend', 'frontend']);
+    for (const s of plan.subtasks) {
+      expect(Buffer.byteLength(s.description)).toBeLessThanOrEqual(64 * 1024);
+      expect(taskSpecSchema.safeParse({ domain: s.domain, description: s.description, timeoutS: 60, maxAttempts: 1 }).success).toBe(true);
+    }
+  });
+});
