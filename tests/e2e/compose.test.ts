@@ -42,6 +42,9 @@ function detectCompose(): string[] | undefined {
 }
 
 const compose = detectCompose();
+// CI installs Docker and compose (scripts/ci-docker.sh): there, their absence is a failure, not a skip.
+if (!compose && process.env.CI === 'true') throw new Error('the compose end-to-end test must run in CI: no Docker engine or compose answers');
+if (!compose) console.warn('[e2e] not run: no Docker engine, or neither `docker compose` nor `docker-compose` answers');
 const network = uniqueNetwork('e2e');
 const project = network.replace(/[^a-z0-9_-]/g, '');
 const password = randomBytes(16).toString('hex');
