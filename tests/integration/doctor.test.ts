@@ -89,7 +89,10 @@ describe('dan doctor', () => {
     const { exitCode, lines } = await doctor([], { REDIS_URL: `redis://:hunter2@127.0.0.1:${port}` });
     expect(exitCode).toBe(1);
     const redis = line(lines, 'redis');
-    expect(redis).toMatch(new RegExp(`^FAIL redis +cannot reach redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port} → start Redis .*REDIS_URL`));
+    // The line names the URL and the real reason the connection failed.
+    expect(redis).toMatch(
+      new RegExp(`^FAIL redis +cannot reach redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port} \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\) → start Redis .*REDIS_URL`),
+    );
     expect(lines.join('\n')).not.toContain('hunter2');
     // The other checks still run and report.
     expect(line(lines, 'claude')).toMatch(/^ok /);
