@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDan } from '../helpers/cli.js';
-import { redisUrl, uniqueNetwork } from '../helpers/network.js';
+import { createRedis, Keys } from '../../lib/messaging/index.js';
+import { AgentRegistry } from '../../lib/registry/index.js';
+import { deleteNetworkKeys, redisUrl, uniqueNetwork } from '../helpers/network.js';
 
 // `dan doctor` as a user runs it: the real CLI against the test Redis, the repository's claude binary and
 // templates, a temporary workspace. Docker is only needed by the docker runtime, so these checks never ask
@@ -99,11 +101,31 @@ describe('dan doctor', () => {
     expect(line(lines, 'redis eviction')).toBeUndefined();
   });
 
+  it('names the orchestrators that run on the network', async () => {
+    const network = uniqueNetwork('doctor');
+    const redis = createRedis(redisUrl(), { name: 'doctor-test' });
+    const registry = new AgentRegistry(redis, new Keys(`${network}:`), { heartbeatTtlMs: 30_000 });
+    try {
+      await registry.register({ id: 'orchestrator-test1', role: 'main', domain: 'main', runtime: 'process' });
+      const { report } = await doctorJson([], { DAN_NETWORK: network });
+      expect(report.checks.find((c) => c.name === 'orchestrator')).toMatchObject({
+        status: 'ok',
+        found: `1 running on network "${network}" (orchestrator-test1)`,
+      });
+    } finally {
+      await deleteNetworkKeys(redisUrl(), `${network}:`);
+      redis.disconnect();
+    }
+  });
+
   it('prints a JSON report with --json', async () => {
     const { exitCode, report } = await doctorJson([]);
     expect(exitCode).toBe(0);
     expect(report.ok).toBe(true);
-    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'redis eviction', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace']);
+    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'orchestrator', 'redis eviction', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace']);
+    // A fresh network has no orchestrator: tasks would stay queued, and doctor says so.
+    expect(report.checks[1]).toMatchObject({ name: 'orchestrator', status: 'warn', fix: 'docker compose up -d, or dan up' });
+    expect(report.checks[1]!.found).toMatch(/^none running on network "dan-doctor-/);
     expect(report.checks.every((c) => c.status !== 'fail')).toBe(true);
     expect(report.checks.filter((c) => c.status === 'warn').every((c) => typeof c.fix === 'string' && c.fix.length > 0)).toBe(true);
 
@@ -112,7 +134,11 @@ describe('dan doctor', () => {
     const failing = await doctorJson(['--redis-url', `redis://127.0.0.1:${port}`]);
     expect(failing.exitCode).toBe(1);
     expect(failing.report.ok).toBe(false);
-    expect(failing.report.checks[0]).toMatchObject({ name: 'redis', status: 'fail', found: `cannot reach redis://127.0.0.1:${port}` });
+    expect(failing.report.checks[0]).toMatchObject({
+      name: 'redis',
+      status: 'fail',
+      found: `cannot reach redis://127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port})`,
+    });
   });
 
   it('fails without any way to reach a model, and accepts a base URL for a local endpoint instead of a key', async () => {
