@@ -22,6 +22,8 @@ export interface OrchestratorOptions {
   id?: string;
   /** An agent started but not registered after this long is removed as broken. @default 120000 */
   startupTimeoutMs?: number;
+  /** Work arriving wakes the leader's cycle early, but never sooner than this after the last one. @default 200 */
+  wakeGapMs?: number;
 }
 
 export type OrchestratorExit = 'stopped' | 'down';
@@ -39,6 +41,9 @@ export class Orchestrator {
   private goals: GoalWorker | undefined;
   private heartbeat: Heartbeat | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private timerDueAt = 0;
+  private lastTickAt = 0;
+  private wakePending = false;
   private ticking: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private readonly firstSeen = new Map<string, number>();
@@ -95,6 +100,11 @@ export class Orchestrator {
       if (event.kind !== 'task' || !isTerminal(event.status) || !this.lease.isLeader || this.stopping) return;
       void this.advanceParentOf(event.id);
     });
+    // A task queued (new, or back after its agent died) starts its agent now, not at the next cycle: the
+    // difference is up to one reaper interval of cold start.
+    events.on('event', (event) => {
+      if (event.kind === 'task' && event.status === 'queued' && this.lease.isLeader) this.wake();
+    });
     await events.subscribeEvents();
     events.on('invalid', (channel, message, why) => this.log.warn({ channel, message: message.slice(0, 200), why }, 'ignored a malformed control message'));
     await events.subscribeControl(this.id);
@@ -126,12 +136,32 @@ export class Orchestrator {
 
   private schedule(delayMs: number): void {
     if (this.stopping) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerDueAt = Date.now() + delayMs;
     this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.lastTickAt = Date.now();
+      this.wakePending = false;
       this.ticking = this.tick().finally(() => {
         this.ticking = undefined;
-        this.schedule(this.options.config.reaperMs);
+        this.schedule(this.wakePending ? this.wakeDelay() : this.options.config.reaperMs);
       });
     }, delayMs);
+  }
+
+  /** Runs the next cycle soon, coalescing bursts: at most one cycle per `wakeGapMs`. */
+  private wake(): void {
+    if (this.stopping) return;
+    if (this.ticking) {
+      this.wakePending = true; // the running cycle may have read the queues before this work arrived
+      return;
+    }
+    const delay = this.wakeDelay();
+    if (Date.now() + delay < this.timerDueAt) this.schedule(delay);
+  }
+
+  private wakeDelay(): number {
+    return Math.max(0, this.lastTickAt + (this.options.wakeGapMs ?? 200) - Date.now());
   }
 
   /** One cycle of the leader's work; a follower only checks the lease. */
