@@ -93,7 +93,8 @@ export class TaskStore {
       [id, JSON.stringify(fields), now, JSON.stringify(entry), this.keys.events, JSON.stringify(event), this.options.logMaxLen],
     );
     if (created !== 1) throw new DanError('DAN_BAD_INPUT', `task ${id} already exists`, { details: { taskId: id } });
-    return this.get(id);
+    // The record is exactly the fields just written: no second round trip on the way to the queue.
+    return this.parse(id, fields);
   }
 
   /**
