@@ -48,7 +48,7 @@ describe('agents SIGKILLed at random on the process runtime', () => {
   const logs = new LogCapture();
 
   beforeAll(async () => {
-    ws = await StandInWorkspace.create({ minMs: 20, maxMs: 200 });
+    ws = await StandInWorkspace.create({ minMs: 50, maxMs: 300 });
     logDir = await mkdtemp(path.join(os.tmpdir(), 'dan-chaos-logs-'));
     net = await openNetwork(
       {
