@@ -60,18 +60,6 @@ export class TaskQueues {
     }
   }
 
-  /**
-   * Puts the job of a task whose agent is known dead back on the queue now: removed and added again, so the
-   * next agent takes it at once instead of after BullMQ's stalled-job check, which needs two passes (up to two
-   * stalled intervals) after the lock lapses. A job whose lock is still held cannot be removed: it is left to
-   * that check. Returns whether the job was put back.
-   */
-  async requeue(domain: string, taskId: string, priority: Priority): Promise<boolean> {
-    if (!(await this.remove(domain, taskId))) return false;
-    await this.enqueue(domain, taskId, priority);
-    return true;
-  }
-
   async counts(domain: string): Promise<QueueCounts> {
     const c = await this.queue(domain).getJobCounts('wait', 'prioritized', 'delayed', 'active');
     return { waiting: (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), active: c.active ?? 0 };

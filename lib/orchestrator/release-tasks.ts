@@ -1,14 +1,14 @@
 import type { Logger } from '../log.js';
 import type { Bus } from '../messaging/index.js';
 import type { AgentRecord } from '../registry/index.js';
-import type { Priority } from '../task.js';
 
 /**
  * Corrects the records of the tasks a dead agent held (DESIGN.md, Two kinds of liveness): each goes back to
  * `queued` with the reason, or ends `failed` once its attempts are used up. Fenced on the agent and attempt,
- * so a task that already moved on (redelivered to another agent, finished) is left alone. A released task's
- * job is put back on its queue at once when its lock has lapsed with the agent (else BullMQ's stalled-job check
- * does it, later); a failed one's job is removed.
+ * so a task that already moved on (redelivered to another agent, finished) is left alone; a failed one's job is
+ * removed. Delivery of a released task is BullMQ's stalled-job check: the job's lock lapsed with the agent.
+ * (Removing the job and adding it again would hand it over sooner, but an orchestrator that died between the
+ * two commands would leave a queued record with no job: a lost task.)
  */
 export async function releaseAgentTasks(bus: Bus, agent: Pick<AgentRecord, 'id' | 'taskIds'>, why: string, logger?: Logger): Promise<string[]> {
   const released: string[] = [];
@@ -28,7 +28,6 @@ export async function releaseAgentTasks(bus: Bus, agent: Pick<AgentRecord, 'id' 
     });
     if (result.outcome === 'ok') {
       if (exhausted) await bus.queues.remove(record.domain, taskId);
-      else await handBack(bus, record.domain, taskId, record.priority, logger);
       released.push(taskId);
       logger?.info({ taskId, agentId: agent.id, exhausted }, text);
     }
@@ -36,13 +35,3 @@ export async function releaseAgentTasks(bus: Bus, agent: Pick<AgentRecord, 'id' 
   return released;
 }
 
-/** Puts a released task's job back on its queue now; if it was removed but cannot be added again, the task fails saying so. */
-async function handBack(bus: Bus, domain: string, taskId: string, priority: Priority, logger?: Logger): Promise<void> {
-  try {
-    if (!(await bus.queues.requeue(domain, taskId, priority))) logger?.debug({ taskId }, 'job still locked: the stalled-job check hands it back');
-  } catch (error) {
-    const message = `could not put the task back on the ${domain} queue: ${(error as Error).message}`;
-    logger?.error({ err: error, taskId }, message);
-    await bus.tasks.transition(taskId, 'failed', { text: message, fields: { error: message, finishedAt: Date.now() } }).catch(() => {});
-  }
-}
