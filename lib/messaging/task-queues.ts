@@ -60,6 +60,21 @@ export class TaskQueues {
     }
   }
 
+  /**
+   * Puts the job of a task whose agent is dead back on its queue now, instead of after BullMQ's stalled-job
+   * check (two passes after the lock lapses). Only when the job is active and its lock is gone, and in one
+   * BullMQ script (active → wait), so the job is either moved or left as it is: never lost. If another agent
+   * took it meanwhile, its lock exists and nothing is done. Returns whether the job was moved.
+   */
+  async handBack(domain: string, taskId: string): Promise<boolean> {
+    const queue = this.queue(domain);
+    const job = await queue.getJob(taskId);
+    if (!job || !(await job.isActive())) return false;
+    if ((await this.connection.exists(`${queue.toKey(taskId)}:lock`)) === 1) return false;
+    await job.moveToWait();
+    return true;
+  }
+
   async counts(domain: string): Promise<QueueCounts> {
     const c = await this.queue(domain).getJobCounts('wait', 'prioritized', 'delayed', 'active');
     return { waiting: (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), active: c.active ?? 0 };

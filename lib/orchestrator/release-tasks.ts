@@ -6,9 +6,9 @@ import type { AgentRecord } from '../registry/index.js';
  * Corrects the records of the tasks a dead agent held (DESIGN.md, Two kinds of liveness): each goes back to
  * `queued` with the reason, or ends `failed` once its attempts are used up. Fenced on the agent and attempt,
  * so a task that already moved on (redelivered to another agent, finished) is left alone; a failed one's job is
- * removed. Delivery of a released task is BullMQ's stalled-job check: the job's lock lapsed with the agent.
- * (Removing the job and adding it again would hand it over sooner, but an orchestrator that died between the
- * two commands would leave a queued record with no job: a lost task.)
+ * removed. A released task's job goes back on its queue at once when its lock lapsed with the agent, in one
+ * atomic BullMQ script (never remove-then-add: an orchestrator dying between the two would lose the task);
+ * otherwise BullMQ's stalled-job check hands it back, later.
  */
 export async function releaseAgentTasks(bus: Bus, agent: Pick<AgentRecord, 'id' | 'taskIds'>, why: string, logger?: Logger): Promise<string[]> {
   const released: string[] = [];
@@ -28,6 +28,7 @@ export async function releaseAgentTasks(bus: Bus, agent: Pick<AgentRecord, 'id' 
     });
     if (result.outcome === 'ok') {
       if (exhausted) await bus.queues.remove(record.domain, taskId);
+      else await bus.queues.handBack(record.domain, taskId).catch((error) => logger?.warn({ err: error, taskId }, 'job not handed back; the stalled-job check will'));
       released.push(taskId);
       logger?.info({ taskId, agentId: agent.id, exhausted }, text);
     }
