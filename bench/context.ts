@@ -59,6 +59,8 @@ export class BenchRedis {
     const args = ['--port', String(port), '--bind', ...bind, '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec'];
     args.push('--maxmemory-policy', 'noeviction', '--requirepass', password);
     const child = spawn('redis-server', args, { stdio: 'ignore' });
+    // However this process ends (an error, Ctrl-C: run.ts turns SIGINT into an exit), the server ends with it.
+    process.once('exit', () => child.kill('SIGKILL'));
     const url = `redis://:${password}@127.0.0.1:${port}`;
     for (let i = 0; i < 100; i++) {
       try {

@@ -78,6 +78,7 @@ function run(command: string, args: string[]): void {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  process.once('SIGINT', () => process.exit(130));
   const startedAt = new Date();
   const image = process.env.DAN_AGENT_IMAGE ?? 'dan-agent:latest';
   let docker = dockerStatus(image);
