@@ -38,13 +38,19 @@ export function registerAgentCommand(program: Command, withConnection: (cmd: Com
     const agentId = config.agentId ?? `${domain}-${randomBytes(4).toString('hex')}`;
     const logger = createLogger({ level: config.logLevel, name: 'dan-agent' });
     const { DomainAgent } = await import('../../lib/agent/index.js');
-    const agent = await DomainAgent.start({ config, domain, agentId, env: process.env, logger });
+    // A signal may come while the agent is still starting (a `dan down` right after a spawn): remember it and
+    // stop as soon as the agent exists, so it deregisters instead of dying registered.
+    let stopRequested = false;
+    let agent: Awaited<ReturnType<typeof DomainAgent.start>> | undefined;
     const onSignal = (signal: NodeJS.Signals): void => {
       logger.info({ signal }, 'signal received: finishing the current task within the grace period');
-      void agent.stop('stopped');
+      stopRequested = true;
+      void agent?.stop('stopped');
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
+    agent = await DomainAgent.start({ config, domain, agentId, env: process.env, logger });
+    if (stopRequested) void agent.stop('stopped');
     const reason = await agent.exited;
     process.exitCode = reason === 'reaped' ? 1 : 0;
   });

@@ -161,8 +161,16 @@ export function registerOrchestratorCommands(program: Command, withConnection: (
     await using bus = await Bus.connect(config, { mode: 'cli', name: 'dan-down' });
     const registry = new AgentRegistry(bus.redis, bus.keys, { heartbeatTtlMs: config.heartbeatTtlMs });
     const agents = await registry.list();
-    // Orchestrators stop their own process agents; domain agents are asked to stop after their current task.
-    for (const agent of agents) await bus.events().publishControl(agent.id, { type: 'stop' });
+    const deadline = Date.now() + timeoutMs;
+    const until = async (done: () => Promise<boolean>): Promise<void> => {
+      while (Date.now() < deadline && !(await done())) await new Promise((r) => setTimeout(r, 200));
+    };
+    // Orchestrators first, so none of them replaces an agent that is being stopped; they stop their own
+    // process agents on the way out. Then the domain agents, which finish or hand back their current task.
+    const orchestrators = agents.filter((a) => a.role === 'main');
+    for (const agent of orchestrators) await bus.events().publishControl(agent.id, { type: 'stop' });
+    await until(async () => !(await registry.list()).some((a) => a.role === 'main' && a.alive));
+    for (const agent of agents.filter((a) => a.role !== 'main')) await bus.events().publishControl(agent.id, { type: 'stop' });
     let removed = 0;
     if (config.runtime === 'docker') {
       const [{ createRuntime }, { stopAgents }] = await Promise.all([loadRuntime(), loadOrchestrator()]);
@@ -170,8 +178,7 @@ export function registerOrchestratorCommands(program: Command, withConnection: (
       removed = await stopAgents(docker, logger, timeoutMs);
       await docker.close();
     }
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && (await registry.list()).some((a) => a.alive)) await new Promise((r) => setTimeout(r, 200));
+    await until(async () => !(await registry.list()).some((a) => a.alive));
     const left = (await registry.list()).filter((a) => a.alive);
     console.log(
       `stopped ${agents.length} registered agent${agents.length === 1 ? '' : 's'}${config.runtime === 'docker' ? `, removed ${removed} container${removed === 1 ? '' : 's'}` : ''}` +
