@@ -8,7 +8,7 @@ import type { Figure } from './stats.js';
  * `dan agent`, both the compiled CLI, after they have registered and sat still for `settleMs`. Baseline in the
  * same run: a bare `node` process doing nothing, started with them.
  */
-export async function benchMemory(redis: BenchRedis, settleMs = 30_000): Promise<Figure[]> {
+export async function benchMemory(redis: BenchRedis, settleMs = 45_000): Promise<Figure[]> {
   const ws = await StandInWorkspace.create({ minMs: 0, maxMs: 0 });
   const net = await BenchNetwork.open(redis.url, 'memory');
   const env = net.env({ DAN_WORKSPACE: ws.dir, DAN_CLAUDE_BIN: STAND_IN, DAN_LOG_LEVEL: 'info', DAN_IDLE_TIMEOUT_MS: '3600000', DAN_MAX_AGENTS: '0' });

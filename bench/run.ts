@@ -6,14 +6,17 @@
  *   npm run bench -- --only dispatch,logs  some of: dispatch throughput cold-start registry failover logs memory
  *   npm run bench -- --quick               smaller counts, for trying things out (the report says so)
  *   npm run bench -- --no-build            use dist/ and the agent image as they are
- *   npm run bench -- --out FILE            write the report elsewhere (default docs/BENCHMARKS.md)
+ *   npm run bench -- --out FILE            write the report elsewhere (default docs/BENCHMARKS.md); the figures
+ *                                          also go to FILE with .json for .md
+ *   npm run bench -- --render FILE.json    only write the report again from saved figures (after editing
+ *                                          bench/explanations.ts), measuring nothing
  *
  * Redis: REDIS_URL when set (with DAN_AGENT_REDIS_URL for the Docker cold start), else a redis-server of its
  * own on a free port, configured as `dan up` runs it (AOF, appendfsync everysec, noeviction). The Docker cold
  * start is skipped, saying why, when no Docker engine or agent image is there.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRedis } from '../lib/messaging/index.js';
@@ -32,13 +35,19 @@ import { benchThroughput } from './throughput.js';
 const ALL = ['dispatch', 'throughput', 'cold-start', 'registry', 'failover', 'logs', 'memory'] as const;
 type BenchName = (typeof ALL)[number];
 
-function parseArgs(argv: string[]): { only: Set<BenchName>; quick: boolean; build: boolean; out: string } {
-  const args = { only: new Set<BenchName>(ALL), quick: false, build: true, out: path.join(ROOT, 'docs', 'BENCHMARKS.md') };
+function parseArgs(argv: string[]): { only: Set<BenchName>; quick: boolean; build: boolean; out: string; render?: string } {
+  const args: { only: Set<BenchName>; quick: boolean; build: boolean; out: string; render?: string } = {
+    only: new Set<BenchName>(ALL),
+    quick: false,
+    build: true,
+    out: path.join(ROOT, 'docs', 'BENCHMARKS.md'),
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') args.quick = true;
     else if (arg === '--no-build') args.build = false;
     else if (arg === '--out') args.out = path.resolve(argv[++i] ?? '');
+    else if (arg === '--render') args.render = path.resolve(argv[++i] ?? '');
     else if (arg === '--only') {
       const names = (argv[++i] ?? '').split(',').filter(Boolean);
       const unknown = names.filter((n) => !(ALL as readonly string[]).includes(n));
@@ -79,6 +88,12 @@ function run(command: string, args: string[]): void {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   process.once('SIGINT', () => process.exit(130));
+  if (args.render) {
+    const saved = JSON.parse(readFileSync(args.render, 'utf8')) as RunReport;
+    writeFileSync(args.out, markdown({ ...saved, startedAt: new Date(saved.startedAt) }, EXPLANATIONS));
+    console.error(`bench: wrote ${path.relative(process.cwd(), args.out)} from ${path.relative(process.cwd(), args.render)}`);
+    return;
+  }
   const startedAt = new Date();
   const image = process.env.DAN_AGENT_IMAGE ?? 'dan-agent:latest';
   let docker = dockerStatus(image);
@@ -103,7 +118,7 @@ async function main(): Promise<void> {
     registry: () => benchRegistryScale(redis, 1000, q ? 5 : 20),
     failover: () => benchFailover(redis, q ? 1 : 3),
     logs: () => benchLogs(redis, q ? 10_000 : 50_000),
-    memory: () => benchMemory(redis, q ? 20_000 : 30_000),
+    memory: () => benchMemory(redis, q ? 20_000 : 45_000),
   };
   try {
     for (const name of ALL) {
@@ -143,6 +158,7 @@ async function main(): Promise<void> {
     console.log(textTable(report));
     mkdirSync(path.dirname(args.out), { recursive: true });
     writeFileSync(args.out, markdown(report, EXPLANATIONS));
+    writeFileSync(args.out.replace(/\.md$/, '') + '.json', `${JSON.stringify(report, null, 2)}\n`);
     console.error(`bench: wrote ${path.relative(process.cwd(), args.out)}`);
     if (failed.length > 0) process.exitCode = 1;
   } finally {
