@@ -56,7 +56,7 @@ describe.runIf(!reason)('agents killed with docker kill on the Docker runtime', 
     const bridge = (await docker.getNetwork('bridge').inspect()) as { IPAM?: { Config?: Array<{ Gateway?: string }> } };
     const gateway = bridge.IPAM?.Config?.find((c) => c.Gateway)?.Gateway ?? '172.17.0.1';
     redis = await RedisServer.start({ bind: ['127.0.0.1', gateway], password: randomBytes(12).toString('hex') });
-    ws = await StandInWorkspace.create({ minMs: 100, maxMs: 400, forContainers: true });
+    ws = await StandInWorkspace.create({ minMs: 200, maxMs: 500, forContainers: true });
     config = loadConfig({
       REDIS_URL: redis.url(),
       DAN_AGENT_REDIS_URL: redis.url('host.docker.internal'),
@@ -101,8 +101,8 @@ describe.runIf(!reason)('agents killed with docker kill on the Docker runtime', 
     const killed: string[] = [];
     let killing = true;
     const killer = (async () => {
-      // Let the first containers start and take work, then kill one every 1.5-3 s.
-      await sleep(3000);
+      // Once the first agents have registered, kill one every 1-2 s.
+      await eventually(async () => (await bus.redis.scard(bus.keys.agents)) >= 3, { what: 'the first agents', timeoutMs: 60_000 }).catch(() => undefined);
       while (killing && killed.length < MAX_KILLS) {
         // Mostly agents that have registered (and so may hold a task); now and then one still starting.
         const running = (await runtime.list()).filter((h) => h.running && h.role === 'domain');
@@ -116,7 +116,7 @@ describe.runIf(!reason)('agents killed with docker kill on the Docker runtime', 
             .then(() => killed.push(victim.agentId))
             .catch(() => undefined); // it exited or was removed meanwhile
         }
-        await sleep(randomBetween(1500, 3000));
+        await sleep(randomBetween(1000, 2000));
       }
     })();
     try {
