@@ -12,7 +12,7 @@ import { Bus, createRedis, type Redis, type TaskJobData } from '../messaging/ind
 import { AgentRegistry, Heartbeat } from '../registry/index.js';
 import { taskIdSchema, type ControlMessage, type TaskRecord } from '../task.js';
 import { LogWriter } from './log-writer.js';
-import { TaskWorker } from './task-worker.js';
+import { TaskWorker, taskLeaseOptions } from './task-worker.js';
 import { buildPrompt, type DependencyResult } from './prompt.js';
 
 export type AgentExit = 'idle' | 'stopped' | 'reaped' | 'drained';
@@ -123,11 +123,7 @@ export class DomainAgent {
       connection,
       prefix: this.bus.keys.queuePrefix,
       concurrency: config.agentConcurrency,
-      // The job lock is the task's lease; it lapses with the agent, and the stalled-job check puts the job back.
-      lockDuration: config.heartbeatTtlMs,
-      stalledInterval: Math.min(config.reaperMs, config.heartbeatTtlMs),
-      // Our claim enforces each task's attempts; BullMQ must never fail a job first.
-      maxStalledCount: config.taskAttempts + 1,
+      ...taskLeaseOptions(config),
       removeOnComplete: { count: 0 },
       removeOnFail: { count: 0 },
     });

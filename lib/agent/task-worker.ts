@@ -1,4 +1,5 @@
-import { Worker, type Job, type JobJson } from 'bullmq';
+import { Worker, type Job, type JobJson, type WorkerOptions } from 'bullmq';
+import type { DanConfig } from '../config.js';
 
 /**
  * The agent's BullMQ worker. One change to BullMQ's: a job whose stored `data` is not JSON (dan never writes
@@ -15,4 +16,17 @@ export class TaskWorker<T> extends Worker<T> {
       return super.createJob({ ...data, data: JSON.stringify({ unreadable: `job data is not JSON: ${error.message}` }) }, jobId);
     }
   }
+}
+
+/**
+ * How a queue worker holds a task (DESIGN.md, Two kinds of liveness): the job lock is the task's lease, lapsing
+ * with its holder one heartbeat TTL after the last renewal; the stalled-job check then puts the job back. The
+ * claim enforces each task's attempts, so BullMQ's own stall limit sits above them and never fails a job first.
+ */
+export function taskLeaseOptions(config: Pick<DanConfig, 'heartbeatTtlMs' | 'reaperMs' | 'taskAttempts'>): Pick<WorkerOptions, 'lockDuration' | 'stalledInterval' | 'maxStalledCount'> {
+  return {
+    lockDuration: config.heartbeatTtlMs,
+    stalledInterval: Math.min(config.reaperMs, config.heartbeatTtlMs),
+    maxStalledCount: config.taskAttempts + 1,
+  };
 }

@@ -1,7 +1,8 @@
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Worker, WaitingError, type Job } from 'bullmq';
+import { WaitingError, type Job, type Worker } from 'bullmq';
+import { TaskWorker, taskLeaseOptions } from '../agent/task-worker.js';
 import { z } from 'zod';
 import { LogWriter } from '../agent/log-writer.js';
 import type { DanConfig } from '../config.js';
@@ -57,13 +58,11 @@ export class GoalWorker {
     this.planner = new Planner({ config, env: this.options.env, configDir, logger: this.log });
     this.connection = createRedis(config.redisUrl, { name: `dan-orchestrator:${orchestratorId}:main` });
     this.connection.on('error', (error) => this.log.warn({ err: error }, 'redis connection error'));
-    this.worker = new Worker<TaskJobData>(MAIN_DOMAIN, (job, token) => this.process(job, token), {
+    this.worker = new TaskWorker<TaskJobData>(MAIN_DOMAIN, (job, token) => this.process(job, token), {
       connection: this.connection,
       prefix: this.bus.keys.queuePrefix,
       concurrency: this.options.concurrency ?? 2,
-      lockDuration: config.heartbeatTtlMs,
-      stalledInterval: Math.min(config.reaperMs, config.heartbeatTtlMs),
-      maxStalledCount: config.taskAttempts + 1,
+      ...taskLeaseOptions(config),
     });
     this.worker.on('error', (error) => this.log.warn({ err: error }, 'main queue worker error'));
   }
