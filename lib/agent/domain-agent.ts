@@ -113,7 +113,7 @@ export class DomainAgent {
 
     const events = this.bus.events();
     events.on('control', (message) => this.onControl(message));
-    events.on('invalid', (channel, message, why) => this.log.warn({ channel, message: message.slice(0, 200), why }, 'ignored a malformed control message'));
+    events.on('invalid', (channel, message, why, what) => this.log.warn({ channel, message: message.slice(0, 200), why }, `ignored a malformed ${what}`));
     await events.subscribeControl(agentId);
 
     const connection = createRedis(config.redisUrl, { name: `dan-agent:${agentId}:worker` });

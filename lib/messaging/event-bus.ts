@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { controlMessageSchema, eventSchema, type ControlMessage, type DanEvent } from '../task.js';
+import { describeZodError } from '../errors.js';
 import type { Keys } from './keys.js';
 
 /**
@@ -10,7 +11,8 @@ import type { Keys } from './keys.js';
 export class EventBus extends EventEmitter<{
   event: [DanEvent];
   control: [ControlMessage, string];
-  invalid: [string, string, string];
+  /** channel, message, why, and what it was meant to be */
+  invalid: [string, string, string, 'event' | 'control message'];
 }> {
   private subscribed = new Set<string>();
   private listening = false;
@@ -64,18 +66,18 @@ export class EventBus extends EventEmitter<{
     try {
       json = JSON.parse(message);
     } catch {
-      this.emit('invalid', channel, message, 'not JSON');
+      this.emit('invalid', channel, message, 'not JSON', channel === this.keys.events ? 'event' : 'control message');
       return;
     }
     if (channel === this.keys.events) {
       const parsed = eventSchema.safeParse(json);
       if (parsed.success) this.emit('event', parsed.data);
-      else this.emit('invalid', channel, message, parsed.error.issues[0]?.message ?? 'invalid');
+      else this.emit('invalid', channel, message, describeZodError(parsed.error), 'event');
       return;
     }
     const parsed = controlMessageSchema.safeParse(json);
     if (parsed.success) this.emit('control', parsed.data, channel.slice(this.keys.control('').length));
-    else this.emit('invalid', channel, message, parsed.error.issues[0]?.message ?? 'invalid');
+    else this.emit('invalid', channel, message, describeZodError(parsed.error), 'control message');
   }
 
   async close(): Promise<void> {

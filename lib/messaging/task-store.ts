@@ -221,6 +221,7 @@ export class TaskStore {
         this.now(),
         this.keys.events,
         this.options.logMaxLen,
+        id,
       ],
     );
     return {
@@ -242,7 +243,7 @@ export class TaskStore {
   async requestCancel(id: string, reason: string): Promise<{ outcome: 'ok' | 'missing' | 'not_active'; status?: TaskStatus; agent?: string }> {
     const [outcome, status, agent] = await this.scripts.requestCancel(
       [this.keys.task(id), this.keys.taskLog(id)],
-      [this.now(), reason, this.options.logMaxLen],
+      [this.now(), reason, this.options.logMaxLen, id],
     );
     return {
       outcome: outcome as 'ok' | 'missing' | 'not_active',

@@ -106,7 +106,7 @@ export class Orchestrator {
       if (event.kind === 'task' && event.status === 'queued' && this.lease.isLeader) this.wake();
     });
     await events.subscribeEvents();
-    events.on('invalid', (channel, message, why) => this.log.warn({ channel, message: message.slice(0, 200), why }, 'ignored a malformed control message'));
+    events.on('invalid', (channel, message, why, what) => this.log.warn({ channel, message: message.slice(0, 200), why }, `ignored a malformed ${what}`));
     await events.subscribeControl(this.id);
     this.schedule(0);
     this.log.info({ runtime: this.options.runtime.kind, domains: listDomains(config.templatesDir) }, 'orchestrator started');

@@ -70,6 +70,12 @@ describe('garbage in Redis', () => {
     // And a proper task behind the garbage.
     const [first] = await submitTasks(bus, 1, { domains: ['backend'], label: 'behind the garbage' });
 
+    // Every event the processes publish about the garbage must still be one a subscriber can read.
+    const watcher = bus.events();
+    const invalidEvents: string[] = [];
+    watcher.on('invalid', (_channel, message) => invalidEvents.push(message));
+    await watcher.subscribeEvents();
+
     agent = DanProcess.start(['agent', '--domain', 'backend', '--id', AGENT], env);
     orchestrator = DanProcess.start(['orchestrator'], { ...env, AGENT_ID: ORCHESTRATOR });
     const registry = new AgentRegistry(redis, bus.keys, { heartbeatTtlMs: 3000 });
@@ -125,9 +131,14 @@ describe('garbage in Redis', () => {
     expect(dropped).toEqual(expect.arrayContaining(['bad-id', 'no-id', 'not-json']));
     expect(agentLog.filter((l) => l.msg === 'queue worker error'), 'jobs BullMQ could not load').toEqual([]);
     for (const who of [agent, orchestrator]) {
-      await eventually(() => who.logged('ignored a malformed control message').length === 2, { what: 'the control messages to be logged', timeoutMs: 10_000 });
+      await eventually(() => who.logged('ignored a malformed control message').length >= 2, { what: 'the control messages to be logged', timeoutMs: 10_000 }).catch((error: Error) => {
+        throw new Error(`${error.message}: ${JSON.stringify(who.logged('ignored a malformed control message'))}\n${who.tail()}`);
+      });
+      expect(who.logged('ignored a malformed control message').map((l) => l.message)).toEqual(['this is not JSON {', '{"type":"self-destruct"}']);
     }
     expect(agent.running && orchestrator.running).toBe(true);
+    expect(invalidEvents, 'events no subscriber can read').toEqual([]);
+    await watcher.close();
     expect([...agent.lines, ...orchestrator.lines].filter((l) => !l.startsWith('{')), 'non-JSON output').toEqual([]);
 
     report('garbage in Redis', {

@@ -4,6 +4,7 @@ import { CorruptRecordError, DanError, IllegalTransitionError, UnknownTaskError 
 import { Bus, followTask, type StoredLogEntry } from '../../lib/messaging/index.js';
 import {
   BULL_PRIORITY,
+  newTaskId,
   taskSpecSchema,
   type ControlMessage,
   type DanEvent,
@@ -305,6 +306,24 @@ describe('transitions', () => {
     expect(statusesIn(log)).toEqual(expected);
     expect(log.map((e) => e.entry.agent)).toEqual([undefined, 'a1', 'a1', 'a2', 'a2']);
     expect(seen[4]!.event).toMatchObject({ agent: 'a2', reason: 'done' });
+  });
+
+  it('names the task in the event and log entry even when its record lost its id and domain fields', async () => {
+    const events = bus.events();
+    const valid: DanEvent[] = [];
+    const invalid: string[] = [];
+    events.on('event', (e) => valid.push(e));
+    events.on('invalid', (_channel, message) => invalid.push(message));
+    await events.subscribeEvents();
+    const id = newTaskId();
+    await net.redis.hset(bus.keys.task(id), { status: 'queued' });
+
+    await bus.tasks.transition(id, 'failed', { text: 'the task record is malformed', agent: 'a1' });
+    await eventually(() => valid.length + invalid.length > 0, { what: 'the event' });
+    expect(invalid).toEqual([]);
+    expect(valid).toEqual([expect.objectContaining({ kind: 'task', id, domain: '', status: 'failed', agent: 'a1' })]);
+    const [entry] = await bus.logs.history(id);
+    expect(entry!.entry).toMatchObject({ type: 'status', status: 'failed', task: id });
   });
 });
 

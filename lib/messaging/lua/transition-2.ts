@@ -15,6 +15,7 @@
  * ARGV[10] now (ms)
  * ARGV[11] events channel
  * ARGV[12] log maxlen
+ * ARGV[13] task id (named in the log entry and event: a damaged record may have lost its own `id` field)
  * Returns { outcome, from, attempts }: outcome ok | missing | illegal | fenced | exhausted | cancelled
  */
 export const transition = `
@@ -65,9 +66,9 @@ if ARGV[6] ~= '' then
   for f in string.gmatch(ARGV[6], '%S+') do redis.call('HDEL', KEYS[1], f) end
 end
 
-local id = redis.call('HGET', KEYS[1], 'id')
+local id = ARGV[13]
 local entry = { ts = tonumber(ARGV[10]), type = 'status', status = to, text = text, task = id }
-local event = { kind = 'task', id = id, domain = redis.call('HGET', KEYS[1], 'domain'), status = to, ts = tonumber(ARGV[10]) }
+local event = { kind = 'task', id = id, domain = redis.call('HGET', KEYS[1], 'domain') or '', status = to, ts = tonumber(ARGV[10]) }
 if ARGV[9] ~= '' then
   entry['agent'] = ARGV[9]
   event['agent'] = ARGV[9]
