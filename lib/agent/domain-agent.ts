@@ -191,7 +191,7 @@ export class DomainAgent {
         claudeBin: this.options.config.claudeBin,
         prompt,
         cwd: this.options.config.workspace,
-        env: buildClaudeEnv(this.options.env, this.configDir),
+        env: buildClaudeEnv(this.options.env, this.configDir, agentId),
         model: this.options.config.model,
         permissionMode: this.options.config.permissionMode,
         timeoutMs: record.timeoutS * 1000,

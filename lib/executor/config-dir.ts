@@ -114,24 +114,34 @@ function workerInfo(text: string, fallbackName: string, file: string): WorkerInf
   return info;
 }
 
+/**
+ * The variable that tags every process an agent's CLI runs (the CLI, its tools, the sessions they start) with
+ * the agent's id: inherited down the tree, it lets the process runtime find them after the agent itself was
+ * killed, when nothing else links them to it (see `killTagged`).
+ */
+export const AGENT_TAG = 'DAN_AGENT_ID';
+
 /** Variables of the agent's own environment that the CLI needs besides {@link PASSTHROUGH_ENV}. */
 const BASE_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR'] as const;
 
 /**
  * The exact environment of a CLI run: PATH, HOME, LANG, LC_ALL, TMPDIR and the pass-through variables
  * (ANTHROPIC_* …) taken from `baseEnv`, `CLAUDE_CONFIG_DIR` set to `configDir`, and
- * `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1` unless `baseEnv` sets it. Nothing else of the agent's
- * environment (REDIS_URL, its own secrets) reaches the CLI or the tools it runs.
+ * `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1` unless `baseEnv` sets it, and with `agentId` the tag
+ * `DAN_AGENT_ID` (see {@link AGENT_TAG}). Nothing else of the agent's environment (REDIS_URL, its own secrets)
+ * reaches the CLI or the tools it runs.
  */
 export function buildClaudeEnv(
   baseEnv: Readonly<Record<string, string | undefined>>,
   configDir: string,
+  agentId?: string,
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of [...BASE_ENV, ...PASSTHROUGH_ENV]) {
     const value = baseEnv[name];
     if (value !== undefined && value !== '') env[name] = value;
   }
+  if (agentId) env[AGENT_TAG] = agentId;
   env.CLAUDE_CONFIG_DIR = configDir;
   env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC ??= '1';
   return env;

@@ -11,8 +11,9 @@ export {
   type PermissionMode,
   type RunClaudeOptions,
 } from './claude-executor.js';
-export { buildClaudeEnv, parseFrontmatter, prepareConfigDir, type PreparedConfigDir, type WorkerInfo } from './config-dir.js';
+export { AGENT_TAG, buildClaudeEnv, parseFrontmatter, prepareConfigDir, type PreparedConfigDir, type WorkerInfo } from './config-dir.js';
 export type { EntryHandler } from './entry-queue.js';
+export { killTagged, taggedProcesses } from './process-tree.js';
 export { Redactor } from './redactor.js';
 export {
   matchStreamEvent,

@@ -70,3 +70,47 @@ export async function killProcessTree(pid: number): Promise<void> {
   for (const p of tree) signal(p.pid, 'SIGKILL');
   signal(-pid, 'SIGKILL');
 }
+
+/** Pids of the processes whose environment holds `name=value` (Linux /proc; [] where there is none). */
+export async function taggedProcesses(name: string, value: string): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  const tag = Buffer.from(`${name}=${value}\0`);
+  const pids: number[] = [];
+  await Promise.all(
+    names
+      .filter((n) => /^\d+$/.test(n) && Number(n) !== process.pid)
+      .map(async (n) => {
+        // Another user's process, or one that ended while we looked, cannot be read: it is not ours.
+        const environ = await readFile(`/proc/${n}/environ`).catch(() => undefined);
+        if (environ && (environ.subarray(0, tag.length).equals(tag) || environ.includes(Buffer.concat([Buffer.from('\0'), tag])))) {
+          pids.push(Number(n));
+        }
+      }),
+  );
+  return pids;
+}
+
+/**
+ * Kills every process tagged `name=value` in its environment, wherever it is in the process tree: what an
+ * agent's CLI started still carries the tag after the agent died and they were re-parented, even in sessions
+ * of their own. Each one found is frozen (SIGSTOP) so it starts nothing new, the search is repeated until it
+ * finds no one new, then all get SIGKILL. Returns how many were killed.
+ */
+export async function killTagged(name: string, value: string): Promise<number> {
+  const found = new Set<number>();
+  for (let round = 0; round < 10; round++) {
+    const fresh = (await taggedProcesses(name, value)).filter((pid) => !found.has(pid));
+    if (fresh.length === 0) break;
+    for (const pid of fresh) {
+      found.add(pid);
+      signal(pid, 'SIGSTOP');
+    }
+  }
+  for (const pid of found) signal(pid, 'SIGKILL');
+  return found.size;
+}

@@ -5,6 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { packageRoot, type DanConfig } from '../config.js';
+import { AGENT_TAG, killTagged } from '../executor/index.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { AgentHandle, AgentSpec, Runtime, StopOptions } from './runtime.js';
 import { LineBuffer } from './line-buffer.js';
@@ -53,8 +54,9 @@ interface Child {
 
 /**
  * Agents as child processes of this process (DESIGN.md, Runtimes: the embedded default without Docker).
- * Each agent is detached into its own process group, so stopping it reaches the CLI processes it started.
- * An agent behaves like a container: when its main process exits, whatever is left in its group is killed.
+ * Each agent is detached into its own process group. An agent behaves like a container: when its main
+ * process exits, whatever is left of it is killed: its group, and every process tagged with its id
+ * (`DAN_AGENT_ID`, which the CLI it runs and the tools the CLI starts inherit).
  *
  * The network is implicit: an instance knows only the children it started itself (running, or exited and
  * not yet removed); another process's ProcessRuntime cannot see or touch them. `close` keeps agents running,
@@ -218,18 +220,26 @@ export class ProcessRuntime implements Runtime {
     record.exited = new Promise((resolve) => {
       proc.once('exit', (code, signalName) => {
         record.running = false;
-        // As in a container: the agent's end is the end of everything it started.
-        try {
-          signal(-record.pid, 'SIGKILL');
-        } catch (error) {
-          this.logger.warn({ err: error, agentId: spec.agentId }, 'cannot kill what the agent left running');
-        }
         this.logger.info({ agentId: spec.agentId, pid: record.pid, code, signal: signalName }, 'agent process exited');
-        resolve();
+        // As in a container: the agent's end is the end of everything it started. Its own group, and the CLI
+        // it ran, which leads a group of its own (and its tools, sessions of their own): an agent killed with
+        // SIGKILL could not stop them, and a CLI left running would go on editing the workspace while the
+        // task runs again elsewhere. They carry the agent's id in their environment.
+        void this.killLeftovers(spec.agentId, record.pid).finally(resolve);
       });
     });
     this.children.set(spec.agentId, record);
     return record;
+  }
+
+  private async killLeftovers(agentId: string, pid: number): Promise<void> {
+    try {
+      signal(-pid, 'SIGKILL');
+      const killed = await killTagged(AGENT_TAG, agentId);
+      if (killed > 0) this.logger.warn({ agentId, killed }, 'killed processes the agent left running');
+    } catch (error) {
+      this.logger.warn({ err: error, agentId }, 'cannot kill what the agent left running');
+    }
   }
 
   private forget(child: Child): void {

@@ -383,6 +383,12 @@ describe('the CLI’s configuration', () => {
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
     });
     expect(buildClaudeEnv({ CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '0' }, '/cfg').CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC).toBe('0');
+    // The agent's id tags the CLI's process tree (the process runtime kills what a dead agent left running).
+    expect(buildClaudeEnv({ AGENT_ID: 'spoofed' }, '/cfg', 'backend-a1')).toEqual({
+      DAN_AGENT_ID: 'backend-a1',
+      CLAUDE_CONFIG_DIR: '/cfg',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    });
   });
 
   it('recreates the config dir cleanly from the template', async () => {

@@ -1,12 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ProcessRuntime, type AgentSpec } from '../../lib/runtime/index.js';
+import { taskSpecSchema } from '../../lib/task.js';
 import { repoRoot } from '../helpers/cli.js';
-import { testConfig, uniqueNetwork } from '../helpers/network.js';
+import { openNetwork, testConfig, uniqueNetwork, type TestNetwork } from '../helpers/network.js';
+import { killQuietly } from '../helpers/processes.js';
 
 const fixture = path.join(repoRoot(), 'tests/fixtures/process-agent.mjs');
 let dir: string;
@@ -158,4 +160,64 @@ describe('ProcessRuntime', () => {
     await expect(broken.spawn(spec('p-broken'))).rejects.toMatchObject({ code: 'DAN_RUNTIME' });
     expect(await broken.list()).toEqual([]);
   });
+});
+
+describe('a real agent on the process runtime, killed with SIGKILL', () => {
+  let net: TestNetwork;
+  let workspace: string;
+  let agents: ProcessRuntime;
+  const leftovers: number[] = [];
+
+  beforeAll(async () => {
+    net = await openNetwork({}, 'proc-leftovers');
+    workspace = path.join(dir, 'leftovers-workspace');
+    await mkdir(workspace, { recursive: true });
+    agents = await ProcessRuntime.create({ ...net.config, workspace }, {
+      entry: (s) => [process.execPath, '--import', import.meta.resolve('tsx'), path.join(repoRoot(), 'bin', 'dan.ts'), 'agent', '--domain', s.domain],
+      parentEnv: { PATH: process.env.PATH, HOME: process.env.HOME },
+    });
+  });
+
+  afterAll(async () => {
+    for (const pid of leftovers) killQuietly(pid);
+    await agents?.stopAll({ timeoutMs: 500 });
+    await agents?.close();
+    await net?.cleanup();
+  });
+
+  it('takes the CLI it ran with it, and the session a tool of the CLI started', async () => {
+    // A CLI that runs a "tool" in a session of its own (as Claude Code's Bash tool does), then works for long.
+    const cli = path.join(dir, 'busy-claude.sh');
+    await writeFile(
+      cli,
+      [
+        '#!/bin/sh',
+        'setsid sleep 600 &',
+        'echo "$$ $!" > cli.pids',
+        'printf \'{"type":"system","subtype":"init","session_id":"s","tools":[],"model":"m","cwd":"%s"}\\n\' "$PWD"',
+        'exec sleep 600',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const handle = await agents.spawn({
+      agentId: 'p-killed',
+      role: 'domain',
+      domain: 'backend',
+      env: { DAN_CLAUDE_BIN: cli, DAN_HEARTBEAT_MS: '200', DAN_HEARTBEAT_TTL_MS: '1000', DAN_LOG_LEVEL: 'warn' },
+    });
+    const { id } = await net.bus.submit(taskSpecSchema.parse({ domain: 'backend', description: 'work for a long time', timeoutS: 600, maxAttempts: 3 }));
+    const pidsFile = path.join(workspace, 'cli.pids');
+    await until(() => existsSync(pidsFile) && readFileSync(pidsFile, 'utf8').includes(' '), 'the CLI to start its tool', 30_000);
+    const [cliPid, toolPid] = readFileSync(pidsFile, 'utf8').trim().split(' ').map(Number) as [number, number];
+    leftovers.push(cliPid, toolPid);
+    expect(isAlive(cliPid) && isAlive(toolPid)).toBe(true);
+    expect((await net.bus.tasks.get(id))?.status).toBe('active');
+
+    process.kill(Number(handle.ref), 'SIGKILL');
+    await until(() => !isAlive(Number(handle.ref)) && !isAlive(cliPid) && !isAlive(toolPid), 'the agent, its CLI and the tool session to be gone', 10_000).catch(
+      (error: Error) => {
+        throw new Error(`${error.message}: agent ${isAlive(Number(handle.ref))}, CLI ${isAlive(cliPid)}, tool ${isAlive(toolPid)}`);
+      },
+    );
+  }, 60_000);
 });
