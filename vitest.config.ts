@@ -5,7 +5,8 @@ import { defineConfig } from 'vitest/config';
 // suites that start containers and kill processes, one file at a time so they do not starve each other.
 // Each file uses its own DAN_NETWORK, so files may run in parallel.
 const shared = {
-  testTimeout: 60_000,
+  // Generous: CI machines are slower and busier than a laptop; a test that hangs still fails, later.
+  testTimeout: 120_000,
   hookTimeout: 180_000,
   pool: 'forks' as const,
 };
