@@ -54,6 +54,11 @@ const envSchema = z.object({
   DAN_REDIS_IMAGE: z.string().min(1).default('redis:7-alpine'),
   /** @default 5000 */
   DAN_HEARTBEAT_MS: int(50, 3_600_000).default(5000),
+  /**
+   * A file touched on every successful heartbeat, for a container HEALTHCHECK that needs no Redis
+   * (scripts/healthcheck.sh). @default none; the agent image sets /tmp/dan-alive
+   */
+  DAN_HEALTH_FILE: z.string().min(1).optional(),
   /** @default 30000 */
   DAN_HEARTBEAT_TTL_MS: int(100, 3_600_000).default(30_000),
   /** @default 5000 */
@@ -115,6 +120,8 @@ export interface DanConfig {
   images: { agent: string; base: string; redis: string };
   heartbeatMs: number;
   heartbeatTtlMs: number;
+  /** DAN_HEALTH_FILE: touched on every successful heartbeat, when set. */
+  healthFile: string | undefined;
   reaperMs: number;
   idleTimeoutMs: number;
   shutdownGraceMs: number;
@@ -188,6 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     images: { agent: e.DAN_AGENT_IMAGE, base: e.DAN_BASE_IMAGE, redis: e.DAN_REDIS_IMAGE },
     heartbeatMs: e.DAN_HEARTBEAT_MS,
     heartbeatTtlMs: e.DAN_HEARTBEAT_TTL_MS,
+    healthFile: e.DAN_HEALTH_FILE,
     reaperMs: e.DAN_REAPER_MS,
     idleTimeoutMs: e.DAN_IDLE_TIMEOUT_MS,
     shutdownGraceMs: e.DAN_SHUTDOWN_GRACE_MS,

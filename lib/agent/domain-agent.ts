@@ -106,7 +106,7 @@ export class DomainAgent {
       host: os.hostname(),
       pid: process.pid,
     });
-    this.heartbeat = new Heartbeat(this.registry, agentId, { intervalMs: config.heartbeatMs });
+    this.heartbeat = new Heartbeat(this.registry, agentId, { intervalMs: config.heartbeatMs, healthFile: config.healthFile });
     this.heartbeat.on('reaped', () => void this.onReaped());
     this.heartbeat.on('error', (error) => this.log.warn({ err: error }, 'heartbeat failed; retrying'));
     this.heartbeat.start();

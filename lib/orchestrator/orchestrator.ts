@@ -125,7 +125,7 @@ export class Orchestrator {
       pid: process.pid,
     });
     this.heartbeat?.stop();
-    this.heartbeat = new Heartbeat(this.registry, this.id, { intervalMs: config.heartbeatMs });
+    this.heartbeat = new Heartbeat(this.registry, this.id, { intervalMs: config.heartbeatMs, healthFile: config.healthFile });
     this.heartbeat.on('error', (error) => this.log.warn({ err: error }, 'heartbeat failed; retrying'));
     this.heartbeat.on('reaped', () => {
       this.log.error('this orchestrator was reaped (its heartbeat lapsed); registering again');

@@ -1,8 +1,14 @@
 import { EventEmitter } from 'node:events';
+import { writeFile } from 'node:fs/promises';
 import type { AgentRegistry } from './agent-registry.js';
 
 export interface HeartbeatOptions {
   intervalMs: number;
+  /**
+   * A file rewritten after every successful renewal (and at start), so a container HEALTHCHECK can tell a live
+   * agent from a wedged one without Redis. A failure to write it is reported as 'error' and changes nothing else.
+   */
+  healthFile?: string;
 }
 
 /**
@@ -25,6 +31,7 @@ export class Heartbeat extends EventEmitter<{ reaped: []; error: [Error] }> {
 
   start(): void {
     if (this.timer || this.stopped) return;
+    void this.touch();
     const tick = async (): Promise<void> => {
       try {
         const alive = await this.registry.heartbeat(this.agentId);
@@ -32,12 +39,18 @@ export class Heartbeat extends EventEmitter<{ reaped: []; error: [Error] }> {
           this.reaped = true;
           this.emit('reaped');
         }
+        if (alive) await this.touch();
       } catch (error) {
         this.emit('error', error as Error);
       }
       if (!this.stopped && !this.reaped) this.timer = setTimeout(() => void tick(), this.options.intervalMs);
     };
     this.timer = setTimeout(() => void tick(), this.options.intervalMs);
+  }
+
+  private async touch(): Promise<void> {
+    if (!this.options.healthFile) return;
+    await writeFile(this.options.healthFile, `${Date.now()}\n`).catch((error: Error) => this.emit('error', error));
   }
 
   get isReaped(): boolean {

@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Bus, type Redis } from '../../lib/messaging/index.js';
 import { AgentRegistry, Heartbeat, LeaderLease, Reaper, type AgentRecord, type RegisterInput } from '../../lib/registry/index.js';
@@ -212,6 +215,31 @@ describe('heartbeat of a reaped agent', () => {
     await registry.register(agent('a1'));
     expect(await registry.heartbeat('a1')).toBe(true);
     expect(await net.redis.pttl(net.bus.keys.heartbeat('a1'))).toBeGreaterThan(0);
+  });
+});
+
+describe('the health file (DAN_HEALTH_FILE)', () => {
+  it('is rewritten on every successful renewal, and no longer once the agent is reaped', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'dan-health-'));
+    stoppers.push(() => rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'alive');
+    await registry.register(agent('a1'));
+    const hb = new Heartbeat(registry, 'a1', { intervalMs: net.config.heartbeatMs, healthFile: file });
+    stoppers.push(() => hb.stop());
+    hb.start();
+
+    const stamps = new Set<string>();
+    await eventually(async () => stamps.add(await readFile(file, 'utf8').catch(() => '')).size >= 4, { what: 'three renewals to rewrite the file' });
+    const latest = Number((await readFile(file, 'utf8')).trim());
+    expect(Date.now() - latest).toBeLessThan(net.config.heartbeatTtlMs * 10);
+
+    // Reaped: the renewals fail, so the file ages and a HEALTHCHECK on it fails.
+    await net.redis.del(net.bus.keys.heartbeat('a1'));
+    await new Reaper(registry).reapOnce();
+    await eventually(() => hb.isReaped, { what: 'the heartbeat to learn it was reaped' });
+    const last = await readFile(file, 'utf8');
+    await sleep(net.config.heartbeatMs * 3);
+    expect(await readFile(file, 'utf8')).toBe(last);
   });
 });
 
