@@ -212,16 +212,21 @@ async function checkTemplates(config: DanConfig): Promise<Check> {
 }
 
 /** The shared workspace: the process runtime's directory, or the docker runtime's bind-mounted directory. */
-async function checkWorkspace(config: DanConfig): Promise<Check> {
+async function checkWorkspace(config: DanConfig, env: NodeJS.ProcessEnv): Promise<Check> {
   if (config.runtime === 'docker' && !path.isAbsolute(config.workspaceVolume)) {
     return ok('workspace', `Docker volume ${config.workspaceVolume} (created and given to uid 1000 when the runtime starts)`);
   }
-  const dir = config.runtime === 'docker' ? config.workspaceVolume : config.workspace;
+  // Inside dan's image (the compose orchestrator) the host path DAN_WORKSPACE_VOLUME is not visible: the same
+  // directory is mounted here at DAN_WORKSPACE, with the host's ownership, so that is what is checked.
+  const viaMount = config.runtime === 'docker' && env.DAN_IN_CONTAINER === '1' && config.workspace !== config.workspaceVolume;
+  const dir = config.runtime === 'docker' && !viaMount ? config.workspaceVolume : config.workspace;
+  const shown = viaMount ? `${config.workspaceVolume} (mounted here at ${dir})` : dir;
   let info;
   try {
     info = await stat(dir);
   } catch {
     // Docker refuses to bind-mount a missing path; the process runtime creates its directory when it starts.
+    if (viaMount) return fail('workspace', `${shown} is not mounted`, `mount ${config.workspaceVolume} at ${dir} (docker-compose.yml does)`);
     return config.runtime === 'docker'
       ? fail('workspace', `${dir} does not exist`, `mkdir -p ${dir} && chown 1000:1000 ${dir}, or set DAN_WORKSPACE_VOLUME`)
       : warn('workspace', `${dir} does not exist`, `mkdir -p ${dir} (\`dan up\` creates it too), or set DAN_WORKSPACE`);
@@ -231,8 +236,8 @@ async function checkWorkspace(config: DanConfig): Promise<Check> {
     // Agents run as uid 1000 and a bind mount keeps the host's ownership.
     const writable = info.uid === 1000 || (info.mode & 0o002) !== 0;
     return writable
-      ? ok('workspace', `${dir} (bind mount, writable by uid 1000)`)
-      : fail('workspace', `${dir} is owned by uid ${info.uid}: agents (uid 1000) cannot write there`, `chown -R 1000:1000 ${dir}`);
+      ? ok('workspace', `${shown} (bind mount, writable by uid 1000)`)
+      : fail('workspace', `${shown} is owned by uid ${info.uid}: agents (uid 1000) cannot write there`, viaMount ? `chown -R 1000:1000 ${config.workspaceVolume} on the host` : `chown -R 1000:1000 ${dir}`);
   }
   try {
     await access(dir, fs.W_OK);
@@ -249,7 +254,7 @@ export async function runChecks(config: DanConfig, env: NodeJS.ProcessEnv = proc
     checkDocker(config),
     checkClaude(config),
     checkTemplates(config),
-    checkWorkspace(config),
+    checkWorkspace(config, env),
   ]);
   return [...redis, ...docker, claude, checkModelAccess(env), templates, workspace];
 }

@@ -205,6 +205,17 @@ describe('dan doctor', () => {
 
     const missing = await doctor([], { ...noEngine, DAN_WORKSPACE_VOLUME: `${dir}-gone` });
     expect(line(missing.lines, 'workspace')).toMatch(new RegExp(`^FAIL workspace +${dir}-gone does not exist → mkdir -p ${dir}-gone && chown 1000:1000`));
+
+    // Inside the compose orchestrator the host path is not visible; the same directory is mounted at DAN_WORKSPACE.
+    const hostPath = '/srv/not-on-this-machine/workspace';
+    const inContainer = { ...noEngine, DAN_IN_CONTAINER: '1', DAN_WORKSPACE_VOLUME: hostPath, DAN_WORKSPACE: dir };
+    expect(line((await doctor([], inContainer)).lines, 'workspace')).toBe(
+      `ok   workspace         ${hostPath} (mounted here at ${dir}) (bind mount, writable by uid 1000)`,
+    );
+    const unmounted = await doctor([], { ...inContainer, DAN_WORKSPACE: `${dir}-gone` });
+    expect(line(unmounted.lines, 'workspace')).toBe(
+      `FAIL workspace         ${hostPath} (mounted here at ${dir}-gone) is not mounted → mount ${hostPath} at ${dir}-gone (docker-compose.yml does)`,
+    );
   });
 
   it('reports a bad setting as a FAIL line naming the variable', async () => {
