@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { commitPlan } from './lua/commit-plan.js';
 import { createTask } from './lua/create-task-4.js';
 import { requestCancel } from './lua/request-cancel-2.js';
 import { acquireLease, heartbeat, reap, releaseLease } from './lua/registry.js';
@@ -6,6 +7,8 @@ import { transition } from './lua/transition-2.js';
 
 const DEFINITIONS = {
   danCreateTask: { numberOfKeys: 4, lua: createTask },
+  // A variable number of keys: the count is the first argument of each call.
+  danCommitPlan: { lua: commitPlan },
   danTransition: { numberOfKeys: 2, lua: transition },
   danRequestCancel: { numberOfKeys: 2, lua: requestCancel },
   danHeartbeat: { numberOfKeys: 3, lua: heartbeat },
@@ -38,6 +41,10 @@ export class Scripts {
 
   createTask(keys: [string, string, string, string], args: ScriptArg[]): Promise<number> {
     return this.call('danCreateTask', keys, args);
+  }
+
+  commitPlan(keys: string[], args: ScriptArg[]): Promise<'ok' | 'fenced' | 'planned' | 'exists'> {
+    return this.call('danCommitPlan', [String(keys.length), ...keys], args);
   }
 
   transition(keys: [string, string], args: ScriptArg[]): Promise<[string, string, string]> {

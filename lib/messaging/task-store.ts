@@ -98,35 +98,29 @@ export class TaskStore {
   }
 
   /**
-   * Creates a parent's subtasks (all `waiting`), records its plan, and marks its graph open, in one
-   * MULTI/EXEC: either the whole graph exists or none of it does.
+   * Creates a goal's subtasks (all `waiting`), links them to it, records its plan and marks its graph open, in
+   * one script: either the whole graph exists or none of it does. Fenced: it writes only while the goal is
+   * still active under `fence.agent` and `fence.attempts` (the orchestrator that planned it was not reaped
+   * meanwhile) and has no plan yet; otherwise it writes nothing and says why.
    */
-  async createChildren(parentId: string, children: ReadonlyArray<{ id: string; spec: TaskSpec }>, plan: unknown): Promise<void> {
+  async commitPlan(
+    parentId: string,
+    children: ReadonlyArray<{ id: string; spec: TaskSpec }>,
+    plan: unknown,
+    fence: { agent: string; attempts: number },
+  ): Promise<'ok' | 'fenced' | 'planned' | 'exists'> {
     const now = this.now();
-    const multi = this.redis.multi();
+    const keys = [this.keys.task(parentId), this.keys.tasks, this.keys.graphs];
+    const args: Array<string | number> = [fence.agent, fence.attempts, JSON.stringify(plan), now, this.keys.events, this.options.logMaxLen, parentId];
     for (const { id, spec } of children) {
       const fields = newRecordFields(id, { ...spec, parent: parentId }, 'waiting', now);
       const text = spec.dependsOn.length === 0 ? 'created by the plan; ready' : `created by the plan, waiting for ${spec.dependsOn.length} dependenc${spec.dependsOn.length === 1 ? 'y' : 'ies'}`;
       const entry: LogEntry = { ts: now, type: 'status', status: 'waiting', text, task: id };
       const event = { kind: 'task', id, domain: spec.domain, status: 'waiting', ts: now };
-      (multi as unknown as Record<string, (...a: (string | number)[]) => unknown>).danCreateTask!(
-        this.keys.task(id),
-        this.keys.tasks,
-        this.keys.taskLog(id),
-        this.keys.task(parentId),
-        id,
-        JSON.stringify(fields),
-        now,
-        JSON.stringify(entry),
-        this.keys.events,
-        JSON.stringify(event),
-        this.options.logMaxLen,
-      );
+      keys.push(this.keys.task(id), this.keys.taskLog(id));
+      args.push(id, JSON.stringify(fields), JSON.stringify(entry), JSON.stringify(event));
     }
-    multi.hset(this.keys.task(parentId), 'plan', JSON.stringify(plan), 'updatedAt', String(now));
-    multi.sadd(this.keys.graphs, parentId);
-    const replies = (await multi.exec()) ?? [];
-    for (const [error] of replies) if (error) throw error;
+    return this.scripts.commitPlan(keys, args);
   }
 
   /** Parent ids whose graph is open. */

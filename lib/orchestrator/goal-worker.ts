@@ -148,24 +148,26 @@ export class GoalWorker {
       return 'done';
     }
     const children = this.childSpecs(goal, outcome.plan);
-    // Fence before committing: the goal must still be ours (not reaped and handed to another orchestrator).
-    if (!now || now.status !== 'active' || now.agent !== orchestratorId || now.attempts !== attempt) {
-      this.log.warn({ taskId: goal.id }, 'plan discarded: the goal was handed to another orchestrator or ended meanwhile');
-      return 'done';
-    }
-    await this.bus.tasks.createChildren(
+    // Fenced in the same script that writes: the goal must still be ours (not reaped and handed to another
+    // orchestrator, which would plan it again) and unplanned.
+    const committed = await this.bus.tasks.commitPlan(
       goal.id,
       children.map(({ id, spec }) => ({ id, spec })),
       { source: outcome.source, subtasks: outcome.plan.subtasks.map((s) => ({ ...s, id: children.find((c) => c.key === s.key)!.id })) },
+      { agent: orchestratorId, attempts: attempt },
     );
+    if (committed !== 'ok') {
+      this.log.warn({ taskId: goal.id, outcome: committed }, 'plan discarded: the goal was handed to another orchestrator, ended, or was planned meanwhile');
+      return 'done';
+    }
     await this.bus.tasks.transition(goal.id, 'active', {
       ...fence,
       text: `planned ${children.length} subtask${children.length === 1 ? '' : 's'} (${outcome.source === 'model' ? 'by the model' : 'by keyword routing'})`,
       fields: { costUsd: outcome.costUsd, turns: outcome.turns },
     });
     // A cancel requested between the check above and the commit: the subtasks exist now, so end them with the goal.
-    const committed = await this.bus.tasks.find(goal.id);
-    if (committed?.cancelRequested && committed.status === 'active') await this.bus.cancel(goal.id, committed.reason ?? 'cancelled');
+    const after = await this.bus.tasks.find(goal.id);
+    if (after?.cancelRequested && after.status === 'active') await this.bus.cancel(goal.id, after.reason ?? 'cancelled');
     await this.graph.advance(goal.id);
     return 'done';
   }

@@ -327,6 +327,56 @@ describe('transitions', () => {
   });
 });
 
+describe('committing a plan', () => {
+  /** The network's keys, the goal's record and the index: what a refused commit must leave as it was. */
+  const snapshot = async () => ({
+    keys: (await net.redis.keys(`${net.config.prefix}*`)).sort(),
+    records: await Promise.all((await net.redis.zrange(bus.keys.tasks, 0, -1)).map((id) => net.redis.hgetall(bus.keys.task(id)))),
+    graphs: await net.redis.smembers(bus.keys.graphs),
+  });
+  const childSpecs = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({ id: newTaskId(), spec: taskSpecSchema.parse({ domain: 'backend', description: `part ${i}`, timeoutS: 60, maxAttempts: 3 }) }));
+
+  it('creates every subtask, links them to the goal, records the plan and opens the graph, at once', async () => {
+    const goal = await bus.submit(spec({ domain: 'main' }));
+    await claim(goal.id, 'orch-a');
+    const children = childSpecs(3);
+    const events = await recordEvents();
+
+    expect(await bus.tasks.commitPlan(goal.id, children, { source: 'model' }, { agent: 'orch-a', attempts: 1 })).toBe('ok');
+    const record = await bus.tasks.get(goal.id);
+    expect(record.children).toEqual(children.map((c) => c.id));
+    expect(record.plan).toBe(JSON.stringify({ source: 'model' }));
+    expect(await bus.tasks.openGraphs()).toEqual([goal.id]);
+    for (const { id } of children) {
+      expect(await bus.tasks.get(id)).toMatchObject({ status: 'waiting', parent: goal.id, domain: 'backend' });
+      expect(statusesIn(await bus.logs.history(id))).toEqual(['waiting']);
+    }
+    await eventually(() => children.every((c) => taskEvents(events, c.id).length === 1), { what: "the subtasks' events" });
+  });
+
+  it('writes nothing for a planner that lost the goal (another agent or attempt), or for a goal already planned', async () => {
+    const goal = await bus.submit(spec({ domain: 'main' }));
+    await claim(goal.id, 'orch-a');
+    const before = await snapshot();
+    const children = childSpecs(2);
+    expect(await bus.tasks.commitPlan(goal.id, children, { source: 'model' }, { agent: 'orch-b', attempts: 1 })).toBe('fenced');
+    expect(await bus.tasks.commitPlan(goal.id, children, { source: 'model' }, { agent: 'orch-a', attempts: 2 })).toBe('fenced');
+    expect(await snapshot()).toEqual(before);
+
+    // Reaped and handed back: the record is queued again, so the first planner's late commit is refused.
+    await bus.tasks.transition(goal.id, 'queued', { text: 'orch-a died' });
+    expect(await bus.tasks.commitPlan(goal.id, children, { source: 'model' }, { agent: 'orch-a', attempts: 1 })).toBe('fenced');
+
+    await claim(goal.id, 'orch-b');
+    expect(await bus.tasks.commitPlan(goal.id, children, { source: 'model' }, { agent: 'orch-b', attempts: 2 })).toBe('ok');
+    const again = childSpecs(2);
+    expect(await bus.tasks.commitPlan(goal.id, again, { source: 'model' }, { agent: 'orch-b', attempts: 2 })).toBe('planned');
+    expect((await bus.tasks.get(goal.id)).children).toEqual(children.map((c) => c.id));
+    for (const { id } of again) expect(await bus.tasks.find(id)).toBeUndefined();
+  });
+});
+
 describe('cancelling', () => {
   it('cancels a queued task at once and takes its job off the queue', async () => {
     const { id } = await bus.submit(spec());
