@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConfig, type DanConfig } from '../../lib/config.js';
-import { Bus, createRedis, type Redis } from '../../lib/messaging/index.js';
+import { Bus, type Redis } from '../../lib/messaging/index.js';
+import { deleteNetworkKeys } from './network-keys.js';
+
+export { eventually } from './eventually.js';
+export { deleteNetworkKeys, readNetwork, snapshot } from './network-keys.js';
 
 /** A fresh network name per test file (or test), so files run in parallel and leave nothing behind. */
 export function uniqueNetwork(label = 't'): string {
@@ -49,66 +53,4 @@ export async function openNetwork(env: Record<string, string | undefined> = {}, 
       await bus.close();
     },
   };
-}
-
-/** Deletes every key under a prefix (SCAN, not KEYS). */
-export async function deleteNetworkKeys(url: string, prefix: string): Promise<void> {
-  const redis = createRedis(url, { name: 'test-cleanup' });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
-
-/** Every key and its type/value under a prefix: a snapshot to prove a command wrote nothing. */
-export async function snapshot(redis: Redis, prefix: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    for (const key of keys) {
-      const type = await redis.type(key);
-      const value =
-        type === 'hash'
-          ? JSON.stringify(await redis.hgetall(key))
-          : type === 'string'
-            ? String(await redis.get(key))
-            : type === 'set'
-              ? JSON.stringify((await redis.smembers(key)).sort())
-              : type === 'zset'
-                ? JSON.stringify(await redis.zrange(key, '0', '-1', 'WITHSCORES'))
-                : type === 'stream'
-                  ? String(await redis.xlen(key))
-                  : type === 'list'
-                    ? JSON.stringify(await redis.lrange(key, 0, -1))
-                    : type;
-      out[key] = `${type}:${value}`;
-    }
-  } while (cursor !== '0');
-  return out;
-}
-
-/** Polls until `check` returns a truthy value or the (generous) timeout passes. */
-export async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, options: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${options.what ?? 'condition'}${last ? `: ${(last as Error).message}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 50));
-  }
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_DESCRIPTION_BYTES, taskSpecSchema } from '../../lib/task.js';
-import { runDan } from '../helpers/cli.js';
+import { expectBadInput } from '../helpers/expect-bad-input.js';
 import { openNetwork, redisUrl, snapshot, type TestNetwork } from '../helpers/network.js';
 
 /**
@@ -14,7 +14,6 @@ import { openNetwork, redisUrl, snapshot, type TestNetwork } from '../helpers/ne
 
 const UNKNOWN_ID = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
 const HUGE = 'x'.repeat(64 * 1024);
-const lines = (text: string): string[] => text.split('\n').filter((l) => l.length > 0);
 
 type Case = [name: string, args: string[], message: RegExp, env?: Record<string, string>];
 
@@ -134,16 +133,9 @@ describe('bad input to every command exits 2 with one line and changes nothing i
   });
 
   it.concurrent.for(cases)('%s', async ([, args, message, extraEnv], { expect }) => {
-    const before = await snapshot(net.redis, net.config.prefix);
     // DAN_START_REDIS=false: if `dan up` ever got past its checks, it must not start a redis-server here.
-    const result = await runDan(args, { REDIS_URL: redisUrl(), DAN_NETWORK: net.network, DAN_LOG_LEVEL: 'silent', DAN_START_REDIS: 'false', ...extraEnv }, { timeoutMs: 30_000 });
-    const stderr = lines(String(result.stderr));
-    expect(stderr, String(result.stderr)).toHaveLength(1);
-    expect(stderr[0]).toMatch(/^dan: /);
-    expect(stderr[0]).toMatch(message);
-    expect(result.stdout).toBe('');
-    expect(result.exitCode).toBe(2);
-    expect(await snapshot(net.redis, net.config.prefix)).toEqual(before);
+    const env = { REDIS_URL: redisUrl(), DAN_NETWORK: net.network, DAN_LOG_LEVEL: 'silent', DAN_START_REDIS: 'false', ...extraEnv };
+    await expectBadInput(expect, net, args, env, message, { timeoutMs: 30_000 });
   });
 
   it('left the existing task, and nothing else, in the network', async () => {

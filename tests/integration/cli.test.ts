@@ -5,6 +5,7 @@ import { listDomains } from '../../lib/domains.js';
 import { createRedis, type Redis, type TaskJobData } from '../../lib/messaging/index.js';
 import { MAX_CONTEXT_BYTES, MAX_DESCRIPTION_BYTES, taskSpecSchema } from '../../lib/task.js';
 import { danEntry, repoRoot, runDan } from '../helpers/cli.js';
+import { expectBadInput } from '../helpers/expect-bad-input.js';
 import { eventually, openNetwork, redisUrl, snapshot, type TestNetwork } from '../helpers/network.js';
 
 /**
@@ -283,15 +284,7 @@ describe('bad input exits 2 with one line on stderr and writes nothing', () => {
   ];
 
   it.concurrent.for(cases)('%s', async ([, args, message, extraEnv], { expect }) => {
-    const before = await snapshot(net.redis, net.config.prefix);
-    const result = await runDan(args, cliEnv(net, extraEnv ?? {}));
-    const stderr = lines(String(result.stderr));
-    expect(stderr, String(result.stderr)).toHaveLength(1);
-    expect(stderr[0]).toMatch(/^dan: /);
-    expect(stderr[0]).toMatch(message);
-    expect(result.stdout).toBe('');
-    expect(result.exitCode).toBe(2);
-    expect(await snapshot(net.redis, net.config.prefix)).toEqual(before);
+    await expectBadInput(expect, net, args, cliEnv(net, extraEnv ?? {}), message);
   });
 
   it('left the existing task as it was', async () => {
