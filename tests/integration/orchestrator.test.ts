@@ -1,27 +1,20 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { it as base, describe, expect } from 'vitest';
-import { createLogger } from '../../lib/log.js';
-import type { Bus } from '../../lib/messaging/index.js';
-import { Orchestrator } from '../../lib/orchestrator/index.js';
-import { AgentRegistry, type AgentRecord } from '../../lib/registry/index.js';
-import { ProcessRuntime, danArgs } from '../../lib/runtime/index.js';
-import { isTerminal, taskSpecSchema, type LogEntry, type TaskRecord, type TaskSpecInput } from '../../lib/task.js';
-import { conversationRequests, ModelServer, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
-import { repoRoot, runDan } from '../helpers/cli.js';
-import { eventually, openNetwork, testConfig, type TestNetwork } from '../helpers/network.js';
-import { isAlive, isDanProcess, killQuietly, processesIn } from '../helpers/processes.js';
+import { describe, expect } from 'vitest';
+import type { ProcessRuntime } from '../../lib/runtime/index.js';
+import type { LogEntry } from '../../lib/task.js';
+import { conversationRequests, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
+import { runDan } from '../helpers/cli.js';
+import type { DanProcess } from '../helpers/dan-process.js';
+import { eventually } from '../helpers/network.js';
+import { isAlive, processesIn } from '../helpers/processes.js';
+import { World, itWith } from '../helpers/world.js';
 
 // The orchestrator on the process runtime, end to end: a real Orchestrator (in this process, or `dan
 // orchestrator`/`dan up` as children) spawns real `dan agent` processes, which run the real claude binary
 // against the scripted model server and Redis. Nothing is mocked.
 
-const CLAUDE_BIN = path.join(repoRoot(), 'node_modules', '.bin', 'claude');
-const API_KEY = 'sk-ant-api03-orchestrator-test-000000000000000';
 /** Short liveness timings for every process of these tests: reaping and takeover happen within seconds. */
 const TIMINGS = {
   DAN_HEARTBEAT_MS: '200',
@@ -30,170 +23,8 @@ const TIMINGS = {
   DAN_IDLE_TIMEOUT_MS: '2000',
   DAN_SHUTDOWN_GRACE_MS: '300',
 };
-/**
- * How agents and orchestrator children start: dan from source through tsx. The loader is resolved here,
- * because agents run with the workspace as their working directory, where a bare `tsx` cannot be found.
- */
-const DAN = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(repoRoot(), 'bin', 'dan.ts')];
 
-/** Log lines of the in-process orchestrators, for the failure message of a test. */
-class LogCapture extends Writable {
-  readonly lines: string[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0));
-    done();
-  }
-}
-
-/** A `dan` child process (`dan orchestrator`, `dan up`). */
-interface DanChild {
-  child: ChildProcess;
-  output: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/**
- * One test's world: its own network (key prefix), workspace, model server, orchestrators and `dan` children.
- * `close()` stops all of it, and every process the test's orchestrators started, even when the test failed.
- */
-class World {
-  script: TurnChooser = writeFileScenario();
-  readonly orchestrators: Orchestrator[] = [];
-  readonly runtimes: ProcessRuntime[] = [];
-  readonly children: DanChild[] = [];
-  readonly logs = new LogCapture();
-  private constructor(
-    readonly net: TestNetwork,
-    readonly server: ModelServer,
-    readonly workspace: string,
-    private readonly env: Record<string, string>,
-  ) {}
-
-  static async create(env: Record<string, string> = {}): Promise<World> {
-    // The real path: it is what /proc shows as a process's working directory.
-    const workspace = await realpath(await mkdtemp(path.join(os.tmpdir(), 'dan-orch-ws-')));
-    const settings = { DAN_WORKSPACE: workspace, DAN_CLAUDE_BIN: CLAUDE_BIN, DAN_LOG_LEVEL: 'info', ...TIMINGS, ...env };
-    const net = await openNetwork(settings, 'orch');
-    let world: World | undefined;
-    const server = await ModelServer.start({ script: (req) => world!.script(req) });
-    world = new World(net, server, workspace, settings);
-    return world;
-  }
-
-  get bus(): Bus {
-    return this.net.bus;
-  }
-
-  /** What the claude CLI needs, passed through the orchestrator to its agents. */
-  get modelEnv(): Record<string, string> {
-    return { ANTHROPIC_BASE_URL: this.server.url, ANTHROPIC_API_KEY: API_KEY, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' };
-  }
-
-  /** The environment of a `dan` child on this network. */
-  danEnv(extra: Record<string, string> = {}): Record<string, string> {
-    return {
-      ...this.modelEnv,
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? os.homedir(),
-      REDIS_URL: this.net.config.redisUrl,
-      DAN_NETWORK: this.net.network,
-      ...this.env,
-      ...extra,
-    };
-  }
-
-  /** An orchestrator in this process, on the process runtime, spawning real `dan agent` children. */
-  async startOrchestrator(id: string, extra: Record<string, string> = {}): Promise<Orchestrator> {
-    const config = testConfig(this.net.network, { ...this.env, ...extra });
-    const logger = createLogger({ level: 'info', destination: this.logs }).child({ orchestrator: id });
-    const runtime = await ProcessRuntime.create(config, { entry: (spec) => [...DAN, ...danArgs(spec)], parentEnv: process.env, logger });
-    this.runtimes.push(runtime);
-    const orchestrator = await Orchestrator.start({ config, runtime, logger, env: this.modelEnv, id });
-    this.orchestrators.push(orchestrator);
-    return orchestrator;
-  }
-
-  /** `dan <args>` as a long-running child (an orchestrator, `dan up`). */
-  spawnDan(args: string[], extra: Record<string, string> = {}): DanChild {
-    const [node, ...rest] = DAN;
-    const child = spawn(node!, [...rest, ...args], { cwd: repoRoot(), env: this.danEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] });
-    const output: string[] = [];
-    child.stdout!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
-    child.stderr!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    const started: DanChild = { child, output, exited };
-    this.children.push(started);
-    return started;
-  }
-
-  registry(): AgentRegistry {
-    return new AgentRegistry(this.bus.redis, this.bus.keys, { heartbeatTtlMs: this.net.config.heartbeatTtlMs });
-  }
-
-  /** Live (registered, heartbeating) domain agents. */
-  async liveAgents(domain?: string): Promise<AgentRecord[]> {
-    return (await this.registry().list()).filter((a) => a.role === 'domain' && a.alive && (domain === undefined || a.domain === domain));
-  }
-
-  async submit(description: string, spec: Partial<TaskSpecInput> = {}): Promise<TaskRecord> {
-    return this.bus.submit(taskSpecSchema.parse({ domain: 'backend', description, timeoutS: 60, maxAttempts: 3, ...spec }));
-  }
-
-  async waitFor(id: string, check: (r: TaskRecord) => boolean, what = 'the task', timeoutMs = 45_000): Promise<TaskRecord> {
-    return eventually(
-      async () => {
-        const record = await this.bus.tasks.get(id);
-        return check(record) ? record : undefined;
-      },
-      { what, timeoutMs, intervalMs: 100 },
-    ).catch(async (error: Error) => {
-      throw new Error(`${error.message}; record ${JSON.stringify(await this.bus.tasks.find(id).catch(() => 'unreadable'))}\n${this.recentLogs()}`);
-    });
-  }
-
-  waitForEnd(id: string, timeoutMs?: number): Promise<TaskRecord> {
-    return this.waitFor(id, (r) => isTerminal(r.status), 'the task to end', timeoutMs);
-  }
-
-  async entries(id: string): Promise<LogEntry[]> {
-    return (await this.bus.logs.history(id)).map((e) => e.entry);
-  }
-
-  /** The tail of what the orchestrators and `dan` children logged: context for a failure message. */
-  recentLogs(): string {
-    return [...this.logs.lines.slice(-15), ...this.children.flatMap((c) => c.output.join('').split('\n').slice(-10))].join('\n');
-  }
-
-  async close(): Promise<void> {
-    for (const orchestrator of this.orchestrators) await orchestrator.stop('down').catch(() => {});
-    for (const runtime of this.runtimes) await runtime.stopAll({ timeoutMs: 2000 }).catch(() => {});
-    for (const { child, exited } of this.children) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
-    }
-    // Agents an orchestrator child started outlive it when it is SIGKILLed: end them by the pids they registered.
-    for (const agent of await this.registry().list().catch(() => [])) {
-      if (agent.pid && isDanProcess(agent.pid)) killQuietly(agent.pid);
-    }
-    for (const pid of await processesIn(this.workspace)) killQuietly(pid);
-    await this.server.close();
-    await this.net.cleanup();
-    await rm(this.workspace, { recursive: true, force: true });
-    await rm(path.join(os.tmpdir(), 'dan', this.net.network), { recursive: true, force: true });
-  }
-}
-
-const it = base.extend<{ w: World }>({
-  // eslint-disable-next-line no-empty-pattern
-  w: async ({}, use) => {
-    const world = await World.create();
-    try {
-      await use(world);
-    } finally {
-      await world.close();
-    }
-  },
-});
+const it = itWith(() => World.create({ label: 'orch', settings: TIMINGS, waitTimeoutMs: 45_000 }));
 
 /** The first `count` conversation turns never answer (those attempts hang until killed); later turns use `then`. */
 function hangFirst(count: number, then: TurnChooser = writeFileScenario()): TurnChooser {
@@ -295,7 +126,7 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
 
   it('fails a task for good, saying why, once an agent has died during each of its attempts', async ({ w }) => {
     w.script = () => ({ hang: true });
-    await w.startOrchestrator('orch-1', { DAN_TASK_ATTEMPTS: '2' });
+    await w.startOrchestrator('orch-1', { settings: { DAN_TASK_ATTEMPTS: '2' } });
     const task = await w.submit('Create the file doomed.txt', { maxAttempts: 2 });
     const victims: string[] = [];
     for (const attempt of [1, 2]) {
@@ -318,7 +149,7 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
     w.script = slow(1500);
     const tasks = [];
     for (let i = 1; i <= 6; i++) tasks.push(await w.submit(`Create the file scaled-${i}.txt`));
-    const orchestrator = await w.startOrchestrator('orch-1', { DAN_MAX_AGENTS_PER_DOMAIN: '3', DAN_IDLE_TIMEOUT_MS: '1500' });
+    const orchestrator = await w.startOrchestrator('orch-1', { settings: { DAN_MAX_AGENTS_PER_DOMAIN: '3', DAN_IDLE_TIMEOUT_MS: '1500' } });
     const runtime = w.runtimes[0]!;
     const sampler = sampleAgents(w, runtime);
 
@@ -344,7 +175,7 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
     for (const domain of ['backend', 'frontend']) {
       for (let i = 1; i <= 3; i++) tasks.push(await w.submit(`Create the file ${domain}-${i}.txt`, { domain }));
     }
-    const orchestrator = await w.startOrchestrator('orch-1', { DAN_MAX_AGENTS: '2', DAN_MAX_AGENTS_PER_DOMAIN: '3' });
+    const orchestrator = await w.startOrchestrator('orch-1', { settings: { DAN_MAX_AGENTS: '2', DAN_MAX_AGENTS_PER_DOMAIN: '3' } });
     const sampler = sampleAgents(w, w.runtimes[0]!);
 
     const done = await Promise.all(tasks.map((t) => w.waitForEnd(t.id, 60_000)));
@@ -360,10 +191,8 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
   it('with two orchestrators only the leader spawns; when it dies without handing back the lease, the other takes over and scales', async ({ w }) => {
     const ttl = { DAN_HEARTBEAT_TTL_MS: '1500' };
     const first = w.spawnDan(['orchestrator'], { AGENT_ID: 'orch-a', ...ttl });
-    await eventually(async () => (await w.bus.redis.get(w.bus.keys.leader)) === 'orch-a', { what: 'orch-a to lead', timeoutMs: 20_000 }).catch((error: Error) => {
-      throw new Error(`${error.message}\n${first.output.join('')}`);
-    });
-    const second = await w.startOrchestrator('orch-b', ttl);
+    await w.leads(first, 'orch-a', 20_000);
+    const second = await w.startOrchestrator('orch-b', { settings: ttl });
 
     const task = await w.submit('Create the file led.txt');
     expect((await w.waitForEnd(task.id)).status).toBe('completed');
@@ -393,9 +222,7 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
   it('`dan down` stops the orchestrators and their busy agents and leaves no process behind', async ({ w }) => {
     w.script = () => ({ hang: true });
     const up = w.spawnDan(['up'], { AGENT_ID: 'orch-up' });
-    await eventually(async () => (await w.bus.redis.get(w.bus.keys.leader)) === 'orch-up', { what: '`dan up` to lead', timeoutMs: 20_000 }).catch((error: Error) => {
-      throw new Error(`${error.message}\n${up.output.join('')}`);
-    });
+    await w.leads(up, 'orch-up', 20_000);
     const standby = w.spawnDan(['orchestrator'], { AGENT_ID: 'orch-standby' });
     const task = await w.submit('Create the file interrupted.txt');
     await w.waitFor(task.id, (r) => r.status === 'active', 'an agent to take the task');
@@ -411,9 +238,9 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
     expect(down.exitCode, String(down.stderr)).toBe(0);
     expect(String(down.stdout)).toMatch(/^stopped 3 registered agents$/m);
     // Promptly: no grace timer of the agents it stopped keeps an orchestrator process alive.
-    const exitOf = (c: DanChild) => Promise.race([c.exited, sleep(10_000).then(() => 'still running after 10 s')]);
-    expect(await exitOf(up), up.output.join('')).toEqual({ code: 0, signal: null });
-    expect(await exitOf(standby), standby.output.join('')).toEqual({ code: 0, signal: null });
+    const exitOf = (c: DanProcess) => Promise.race([c.exited, sleep(10_000).then(() => 'still running after 10 s')]);
+    expect(await exitOf(up), up.text()).toEqual({ code: 0, signal: null });
+    expect(await exitOf(standby), standby.text()).toEqual({ code: 0, signal: null });
 
     expect(await w.registry().ids()).toEqual([]);
     await eventually(async () => pids.every((pid) => !isAlive(pid)) && (await processesIn(w.workspace)).length === 0, {

@@ -1,35 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { it as base, describe, expect } from 'vitest';
-import { createLogger } from '../../lib/log.js';
-import type { Bus } from '../../lib/messaging/index.js';
-import { Orchestrator } from '../../lib/orchestrator/index.js';
-import { AgentRegistry } from '../../lib/registry/index.js';
-import { ProcessRuntime, danArgs } from '../../lib/runtime/index.js';
-import { isTerminal, taskSpecSchema, type LogEntry, type TaskRecord } from '../../lib/task.js';
-import {
-  conversationRequests,
-  goalOf,
-  isPlanningRequest,
-  ModelServer,
-  planScenario,
-  writeFileScenario,
-  type RecordedRequest,
-  type Turn,
-} from '../fixtures/model-server.js';
-import { repoRoot, runDan } from '../helpers/cli.js';
-import { eventually, openNetwork, testConfig, type TestNetwork } from '../helpers/network.js';
-import { isDanProcess, killQuietly, processesIn } from '../helpers/processes.js';
+import { describe, expect } from 'vitest';
+import { taskSpecSchema, type LogEntry, type TaskRecord } from '../../lib/task.js';
+import { conversationRequests, goalOf, isPlanningRequest, planScenario, writeFileScenario, type RecordedRequest } from '../fixtures/model-server.js';
+import { runDan } from '../helpers/cli.js';
+import { eventually } from '../helpers/network.js';
+import { World, itWith, type ModelScript } from '../helpers/world.js';
 
 // Issue 5, end to end: a `main` goal is planned by the real claude binary against the scripted model, its
 // subtasks run as a dependency graph on real `dan agent` processes (process runtime), and the goal ends
 // with an aggregate. Real Redis, real orchestrators (in this process, or `dan orchestrator` children).
 
-const CLAUDE_BIN = path.join(repoRoot(), 'node_modules', '.bin', 'claude');
-const API_KEY = 'sk-ant-api03-planning-test-00000000000000000000';
 /** Short liveness timings: a dead orchestrator's lease lapses and it is reaped within seconds. */
 const TIMINGS = {
   DAN_HEARTBEAT_MS: '200',
@@ -38,137 +19,29 @@ const TIMINGS = {
   DAN_IDLE_TIMEOUT_MS: '5000',
   DAN_SHUTDOWN_GRACE_MS: '300',
 };
-/** dan from source through tsx; the loader is resolved here because agents run in the workspace. */
-const DAN = [process.execPath, '--import', import.meta.resolve('tsx'), path.join(repoRoot(), 'bin', 'dan.ts')];
 
 /** A planning answer: prose and a fenced JSON plan, as the main orchestrator's CLAUDE.md asks. */
 type PlanSubtask = { key: string; domain: string; description: string; dependsOn?: string[] };
 const planText = (...subtasks: PlanSubtask[]): string => `Here is the plan.\n\n\`\`\`json\n${JSON.stringify({ subtasks }, null, 2)}\n\`\`\``;
 
-class LogCapture extends Writable {
-  readonly lines: string[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0));
-    done();
-  }
-}
-
-interface DanChild {
-  child: ChildProcess;
-  output: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
 /**
- * One test's world: its own network, workspace, model server, orchestrators and `dan` children. The model
- * answers planning requests with `planner` and the subtasks' conversations with `worker`; `close()` stops
- * every process the test started (agents of a SIGKILLed orchestrator included), even when it failed.
+ * The world of a goal: the model answers planning requests with `planner` and the subtasks' conversations
+ * with `worker`.
  */
-class World {
-  planner: (req: RecordedRequest) => Turn | Promise<Turn> = planScenario();
-  worker: (req: RecordedRequest) => Turn | Promise<Turn> = writeFileScenario();
-  readonly orchestrators: Orchestrator[] = [];
-  readonly runtimes: ProcessRuntime[] = [];
-  readonly children: DanChild[] = [];
-  readonly logs = new LogCapture();
-
-  private constructor(
-    readonly net: TestNetwork,
-    readonly server: ModelServer,
-    readonly workspace: string,
-    private readonly env: Record<string, string>,
-  ) {}
-
-  static async create(): Promise<World> {
-    const workspace = await realpath(await mkdtemp(path.join(os.tmpdir(), 'dan-plan-ws-')));
-    const settings = { DAN_WORKSPACE: workspace, DAN_CLAUDE_BIN: CLAUDE_BIN, DAN_LOG_LEVEL: 'info', ...TIMINGS };
-    const net = await openNetwork(settings, 'plan');
-    let world: World | undefined;
-    const server = await ModelServer.start({ script: (req) => (isPlanningRequest(req) ? world!.planner(req) : world!.worker(req)) });
-    world = new World(net, server, workspace, settings);
-    return world;
-  }
-
-  get bus(): Bus {
-    return this.net.bus;
-  }
-
-  get modelEnv(): Record<string, string> {
-    return { ANTHROPIC_BASE_URL: this.server.url, ANTHROPIC_API_KEY: API_KEY, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' };
-  }
-
-  danEnv(extra: Record<string, string> = {}): Record<string, string> {
-    return {
-      ...this.modelEnv,
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? os.homedir(),
-      REDIS_URL: this.net.config.redisUrl,
-      DAN_NETWORK: this.net.network,
-      ...this.env,
-      ...extra,
-    };
-  }
-
-  /**
-   * An orchestrator in this process on the process runtime. `env` is its own environment, which its planner
-   * and the agents it spawns get the model variables from (default: the scripted model).
-   */
-  async startOrchestrator(id: string, options: { env?: Record<string, string>; extra?: Record<string, string> } = {}): Promise<Orchestrator> {
-    const config = testConfig(this.net.network, { ...this.env, ...options.extra });
-    const logger = createLogger({ level: 'info', destination: this.logs }).child({ orchestrator: id });
-    const runtime = await ProcessRuntime.create(config, { entry: (spec) => [...DAN, ...danArgs(spec)], parentEnv: process.env, logger });
-    this.runtimes.push(runtime);
-    const orchestrator = await Orchestrator.start({ config, runtime, logger, env: options.env ?? this.modelEnv, id });
-    this.orchestrators.push(orchestrator);
-    return orchestrator;
-  }
-
-  /** `dan <args>` as a long-running child. */
-  spawnDan(args: string[], extra: Record<string, string> = {}): DanChild {
-    const [node, ...rest] = DAN;
-    const child = spawn(node!, [...rest, ...args], { cwd: repoRoot(), env: this.danEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] });
-    const output: string[] = [];
-    child.stdout!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
-    child.stderr!.on('data', (d: Buffer) => output.push(d.toString('utf8')));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    const started = { child, output, exited };
-    this.children.push(started);
-    return started;
-  }
-
-  registry(): AgentRegistry {
-    return new AgentRegistry(this.bus.redis, this.bus.keys, { heartbeatTtlMs: this.net.config.heartbeatTtlMs });
-  }
+class PlanningWorld extends World {
+  planner: ModelScript = planScenario();
+  worker: ModelScript = writeFileScenario();
+  override script: ModelScript = (req) => (isPlanningRequest(req) ? this.planner(req) : this.worker(req));
 
   /** Sends a goal to `main`, as `dan send-task main` does. */
   submitGoal(description: string): Promise<TaskRecord> {
     return this.bus.submit(taskSpecSchema.parse({ domain: 'main', description, timeoutS: 90, maxAttempts: 3 }));
   }
 
-  async waitFor(id: string, check: (r: TaskRecord) => boolean, what: string, timeoutMs = 60_000): Promise<TaskRecord> {
-    return eventually(
-      async () => {
-        const record = await this.bus.tasks.get(id);
-        return check(record) ? record : undefined;
-      },
-      { what, timeoutMs, intervalMs: 100 },
-    ).catch(async (error: Error) => {
-      throw new Error(`${error.message}\n${await this.describe(id)}\n${this.recentLogs()}`);
-    });
-  }
-
-  waitForEnd(id: string, timeoutMs?: number): Promise<TaskRecord> {
-    return this.waitFor(id, (r) => isTerminal(r.status), `task ${id} to end`, timeoutMs);
-  }
-
   /** A goal's subtasks by key. */
   async subtasks(goalId: string): Promise<Record<string, TaskRecord>> {
     const goal = await this.bus.tasks.get(goalId);
     return Object.fromEntries((await this.bus.tasks.getMany(goal.children)).map((r) => [r.key!, r]));
-  }
-
-  async entries(id: string): Promise<LogEntry[]> {
-    return (await this.bus.logs.history(id)).map((e) => e.entry);
   }
 
   /** The model turns of planning conversations whose goal mentions `word`. */
@@ -182,47 +55,15 @@ class World {
   }
 
   /** A goal and its subtasks as one line each: context for a failure message. */
-  async describe(goalId: string): Promise<string> {
+  override async describe(goalId: string): Promise<string> {
     const goal = await this.bus.tasks.find(goalId).catch(() => undefined);
     if (!goal) return `no record ${goalId}`;
     const kids = await this.bus.tasks.getMany(goal.children).catch(() => []);
     return [goal, ...kids].map((r) => `${r.key ?? 'goal'} ${r.domain} ${r.status} ${r.agent ?? '-'} ${r.error ?? r.reason ?? ''}`).join('\n');
   }
-
-  recentLogs(): string {
-    return [...this.logs.lines.slice(-15), ...this.children.flatMap((c) => c.output.join('').split('\n').slice(-10))].join('\n');
-  }
-
-  async close(): Promise<void> {
-    for (const orchestrator of this.orchestrators) await orchestrator.stop('down').catch(() => {});
-    for (const runtime of this.runtimes) await runtime.stopAll({ timeoutMs: 2000 }).catch(() => {});
-    for (const { child, exited } of this.children) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
-    }
-    // Agents of a SIGKILLed orchestrator child outlive it: end them by the pids they registered.
-    for (const agent of await this.registry().list().catch(() => [])) {
-      if (agent.pid && isDanProcess(agent.pid)) killQuietly(agent.pid);
-    }
-    for (const pid of await processesIn(this.workspace)) killQuietly(pid);
-    await this.server.close();
-    await this.net.cleanup();
-    await rm(this.workspace, { recursive: true, force: true });
-    await rm(path.join(os.tmpdir(), 'dan', this.net.network), { recursive: true, force: true });
-  }
 }
 
-const it = base.extend<{ w: World }>({
-  // eslint-disable-next-line no-empty-pattern
-  w: async ({}, use) => {
-    const world = await World.create();
-    try {
-      await use(world);
-    } finally {
-      await world.close();
-    }
-  },
-});
+const it = itWith(() => PlanningWorld.create({ label: 'plan', settings: TIMINGS, waitTimeoutMs: 60_000 }));
 
 const statuses = (entries: LogEntry[]): string[] => entries.filter((e) => e.type === 'status').map((e) => e.status!);
 const texts = (entries: LogEntry[]): string[] => entries.map((e) => e.text);
@@ -406,7 +247,7 @@ describe('planning and running a multi-domain goal', { timeout: 120_000 }, () =>
     const standIn = path.join(w.workspace, '.standin', 'claude');
     await mkdir(path.dirname(standIn), { recursive: true });
     await writeFile(standIn, STAND_IN_CLAUDE, { mode: 0o755 });
-    await w.startOrchestrator('orch-1', { env: {}, extra: { DAN_CLAUDE_BIN: standIn } });
+    await w.startOrchestrator('orch-1', { env: {}, settings: { DAN_CLAUDE_BIN: standIn } });
     const goal = await w.submitGoal('Add a login API endpoint and a signup form component');
 
     const done = await w.waitForEnd(goal.id);
@@ -529,9 +370,7 @@ describe('planning and running a multi-domain goal', { timeout: 120_000 }, () =>
     const write = writeFileScenario();
     w.worker = (req) => (req.prompt.startsWith('Write the file backend-api.md') && !req.hasToolResult ? { ...write(req), delayMs: 3000 } : write(req));
     const first = w.spawnDan(['orchestrator'], { AGENT_ID: 'orch-a' });
-    await eventually(async () => (await w.bus.redis.get(w.bus.keys.leader)) === 'orch-a', { what: 'orch-a to lead', timeoutMs: 30_000 }).catch((error: Error) => {
-      throw new Error(`${error.message}\n${first.output.join('')}`);
-    });
+    await w.leads(first, 'orch-a', 30_000);
     const goal = await w.submitGoal('Create user registration with an API endpoint and a form component');
     await w.waitFor(goal.id, (r) => r.children.length === 2, 'the plan');
     const { api } = await w.subtasks(goal.id);
@@ -564,9 +403,7 @@ describe('planning and running a multi-domain goal', { timeout: 120_000 }, () =>
     let planning = 0;
     w.planner = (req) => (planning++ === 0 ? { hang: true } : plan(req));
     const first = w.spawnDan(['orchestrator'], { AGENT_ID: 'orch-a' });
-    await eventually(async () => (await w.bus.redis.get(w.bus.keys.leader)) === 'orch-a', { what: 'orch-a to lead', timeoutMs: 30_000 }).catch((error: Error) => {
-      throw new Error(`${error.message}\n${first.output.join('')}`);
-    });
+    await w.leads(first, 'orch-a', 30_000);
     const goal = await w.submitGoal('Create user registration with an API endpoint and a form component');
     await eventually(() => w.planningRequests('user registration').length === 1, { what: 'orch-a to ask for a plan' });
     expect(await w.bus.tasks.get(goal.id)).toMatchObject({ status: 'active', agent: 'orch-a', attempts: 1 });
