@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type DanConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { Bus } from '../../lib/messaging/index.js';
 import { Orchestrator } from '../../lib/orchestrator/index.js';
-import { DockerRuntime, LABELS, createDockerClient, type Docker } from '../../lib/runtime/index.js';
+import { DockerRuntime, createDockerClient, type Docker } from '../../lib/runtime/index.js';
+import { removeDanNetwork } from '../helpers/docker.js';
+import { LogCapture } from '../helpers/log-capture.js';
 import { deleteNetworkKeys, eventually, uniqueNetwork } from '../helpers/network.js';
-import { LogCapture, RedisServer, StandInWorkspace, audit, randomBetween, report, statuses, submitTasks, waitAllTerminal, waitQueuesEmpty } from './harness.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { StandInWorkspace } from '../helpers/stand-in-workspace.js';
+import { audit, killAgentsWhile, registeredOf, report, statuses, submitTasks, waitAllTerminal, waitQueuesEmpty } from './harness.js';
 
 // The same chaos on the Docker runtime: agents are containers of the agent image, killed with `docker kill`
 // (SIGKILL to everything in them). Smaller than the process-runtime run (60 tasks) to keep CI time down.
@@ -63,9 +66,7 @@ describe.runIf(!reason)('agents killed with docker kill on the Docker runtime', 
       DAN_NETWORK: network,
       DAN_RUNTIME: 'docker',
       DAN_AGENT_IMAGE: image,
-      DAN_WORKSPACE: ws.dir,
-      DAN_WORKSPACE_VOLUME: ws.dir,
-      DAN_AGENT_CLAUDE_BIN: '/workspace/.standin/claude',
+      ...ws.containerSettings,
       DAN_AGENT_MEMORY_MB: '256',
       DAN_AGENT_CPUS: '0.5',
       DAN_HEARTBEAT_MS: '500',
@@ -84,12 +85,7 @@ describe.runIf(!reason)('agents killed with docker kill on the Docker runtime', 
 
   afterAll(async () => {
     await orchestrator?.stop('down');
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABELS.network}=${network}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-    await docker
-      .getNetwork(network)
-      .remove()
-      .catch(() => undefined);
+    await removeDanNetwork(docker, network);
     if (config) await deleteNetworkKeys(config.redisUrl, config.prefix).catch(() => undefined);
     await bus?.close();
     await redis?.stop();
@@ -98,43 +94,33 @@ describe.runIf(!reason)('agents killed with docker kill on the Docker runtime', 
 
   it('ends every task terminal and records each completion once', async () => {
     const ids = await submitTasks(bus, TASKS);
-    const killed: string[] = [];
-    let killing = true;
-    const killer = (async () => {
-      // Once the first agents have registered, kill one every 1-2 s.
-      await eventually(async () => (await bus.redis.scard(bus.keys.agents)) >= 3, { what: 'the first agents', timeoutMs: 60_000 }).catch(() => undefined);
-      while (killing && killed.length < MAX_KILLS) {
-        // Mostly agents that have registered (and so may hold a task); now and then one still starting.
-        const running = (await runtime.list()).filter((h) => h.running && h.role === 'domain');
-        const registered = new Set(await bus.redis.smembers(bus.keys.agents));
-        const pool = Math.random() < 0.8 ? running.filter((h) => registered.has(h.agentId)) : running;
-        const victim = pool[Math.floor(Math.random() * pool.length)];
-        if (victim) {
-          await docker
+    const killed = await killAgentsWhile(
+      () =>
+        waitAllTerminal(bus, ids, 240_000).catch((error: Error) => {
+          throw new Error(`${error.message}\norchestrator:\n${logs.lines.slice(-30).join('\n')}`);
+        }),
+      {
+        runtime,
+        bus,
+        max: MAX_KILLS,
+        // Once the first agents have registered, kill one every 1-2 s.
+        ready: () => eventually(async () => (await bus.redis.scard(bus.keys.agents)) >= 3, { what: 'the first agents', timeoutMs: 60_000 }).catch(() => undefined),
+        kill: (victim) =>
+          docker
             .getContainer(victim.ref)
             .kill()
-            .then(() => killed.push(victim.agentId))
-            .catch(() => undefined); // it exited or was removed meanwhile
-        }
-        await sleep(randomBetween(1000, 2000));
-      }
-    })();
-    try {
-      await waitAllTerminal(bus, ids, 240_000);
-    } catch (error) {
-      throw new Error(`${(error as Error).message}\norchestrator:\n${logs.lines.slice(-30).join('\n')}`);
-    } finally {
-      killing = false;
-      await killer;
-    }
+            .then(() => true)
+            .catch(() => false), // it exited or was removed meanwhile
+        pauseMs: [1000, 2000],
+      },
+    );
     await waitQueuesEmpty(bus);
     const result = await audit(bus, ids);
     expect(result.problems).toEqual([]);
     expect(killed.length).toBeGreaterThan(0);
 
     // Killed containers of registered agents are reaped (record dead) and removed by the reaper.
-    const registered: string[] = [];
-    for (const id of killed) if ((await bus.redis.exists(bus.keys.agent(id))) === 1) registered.push(id);
+    const registered = await registeredOf(bus, killed);
     await eventually(
       async () => {
         for (const id of registered) if ((await bus.redis.hget(bus.keys.agent(id), 'status')) !== 'dead') return false;

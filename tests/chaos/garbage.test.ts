@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newTaskId, type TaskRecord } from '../../lib/task.js';
 import { AgentRegistry } from '../../lib/registry/index.js';
-import { eventually, openNetwork, type TestNetwork } from '../helpers/network.js';
-import { DanProcess, STAND_IN, StandInWorkspace, killPid, report, submitTasks } from './harness.js';
+import type { DanProcess } from '../helpers/dan-process.js';
+import { eventually } from '../helpers/network.js';
+import { report, submitTasks } from './harness.js';
+import { StandInNetwork } from './stand-in-network.js';
 
 // Garbage in Redis, as a bug, an old version or a stray script would leave it: task records with fields
 // missing, queue jobs whose data is not what dan writes (or not JSON at all), control messages that are not
@@ -20,39 +22,24 @@ const AGENT = 'backend-garbage';
 const ORCHESTRATOR = 'orchestrator-garbage';
 
 describe('garbage in Redis', () => {
-  let net: TestNetwork;
-  let ws: StandInWorkspace;
-  let env: Record<string, string>;
+  let network: StandInNetwork;
   let agent: DanProcess;
   let orchestrator: DanProcess;
 
   beforeAll(async () => {
-    ws = await StandInWorkspace.create({ minMs: 20, maxMs: 100 });
-    net = await openNetwork({}, 'chaos-garbage');
-    env = {
-      ...TIMINGS,
-      REDIS_URL: net.config.redisUrl,
-      DAN_NETWORK: net.network,
-      DAN_WORKSPACE: ws.dir,
-      DAN_CLAUDE_BIN: STAND_IN,
-      DAN_MAX_AGENTS_PER_DOMAIN: '1',
-      DAN_LOG_LEVEL: 'info',
-    };
+    network = await StandInNetwork.open({
+      label: 'chaos-garbage',
+      workspace: { minMs: 20, maxMs: 100 },
+      settings: { ...TIMINGS, DAN_MAX_AGENTS_PER_DOMAIN: '1' },
+    });
   });
 
   afterAll(async () => {
-    if (net) {
-      const agents = await new AgentRegistry(net.redis, net.bus.keys, { heartbeatTtlMs: 3000 }).list().catch(() => []);
-      await orchestrator?.stop(10_000);
-      await agent?.stop(10_000);
-      for (const a of agents) if (a.pid && a.role === 'domain') killPid(a.pid);
-      await net.cleanup();
-    }
-    await ws?.remove();
+    await network?.close({ graceMs: 10_000 });
   });
 
   it('logs each piece, fails the task it concerns saying why, and keeps serving', async () => {
-    const { bus, redis } = net;
+    const { bus, redis } = network;
     const backend = bus.queues.queue('backend');
     // Two records with fields missing, each with a queue job as dan would make it.
     const partial = newTaskId();
@@ -76,8 +63,8 @@ describe('garbage in Redis', () => {
     watcher.on('invalid', (_channel, message) => invalidEvents.push(message));
     await watcher.subscribeEvents();
 
-    agent = DanProcess.start(['agent', '--domain', 'backend', '--id', AGENT], env);
-    orchestrator = DanProcess.start(['orchestrator'], { ...env, AGENT_ID: ORCHESTRATOR });
+    agent = network.start(['agent', '--domain', 'backend', '--id', AGENT]);
+    orchestrator = network.start(['orchestrator'], { AGENT_ID: ORCHESTRATOR });
     const registry = new AgentRegistry(redis, bus.keys, { heartbeatTtlMs: 3000 });
     await eventually(async () => {
       const ids = await registry.ids();

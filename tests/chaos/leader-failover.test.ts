@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentRegistry } from '../../lib/registry/index.js';
-import { runDan } from '../helpers/cli.js';
-import { eventually, openNetwork, type TestNetwork } from '../helpers/network.js';
-import { DanProcess, STAND_IN, StandInWorkspace, audit, killPid, report, statuses, submitTasks, waitAllTerminal, waitQueuesEmpty } from './harness.js';
+import { eventually } from '../helpers/network.js';
+import { killQuietly } from '../helpers/processes.js';
+import { audit, report, statuses, submitTasks, waitAllTerminal, waitQueuesEmpty } from './harness.js';
+import { StandInNetwork } from './stand-in-network.js';
 
 // Two `dan orchestrator` processes on one network: the leader is SIGKILLed mid-run. The standby must take the
 // lease within one lease TTL (plus its renewal interval), and between them nothing may be reaped twice or
@@ -26,43 +27,25 @@ interface LogLine {
 }
 
 describe('the leader orchestrator killed mid-run', () => {
-  let net: TestNetwork;
-  let ws: StandInWorkspace;
-  let env: Record<string, string>;
-  const orchestrators: DanProcess[] = [];
+  let network: StandInNetwork;
 
   beforeAll(async () => {
-    ws = await StandInWorkspace.create({ minMs: 100, maxMs: 400 });
-    net = await openNetwork({}, 'chaos-leader');
-    env = {
-      ...TIMINGS,
-      REDIS_URL: net.config.redisUrl,
-      DAN_NETWORK: net.network,
-      DAN_WORKSPACE: ws.dir,
-      DAN_CLAUDE_BIN: STAND_IN,
-      DAN_MAX_AGENTS: '6',
-      DAN_MAX_AGENTS_PER_DOMAIN: String(PER_DOMAIN),
-      DAN_LOG_LEVEL: 'info',
-    };
+    network = await StandInNetwork.open({
+      label: 'chaos-leader',
+      workspace: { minMs: 100, maxMs: 400 },
+      settings: { ...TIMINGS, DAN_MAX_AGENTS: '6', DAN_MAX_AGENTS_PER_DOMAIN: String(PER_DOMAIN) },
+    });
   });
 
   afterAll(async () => {
-    if (net) {
-      const agents = await new AgentRegistry(net.redis, net.bus.keys, { heartbeatTtlMs: TTL_MS }).list().catch(() => []);
-      await runDan(['down', '--timeout', '5000'], { ...env, DAN_LOG_LEVEL: 'silent' }).catch(() => undefined);
-      for (const o of orchestrators) await o.stop(10_000);
-      for (const agent of agents) if (agent.pid && agent.role === 'domain') killPid(agent.pid);
-      await net.cleanup();
-    }
-    await ws?.remove();
+    await network?.close({ down: true, graceMs: 10_000 });
   });
 
   it('the standby takes over within one lease TTL; nothing is reaped twice or spawned beyond the limits', async () => {
-    const a = DanProcess.start(['orchestrator'], { ...env, AGENT_ID: 'orchestrator-a' });
-    orchestrators.push(a);
+    const { net, ws } = network;
+    const a = network.start(['orchestrator'], { AGENT_ID: 'orchestrator-a' });
     await eventually(async () => (await net.redis.get(net.bus.keys.leader)) === 'orchestrator-a', { what: 'A to lead', timeoutMs: 30_000 });
-    const b = DanProcess.start(['orchestrator'], { ...env, AGENT_ID: 'orchestrator-b' });
-    orchestrators.push(b);
+    const b = network.start(['orchestrator'], { AGENT_ID: 'orchestrator-b' });
     const registry = new AgentRegistry(net.redis, net.bus.keys, { heartbeatTtlMs: TTL_MS });
     await eventually(async () => (await registry.ids()).includes('orchestrator-b'), { what: 'B to register', timeoutMs: 30_000 });
 
@@ -97,7 +80,7 @@ describe('the leader orchestrator killed mid-run', () => {
     const victim = (await registry.list()).find((x) => x.role === 'domain' && x.alive && x.pid);
     a.kill('SIGKILL');
     const killedAt = Date.now();
-    if (victim?.pid) killPid(victim.pid);
+    if (victim?.pid) killQuietly(victim.pid);
     await eventually(async () => (await net.redis.get(net.bus.keys.leader)) === 'orchestrator-b', {
       what: 'B to take the lease',
       timeoutMs: 30_000,

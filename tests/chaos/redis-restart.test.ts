@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, type DanConfig } from '../../lib/config.js';
-import { Bus } from '../../lib/messaging/index.js';
 import { AgentRegistry } from '../../lib/registry/index.js';
 import { runDan } from '../helpers/cli.js';
-import { eventually, uniqueNetwork } from '../helpers/network.js';
-import { DanProcess, RedisServer, STAND_IN, StandInWorkspace, audit, killPid, report, statuses, submitTasks, waitAllTerminal, waitQueuesEmpty } from './harness.js';
+import type { DanProcess } from '../helpers/dan-process.js';
+import { eventually } from '../helpers/network.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { audit, report, statuses, submitTasks, waitAllTerminal, waitQueuesEmpty } from './harness.js';
+import { StandInNetwork } from './stand-in-network.js';
 
 // Redis itself SIGKILLed mid-run and started again on its append-only file (appendfsync everysec, as `dan up`
 // runs it). Everything else is a real process that nobody restarts: `dan orchestrator` (this test's child) and
@@ -19,49 +20,32 @@ const TIMINGS = {
   DAN_IDLE_TIMEOUT_MS: '60000',
   DAN_SHUTDOWN_GRACE_MS: '1000',
 };
+const ORCHESTRATOR = 'orchestrator-redis-chaos';
 
 describe('Redis SIGKILLed and restarted mid-run', () => {
-  const network = uniqueNetwork('chaos-redis');
   let redis: RedisServer;
-  let ws: StandInWorkspace;
-  let config: DanConfig;
-  let env: Record<string, string>;
-  let bus: Bus;
+  let network: StandInNetwork;
   let orchestrator: DanProcess;
 
   beforeAll(async () => {
     redis = await RedisServer.start({ appendOnly: true });
-    ws = await StandInWorkspace.create({ minMs: 100, maxMs: 400 });
-    env = {
-      ...TIMINGS,
-      REDIS_URL: redis.url(),
-      DAN_NETWORK: network,
-      DAN_WORKSPACE: ws.dir,
-      DAN_CLAUDE_BIN: STAND_IN,
-      DAN_MAX_AGENTS: '6',
-      DAN_MAX_AGENTS_PER_DOMAIN: '2',
-      DAN_LOG_LEVEL: 'info',
-      AGENT_ID: 'orchestrator-redis-chaos',
-    };
-    config = loadConfig(env);
-    bus = await Bus.connect(config, { name: 'chaos-redis-test' });
-    bus.redis.on('error', () => {}); // the test's own connection sees the outage too; it reconnects
-    orchestrator = DanProcess.start(['orchestrator'], env);
+    network = await StandInNetwork.open({
+      label: 'chaos-redis',
+      workspace: { minMs: 100, maxMs: 400 },
+      settings: { ...TIMINGS, DAN_MAX_AGENTS: '6', DAN_MAX_AGENTS_PER_DOMAIN: '2' },
+      redisUrl: redis.url(),
+    });
+    network.redis.on('error', () => {}); // the test's own connection sees the outage too; it reconnects
+    orchestrator = network.start(['orchestrator'], { AGENT_ID: ORCHESTRATOR });
   });
 
   afterAll(async () => {
-    if (bus) {
-      // Agents are children of the orchestrator in process groups of their own: stop them by pid.
-      const agents = await new AgentRegistry(bus.redis, bus.keys, { heartbeatTtlMs: 5000 }).list().catch(() => []);
-      await orchestrator?.stop(15_000);
-      for (const agent of agents) if (agent.pid && agent.role === 'domain') killPid(agent.pid);
-      await bus.close();
-    }
+    await network?.close({ graceMs: 15_000 });
     await redis?.stop();
-    await ws?.remove();
   });
 
   it('every process reconnects by itself and every task still ends', async () => {
+    const { bus, ws } = network;
     const before = await submitTasks(bus, 60);
     // Crash once work is well under way, on records written long enough ago to be on disk.
     await eventually(async () => (await statuses(bus.redis, bus.keys.prefix, before)).filter((s) => s === 'completed').length >= 12, {
@@ -96,13 +80,13 @@ describe('Redis SIGKILLed and restarted mid-run', () => {
     // The orchestrator never exited and leads again; agents that were running before the crash finished
     // tasks after it: their connections came back by themselves.
     expect(orchestrator.running).toBe(true);
-    await eventually(async () => (await bus.redis.get(bus.keys.leader)) === env.AGENT_ID, { what: 'the orchestrator to lead again', timeoutMs: 30_000 });
+    await eventually(async () => (await bus.redis.get(bus.keys.leader)) === ORCHESTRATOR, { what: 'the orchestrator to lead again', timeoutMs: 30_000 });
     const finishedAfter = (await bus.tasks.getMany(ids)).filter((r) => (r.finishedAt ?? 0) > restartedAt && r.status === 'completed');
     const survivors = new Set(finishedAfter.map((r) => r.agent).filter((a): a is string => a !== undefined && agentsBefore.has(a)));
     expect(survivors.size).toBeGreaterThan(0);
 
     // `dan` as a user runs it answers against the restarted server.
-    const tasks = await runDan(['tasks', '-n', '5'], { REDIS_URL: redis.url(), DAN_NETWORK: network, DAN_LOG_LEVEL: 'silent' });
+    const tasks = await runDan(['tasks', '-n', '5'], { REDIS_URL: redis.url(), DAN_NETWORK: network.net.network, DAN_LOG_LEVEL: 'silent' });
     expect(tasks.exitCode).toBe(0);
 
     // The outage is in the orchestrator's log as JSON lines, not as raw error dumps between them.

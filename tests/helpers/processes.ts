@@ -32,10 +32,12 @@ export function isDanProcess(pid: number): boolean {
   }
 }
 
-export function killQuietly(pid: number): void {
+/** Sends `signal` to a pid, quietly when it is already gone; whether it was sent. */
+export function killQuietly(pid: number, signal: NodeJS.Signals = 'SIGKILL'): boolean {
   try {
-    process.kill(pid, 'SIGKILL');
+    process.kill(pid, signal);
+    return true;
   } catch {
-    // already gone
+    return false; // already gone
   }
 }
