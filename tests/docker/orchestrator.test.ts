@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process';
 import { chown, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DanConfig } from '../../lib/config.js';
@@ -14,7 +13,10 @@ import { DockerRuntime, LABELS, createDockerClient, type Docker } from '../../li
 import { isTerminal, taskSpecSchema, type LogEntry, type TaskRecord, type TaskSpecInput } from '../../lib/task.js';
 import { conversationRequests, ModelServer, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
 import { repoRoot, runDan } from '../helpers/cli.js';
+import { containerExists, removeContainers, removeDanNetwork } from '../helpers/docker.js';
+import { LogCapture } from '../helpers/log-capture.js';
 import { deleteNetworkKeys, eventually, testConfig, uniqueNetwork } from '../helpers/network.js';
+import { describeTask, waitForTask } from '../helpers/wait-for-task.js';
 
 // The orchestrator on the Docker runtime, end to end: an Orchestrator in this process spawns containers of the
 // real agent image; inside each, `dan agent` runs the real claude binary against the scripted model server on
@@ -39,13 +41,7 @@ let bus: Bus;
 let foreignId: string;
 /** The settings of this file's network, as environment variables (for orchestrators and the CLI). */
 let settings: Record<string, string> = {};
-const logs = new (class extends Writable {
-  readonly lines: string[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.length > 0));
-    done();
-  }
-})();
+const logs = new LogCapture();
 const orchestrators: Orchestrator[] = [];
 
 /** Rebuilds the agent image from this tree when it is missing or older than the sources it is made of. */
@@ -101,25 +97,9 @@ async function startForeign(): Promise<string> {
   return container.id;
 }
 
-async function removeByLabel(label: string): Promise<void> {
-  const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
-  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-}
-
 /** Agent containers of the network, as Docker lists them (running only, unless `all`). */
 async function agentContainers(all = false): Promise<Docker.ContainerInfo[]> {
   return docker.listContainers({ all, filters: { label: [`${LABELS.network}=${network}`, `${LABELS.role}=domain`] } });
-}
-
-async function exists(id: string): Promise<boolean> {
-  return docker
-    .getContainer(id)
-    .inspect()
-    .then(() => true)
-    .catch((error: { statusCode?: number }) => {
-      if (error.statusCode === 404) return false;
-      throw error;
-    });
 }
 
 async function startOrchestrator(id: string, extra: Record<string, string> = {}): Promise<{ orchestrator: Orchestrator; runtime: DockerRuntime }> {
@@ -154,15 +134,7 @@ function recentLogs(): string {
 }
 
 async function waitFor(id: string, check: (r: TaskRecord) => boolean, what: string, timeoutMs = 90_000): Promise<TaskRecord> {
-  return eventually(
-    async () => {
-      const record = await bus.tasks.get(id);
-      return check(record) ? record : undefined;
-    },
-    { what, timeoutMs, intervalMs: 200 },
-  ).catch(async (error: Error) => {
-    throw new Error(`${error.message}; record ${JSON.stringify(await bus.tasks.find(id).catch(() => 'unreadable'))}\n${recentLogs()}`);
-  });
+  return waitForTask(bus, id, check, { what, timeoutMs, intervalMs: 200, context: async () => `${await describeTask(bus, id)}\n${recentLogs()}` });
 }
 
 const waitForEnd = (id: string, timeoutMs?: number) => waitFor(id, (r) => isTerminal(r.status), 'the task to end', timeoutMs);
@@ -213,11 +185,8 @@ afterAll(async () => {
   if (config) await deleteNetworkKeys(config.redisUrl, config.prefix).catch(() => {});
   await bus?.close();
   await redisContainer?.stop().catch(() => {});
-  await removeByLabel(`${LABELS.network}=${network}`);
-  await removeByLabel(`${TEST_LABEL}=${network}`);
-  await docker.getNetwork(network).remove().catch(() => undefined);
-  const { Volumes } = await docker.listVolumes({ filters: { label: [`${LABELS.network}=${network}`] } });
-  await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
+  await removeContainers(docker, `${TEST_LABEL}=${network}`); // Redis and the foreign container, on the network
+  await removeDanNetwork(docker, network);
   // Files the agents (uid 1000) wrote: removable by root, which CI is.
   if (workspace) await rm(workspace, { recursive: true, force: true });
   // The orchestrators' own CLI config dirs (their planner's), under <tmp>/dan/<network>/.
@@ -274,7 +243,7 @@ describe('orchestrator on the docker runtime', { timeout: 180_000 }, () => {
     const done = await waitForEnd(task.id);
     expect(done).toMatchObject({ status: 'completed', attempts: 2 });
     expect(done.agent).not.toBe(victim);
-    expect(await exists(container!.Id)).toBe(false);
+    expect(await containerExists(docker, container!.Id)).toBe(false);
     const dead = await registry().get(victim);
     expect(dead?.status).toBe('dead');
     expect(dead?.lastLogs).toContain('agent ready');
@@ -283,7 +252,7 @@ describe('orchestrator on the docker runtime', { timeout: 180_000 }, () => {
     expect(statusTrail(trail)).toEqual(['queued', 'active', 'queued', 'active', 'completed']);
     expect(trail.filter((e) => e.type === 'result')).toHaveLength(1);
     expect(await readFile(path.join(workspace, 'after-kill.txt'), 'utf8')).toContain('after-kill.txt');
-    expect(await exists(foreignId)).toBe(true);
+    expect(await containerExists(docker, foreignId)).toBe(true);
     await finish(orchestrator);
   });
 

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS, DockerRuntime, createDockerClient, type AgentSpec, type Docker } from '../../lib/runtime/index.js';
 import { repoRoot } from '../helpers/cli.js';
+import { containerExists, removeContainers, removeDanNetwork } from '../helpers/docker.js';
 import { testConfig, uniqueNetwork } from '../helpers/network.js';
 
 // The docker runtime against the real engine. Agents run the base image with `sleep` instead of dan: what is
@@ -51,17 +52,6 @@ async function isRunning(id: string): Promise<boolean> {
   return info.State.Running;
 }
 
-async function exists(id: string): Promise<boolean> {
-  return docker
-    .getContainer(id)
-    .inspect()
-    .then(() => true)
-    .catch((error: { statusCode?: number }) => {
-      if (error.statusCode === 404) return false;
-      throw error;
-    });
-}
-
 async function waitExited(rt: DockerRuntime, agentId: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const agent = (await rt.list()).find((a) => a.agentId === agentId);
@@ -69,11 +59,6 @@ async function waitExited(rt: DockerRuntime, agentId: string): Promise<void> {
     await sleep(100);
   }
   throw new Error(`agent ${agentId} did not exit`);
-}
-
-async function removeByLabel(label: string): Promise<void> {
-  const containers = await docker.listContainers({ all: true, filters: { label: [label] } });
-  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
 }
 
 const foreign: Record<string, string> = {};
@@ -103,12 +88,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runtime?.close();
-  await removeByLabel(`${LABELS.network}=${network}`);
-  await removeByLabel(`${LABELS.network}=${otherNetwork}`);
+  await removeContainers(docker, `${LABELS.network}=${otherNetwork}`);
   await Promise.all(Object.values(foreign).map((id) => docker.getContainer(id).remove({ force: true }).catch(() => undefined)));
-  await docker.getNetwork(network).remove().catch(() => undefined);
-  const { Volumes } = await docker.listVolumes({ filters: { label: [`${LABELS.network}=${network}`] } });
-  await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => undefined)));
+  await removeDanNetwork(docker, network);
   for (const dir of tempDirs) await rm(dir, { recursive: true, force: true });
 }, 120_000);
 
@@ -216,7 +198,7 @@ describe('DockerRuntime', () => {
     await runtime.stop('agent-shared', { timeoutMs: 5000 });
     // sleep dies on SIGTERM under the init: no need to wait for the SIGKILL.
     expect(Date.now() - started).toBeLessThan(4000);
-    expect(await exists(ours.ref)).toBe(false);
+    expect(await containerExists(docker, ours.ref)).toBe(false);
     await runtime.remove('agent-shared');
     await runtime.stop('agent-shared');
     for (const id of Object.values(foreign)) expect(await isRunning(id)).toBe(true);
@@ -225,7 +207,7 @@ describe('DockerRuntime', () => {
   it('remove kills a running agent at once; unknown ids are a no-op', async () => {
     const handle = await runtime.spawn(spec('to-remove'));
     await runtime.remove('to-remove');
-    expect(await exists(handle.ref)).toBe(false);
+    expect(await containerExists(docker, handle.ref)).toBe(false);
     await expect(runtime.stop('never-spawned')).resolves.toBeUndefined();
     await expect(runtime.remove('never-spawned')).resolves.toBeUndefined();
     expect(await runtime.logs('never-spawned')).toBe('');
