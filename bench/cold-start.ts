@@ -6,6 +6,8 @@ import { Orchestrator } from '../lib/orchestrator/index.js';
 import { AgentRegistry } from '../lib/registry/index.js';
 import { DockerRuntime, LABELS, createDockerClient } from '../lib/runtime/index.js';
 import { newTaskId, taskSpecSchema } from '../lib/task.js';
+import { removeDanNetwork } from '../tests/helpers/docker.js';
+import { deleteNetworkKeys } from '../tests/helpers/network-keys.js';
 import { StandInWorkspace, until, type BenchRedis } from './context.js';
 import { percentile, type Figure } from './stats.js';
 
@@ -60,9 +62,7 @@ async function measure(redis: BenchRedis, image: string, rounds: number, options
     DAN_NETWORK: network,
     DAN_RUNTIME: 'docker',
     DAN_AGENT_IMAGE: image,
-    DAN_WORKSPACE: ws.dir,
-    DAN_WORKSPACE_VOLUME: ws.dir,
-    DAN_AGENT_CLAUDE_BIN: '/workspace/.standin/claude',
+    ...ws.containerSettings,
     DAN_MIN_AGENTS_PER_DOMAIN: String(options.minAgents),
     // Cold rounds need the agent gone before the next one: it exits soon after its task.
     DAN_IDLE_TIMEOUT_MS: options.minAgents === 0 ? '500' : '3600000',
@@ -103,19 +103,8 @@ async function measure(redis: BenchRedis, image: string, rounds: number, options
     }
   } finally {
     await orchestrator.stop('down');
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABELS.network}=${network}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-    await docker
-      .getNetwork(network)
-      .remove()
-      .catch(() => undefined);
-    const cleanup = bus.redis;
-    let cursor = '0';
-    do {
-      const [next, keys] = await cleanup.scan(cursor, 'MATCH', `${config.prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await cleanup.del(...keys);
-    } while (cursor !== '0');
+    await removeDanNetwork(docker, network);
+    await deleteNetworkKeys(config.redisUrl, config.prefix);
     await bus.close();
     await ws.remove();
   }

@@ -1,13 +1,17 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, realpath, rm, writeFile, chmod, copyFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, packageRoot, type DanConfig } from '../lib/config.js';
-import { Bus, connectRedis, createRedis, type Redis } from '../lib/messaging/index.js';
+import { Bus, type Redis } from '../lib/messaging/index.js';
+import { deleteNetworkKeys } from '../tests/helpers/network-keys.js';
+import { killQuietly } from '../tests/helpers/processes.js';
+import { RedisServer } from '../tests/helpers/redis-server.js';
+
+export { STAND_IN, StandInWorkspace } from '../tests/helpers/stand-in-workspace.js';
 
 /**
  * What every benchmark shares: the Redis they run against, a network per benchmark (removed afterwards), the
@@ -15,7 +19,6 @@ import { Bus, connectRedis, createRedis, type Redis } from '../lib/messaging/ind
  */
 
 export const ROOT = packageRoot();
-export const STAND_IN = path.join(ROOT, 'tests', 'fixtures', 'stand-in-claude.sh');
 /**
  * The compiled CLI, as users run it (`npm run build` first: run.ts does). With BENCH_CPU_PROF=<dir>, every
  * `dan` child writes a CPU profile there when it exits: how the figures below were explained.
@@ -25,16 +28,6 @@ export const DAN = [
   ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
   path.join(ROOT, 'dist', 'bin', 'dan.js'),
 ];
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
-    });
-  });
-}
 
 /**
  * The Redis of a run: REDIS_URL when set, else a redis-server of its own on a free port, configured as `dan up`
@@ -46,52 +39,34 @@ export class BenchRedis {
     readonly url: string,
     /** The URL as agent containers reach it; undefined when they cannot. */
     readonly containerUrl: string | undefined,
-    private readonly child: ChildProcess | undefined,
-    private readonly dir: string | undefined,
+    private readonly server: RedisServer | undefined,
   ) {}
 
   static async start(env: NodeJS.ProcessEnv, dockerGateway: string | undefined): Promise<BenchRedis> {
-    if (env.REDIS_URL) return new BenchRedis(env.REDIS_URL, env.DAN_AGENT_REDIS_URL, undefined, undefined);
-    const port = await freePort();
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'dan-bench-redis-'));
-    const password = randomBytes(12).toString('hex');
-    const bind = ['127.0.0.1', ...(dockerGateway ? [dockerGateway] : [])];
-    const args = ['--port', String(port), '--bind', ...bind, '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec'];
-    args.push('--maxmemory-policy', 'noeviction', '--requirepass', password);
-    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    if (env.REDIS_URL) return new BenchRedis(env.REDIS_URL, env.DAN_AGENT_REDIS_URL, undefined);
+    const server = await RedisServer.start({
+      bind: ['127.0.0.1', ...(dockerGateway ? [dockerGateway] : [])],
+      appendOnly: true,
+      password: randomBytes(12).toString('hex'),
+    }).catch((error: Error) => {
+      throw new Error(`redis-server did not start: install it (apt-get install redis-server) or set REDIS_URL (${error.message})`);
+    });
     // However this process ends (an error, Ctrl-C: run.ts turns SIGINT into an exit), the server ends with it.
-    process.once('exit', () => child.kill('SIGKILL'));
-    const url = `redis://:${password}@127.0.0.1:${port}`;
-    for (let i = 0; i < 100; i++) {
-      try {
-        (await connectRedis(url, { mode: 'cli' })).disconnect();
-        const containerUrl = dockerGateway ? `redis://:${password}@host.docker.internal:${port}` : undefined;
-        return new BenchRedis(url, containerUrl, child, dir);
-      } catch {
-        if (child.exitCode !== null) break;
-        await sleep(100);
-      }
-    }
-    child.kill('SIGKILL');
-    throw new Error('redis-server did not start: install it (apt-get install redis-server) or set REDIS_URL');
+    process.once('exit', () => server.pid && killQuietly(server.pid));
+    return new BenchRedis(server.url(), dockerGateway ? server.url('host.docker.internal') : undefined, server);
   }
 
   get own(): boolean {
-    return this.child !== undefined;
+    return this.server !== undefined;
   }
 
   /** The redis-server's pid, when this run started it. */
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.server?.pid;
   }
 
   async stop(): Promise<void> {
-    if (this.child && this.child.exitCode === null) {
-      const exited = new Promise((r) => this.child!.once('exit', r));
-      this.child.kill('SIGTERM');
-      await Promise.race([exited, sleep(5000)]);
-    }
-    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+    await this.server?.stop();
   }
 }
 
@@ -120,52 +95,8 @@ export class BenchNetwork {
   }
 
   async close(): Promise<void> {
-    const redis = createRedis(this.config.redisUrl, { name: 'bench-cleanup' });
-    try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${this.config.prefix}*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
-    } finally {
-      redis.disconnect();
-    }
+    await deleteNetworkKeys(this.config.redisUrl, this.config.prefix);
     await this.bus.close();
-  }
-}
-
-/** A workspace for the stand-in CLI: its sleep bounds, its executions file (see the script's header). */
-export class StandInWorkspace {
-  private constructor(readonly dir: string) {}
-
-  static async create(options: { minMs: number; maxMs: number; forContainers?: boolean }): Promise<StandInWorkspace> {
-    const dir = await realpath(await mkdtemp(path.join(os.tmpdir(), 'dan-bench-ws-')));
-    await mkdir(path.join(dir, '.standin'));
-    await writeFile(path.join(dir, '.standin', 'config'), `MIN_MS=${options.minMs}\nMAX_MS=${options.maxMs}\n`);
-    await writeFile(path.join(dir, '.standin', 'executions.log'), '');
-    if (options.forContainers) {
-      await copyFile(STAND_IN, path.join(dir, '.standin', 'claude'));
-      await chmod(path.join(dir, '.standin', 'claude'), 0o755);
-      for (const d of [dir, path.join(dir, '.standin')]) await chmod(d, 0o777);
-      await chmod(path.join(dir, '.standin', 'executions.log'), 0o666);
-    }
-    return new StandInWorkspace(dir);
-  }
-
-  /** Start time (ms) of each key's first execution. */
-  async starts(): Promise<Map<string, number>> {
-    const text = await readFile(path.join(this.dir, '.standin', 'executions.log'), 'utf8');
-    const starts = new Map<string, number>();
-    for (const line of text.split('\n')) {
-      const [key, , start] = line.trim().split(/\s+/);
-      if (key && start && !starts.has(key)) starts.set(key, Number(start));
-    }
-    return starts;
-  }
-
-  async remove(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker } from 'bullmq';
 import { createRedis } from '../lib/messaging/index.js';
@@ -122,18 +121,7 @@ async function bareBullMQ(
     'bare',
     async (job) => {
       if (!cli) return resolveOne?.(performance.now() - job.data.t);
-      await new Promise<void>((resolve, reject) => {
-        const child = spawn(STAND_IN, ['-p', '--output-format', 'stream-json', '--verbose', '--', `standin:key=${job.data.key}`], {
-          cwd: cli.ws.dir,
-          env: { PATH: process.env.PATH ?? '' },
-          detached: true,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        child.stdout.resume();
-        child.stderr.resume();
-        child.once('error', reject);
-        child.once('exit', () => resolve());
-      });
+      await cli.ws.runCli(`standin:key=${job.data.key}`);
       resolveOne?.(0);
     },
     { connection: workerConnection, prefix, removeOnComplete: { count: 0 } },

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { isTerminal, newTaskId, taskSpecSchema } from '../lib/task.js';
 import { BenchNetwork, DanChild, STAND_IN, StandInWorkspace, cpuMs, until, type BenchRedis } from './context.js';
@@ -72,7 +71,7 @@ export async function benchThroughput(redis: BenchRedis, count: number, cli: { m
     const dan = count / seconds;
 
     const bareBefore = await cpuMs(process.pid);
-    const bare = await bareLoop(ws.dir, count, agents.length);
+    const bare = await bareLoop(ws, count, agents.length);
     const bareAfter = await cpuMs(process.pid);
     const barePerTask = { loop: (bareAfter.self - bareBefore.self) / count, cli: (bareAfter.children - bareBefore.children) / count };
     const ratio = dan / bare;
@@ -102,25 +101,12 @@ export async function benchThroughput(redis: BenchRedis, count: number, cli: { m
 }
 
 /** Runs the stand-in `count` times, `concurrency` at a time, reading its output; returns runs per second. */
-async function bareLoop(cwd: string, count: number, concurrency: number): Promise<number> {
+async function bareLoop(ws: StandInWorkspace, count: number, concurrency: number): Promise<number> {
   let next = 0;
-  const runOne = (i: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(STAND_IN, ['-p', '--output-format', 'stream-json', '--verbose', '--', `bare ${i}`], {
-        cwd,
-        env: { PATH: process.env.PATH ?? '' },
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      child.stdout.resume();
-      child.stderr.resume();
-      child.once('error', reject);
-      child.once('exit', () => resolve());
-    });
   const started = Date.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < count) await runOne(next++);
+      while (next < count) await ws.runCli(`bare ${next++}`);
     }),
   );
   return count / ((Date.now() - started) / 1000);
