@@ -93,12 +93,12 @@ export class Orchestrator {
     const events = this.bus.events();
     events.on('control', (message) => {
       if (message.type === 'cancel') this.goals?.cancel(message.taskId);
-      else void this.stop(message.type === 'stop' ? 'down' : 'stopped');
+      else void this.stop(message.type === 'stop' ? 'down' : 'stopped'); // never rejects; `exited` reports the end
     });
     // A subtask that ends moves its graph along at once; the leader's cycle also reconciles every open graph.
     events.on('event', (event) => {
       if (event.kind !== 'task' || !isTerminal(event.status) || !this.lease.isLeader || this.stopping) return;
-      void this.advanceParentOf(event.id);
+      void this.advanceParentOf(event.id); // logs its own failure; the next cycle retries
     });
     // A task queued (new, or back after its agent died) starts its agent now, not at the next cycle: the
     // difference is up to one reaper interval of cold start.
@@ -278,7 +278,8 @@ export class Orchestrator {
 
   /**
    * Stops the loops and hands back the lease. With `down`, also stops every agent of the network this
-   * runtime can reach. Safe to call twice.
+   * runtime can reach. Safe to call twice. Does not reject: each step handles its own failure and the rest
+   * still run, so `exited` always resolves and callers (a signal, a control message) may leave it un-awaited.
    */
   stop(reason: OrchestratorExit = 'stopped'): Promise<void> {
     this.stopping ??= this.shutdown(reason);
@@ -292,7 +293,11 @@ export class Orchestrator {
     await this.goals?.close();
     await this.lease.stop();
     this.heartbeat?.stop();
-    if (reason === 'down') await stopAgents(this.options.runtime, this.log);
+    // Docker unreachable must not end the shutdown here: we would stay registered, keep the bus open, never
+    // resolve `exited`, and the un-awaited stop() would crash the process with an unhandled rejection.
+    if (reason === 'down') {
+      await stopAgents(this.options.runtime, this.log).catch((error) => this.log.error({ err: error }, 'stopping the agents failed'));
+    }
     await this.registry.deregister(this.id, 'main').catch(() => {});
     await this.bus.close();
     this.resolveExit(reason);
