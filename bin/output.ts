@@ -98,7 +98,6 @@ const indent = (text: string): string =>
 
 /** A fixed-width table; widths from the content. */
 export function table(header: string[], rows: string[][]): string {
-  // eslint-disable-next-line no-control-regex
   const visible = (s: string): number => s.replace(/\u001b\[[0-9;]*m/g, '').length;
   const widths = header.map((h, i) => Math.max(visible(h), ...rows.map((r) => visible(r[i] ?? ''))));
   const line = (cells: string[]): string =>
