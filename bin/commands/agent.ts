@@ -45,12 +45,12 @@ export function registerAgentCommand(program: Command, withConnection: (cmd: Com
     const onSignal = (signal: NodeJS.Signals): void => {
       logger.info({ signal }, 'signal received: finishing the current task within the grace period');
       stopRequested = true;
-      void agent?.stop('stopped');
+      void agent?.stop('stopped'); // never rejects; the command awaits `exited`
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
     agent = await DomainAgent.start({ config, domain, agentId, env: process.env, logger });
-    if (stopRequested) void agent.stop('stopped');
+    if (stopRequested) void agent.stop('stopped'); // as above
     const reason = await agent.exited;
     process.exitCode = reason === 'reaped' ? 1 : 0;
   });

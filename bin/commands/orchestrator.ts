@@ -46,6 +46,7 @@ async function runOrchestrator(config: DanConfig, logger: Logger): Promise<void>
   const runtime = await makeRuntime(config, logger);
   const { Orchestrator } = await loadOrchestrator();
   const orchestrator = await Orchestrator.start({ config, runtime, logger, env: process.env });
+  // stop() never rejects; the command awaits `exited`.
   const onSignal = (signal: NodeJS.Signals): void => {
     // Under compose (DAN_STOP_AGENTS_ON_EXIT=1) agents are not compose services: `docker compose down` would leave
     // them running on a network it then cannot remove. Their tasks go back to the queue when they stop.

@@ -107,7 +107,7 @@ export class DomainAgent {
       pid: process.pid,
     });
     this.heartbeat = new Heartbeat(this.registry, agentId, { intervalMs: config.heartbeatMs, healthFile: config.healthFile });
-    this.heartbeat.on('reaped', () => void this.onReaped());
+    this.heartbeat.on('reaped', () => void this.onReaped()); // ends in stop(), which never rejects
     this.heartbeat.on('error', (error) => this.log.warn({ err: error }, 'heartbeat failed; retrying'));
     this.heartbeat.start();
 
@@ -292,6 +292,7 @@ export class DomainAgent {
         }
         break;
       }
+      // stop() never rejects; `exited` reports the end.
       case 'drain':
         void this.stop('drained');
         break;
@@ -311,7 +312,7 @@ export class DomainAgent {
     this.clearIdleTimer();
     if (this.stopping) return;
     this.idleTimer = setTimeout(() => {
-      if (this.running.size === 0) void this.stop('idle');
+      if (this.running.size === 0) void this.stop('idle'); // never rejects; `exited` reports the end
     }, this.options.config.idleTimeoutMs);
   }
 
@@ -322,7 +323,8 @@ export class DomainAgent {
 
   /**
    * Stops taking work, lets running tasks finish within the grace period, then hands the unfinished ones back
-   * to the queue, deregisters and resolves `exited`. Safe to call twice.
+   * to the queue, deregisters and resolves `exited`. Safe to call twice. Does not reject: each step handles its
+   * own failure and the rest still run, so signals, control messages and timers may leave it un-awaited.
    */
   stop(reason: AgentExit = 'stopped', options: { graceMs?: number } = {}): Promise<void> {
     this.stopping ??= this.shutdown(reason, options.graceMs ?? this.options.config.shutdownGraceMs);

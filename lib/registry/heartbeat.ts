@@ -31,7 +31,7 @@ export class Heartbeat extends EventEmitter<{ reaped: []; error: [Error] }> {
 
   start(): void {
     if (this.timer || this.stopped) return;
-    void this.touch();
+    void this.touch(); // reports its own failure as 'error'
     const tick = async (): Promise<void> => {
       try {
         const alive = await this.registry.heartbeat(this.agentId);
@@ -45,6 +45,7 @@ export class Heartbeat extends EventEmitter<{ reaped: []; error: [Error] }> {
       }
       if (!this.stopped && !this.reaped) this.timer = setTimeout(() => void tick(), this.options.intervalMs);
     };
+    // tick() reports a failed renewal as 'error' and never rejects.
     this.timer = setTimeout(() => void tick(), this.options.intervalMs);
   }
 

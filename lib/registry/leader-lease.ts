@@ -67,6 +67,7 @@ export class LeaderLease extends EventEmitter<{ acquired: []; lost: [string]; er
       await this.tryAcquire();
       if (!this.stopped) this.timer = setTimeout(() => void loop(), renewMs);
     };
+    // tryAcquire() reports a failed attempt as 'error' and never rejects, so neither does loop().
     void loop();
   }
 

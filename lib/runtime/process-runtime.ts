@@ -225,7 +225,7 @@ export class ProcessRuntime implements Runtime {
         // it ran, which leads a group of its own (and its tools, sessions of their own): an agent killed with
         // SIGKILL could not stop them, and a CLI left running would go on editing the workspace while the
         // task runs again elsewhere. They carry the agent's id in their environment.
-        void this.killLeftovers(spec.agentId, record.pid).finally(resolve);
+        void this.killLeftovers(spec.agentId, record.pid).finally(resolve); // logs its own failure
       });
     });
     this.children.set(spec.agentId, record);
