@@ -331,7 +331,7 @@ describe('committing a plan', () => {
   /** The network's keys, the goal's record and the index: what a refused commit must leave as it was. */
   const snapshot = async () => ({
     keys: (await net.redis.keys(`${net.config.prefix}*`)).sort(),
-    records: await Promise.all((await net.redis.zrange(bus.keys.tasks, 0, -1)).map((id) => net.redis.hgetall(bus.keys.task(id)))),
+    records: await Promise.all((await net.redis.zrange(bus.keys.tasks, '0', '-1')).map((id) => net.redis.hgetall(bus.keys.task(id)))),
     graphs: await net.redis.smembers(bus.keys.graphs),
   });
   const childSpecs = (n: number) =>
