@@ -199,7 +199,6 @@ export interface Closable {
 /** A vitest `it` whose tests get a fresh world from `open` as their `w` fixture, closed after each test even when it failed. */
 export function itWith<W extends Closable>(open: () => Promise<W>) {
   return base.extend<{ w: W }>({
-    // eslint-disable-next-line no-empty-pattern
     w: async ({}, use) => {
       const world = await open();
       try {
