@@ -216,6 +216,10 @@ describe('orchestrator on the docker runtime', { timeout: 180_000 }, () => {
     expect(info.Mounts).toEqual([expect.objectContaining({ Type: 'bind', Source: workspace, Destination: '/workspace' })]);
     expect(Object.keys(info.NetworkSettings.Networks)).toEqual([network]);
     expect(info.Config.Env).toEqual(expect.arrayContaining([`REDIS_URL=${config.agentRedisUrl}`, 'DAN_WORKSPACE=/workspace', `AGENT_ID=${agentId}`]));
+    // The image's HEALTHCHECK: the agent rewrites its health file on every heartbeat.
+    const inContainer = (...cmd: string[]) => execFileSync('docker', ['exec', container!.Id, ...cmd], { encoding: 'utf8' }).trim();
+    await eventually(() => Number(inContainer('cat', '/tmp/dan-alive')) > 0, { what: 'the health file', timeoutMs: 30_000 });
+    expect(inContainer('/app/scripts/healthcheck.sh')).toBe('ok');
 
     const done = await waitForEnd(task.id);
     expect(done).toMatchObject({ status: 'completed', attempts: 1, agent: agentId });
