@@ -273,14 +273,21 @@ describe('transitions', () => {
     const seen: Array<{ event: DanEvent; recordStatus: string | null; lastLogged: StoredLogEntry | undefined }> = [];
     const events = bus.events();
     const reader = await otherBus('observer');
+    // A read that fails is kept and `seenCount` throws it: the wait for its event then fails naming that error,
+    // where a lost rejection would only be reported apart from this test.
+    let readFailed: Error | undefined;
     events.on('event', (event) => {
       // Read at the moment the event arrives: the record and the log must already show it.
-      void (async () => {
+      (async () => {
         const recordStatus = await reader.redis.hget(reader.keys.task(event.id), 'status');
         const lastLogged = (await reader.logs.history(event.id, { last: 1 }))[0];
         seen.push({ event, recordStatus, lastLogged });
-      })();
+      })().catch((error: Error) => (readFailed ??= error));
     });
+    const seenCount = (): number => {
+      if (readFailed) throw readFailed;
+      return seen.length;
+    };
     await events.subscribeEvents();
 
     const { id } = await bus.submit(spec());
@@ -290,10 +297,10 @@ describe('transitions', () => {
       () => claim(id, 'a2'),
       () => bus.tasks.transition(id, 'completed', { expectAgent: 'a2', expectAttempts: 2, agent: 'a2', text: 'done', fields: { result: 'ok' } }),
     ];
-    await eventually(() => seen.length === 1, { what: 'the queued event' });
+    await eventually(() => seenCount() === 1, { what: 'the queued event' });
     for (const [i, step] of steps.entries()) {
       await step();
-      await eventually(() => seen.length === i + 2, { what: `event ${i + 2}` });
+      await eventually(() => seenCount() === i + 2, { what: `event ${i + 2}` });
     }
 
     const expected = ['queued', 'active', 'queued', 'active', 'completed'];
