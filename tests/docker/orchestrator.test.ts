@@ -274,15 +274,20 @@ describe('orchestrator on the docker runtime', { timeout: 180_000 }, () => {
       }
     })();
 
-    const done = await Promise.all(tasks.map((t) => waitForEnd(t.id, 150_000)));
-    expect(done.map((d) => d.status)).toEqual(Array(6).fill('completed'));
-    expect(new Set(done.map((d) => d.agent)).size).toBe(3);
-    await eventually(async () => (await liveAgents()).length === 0 && (await agentContainers(true)).length === 0, {
-      what: 'every agent to exit idle and its container to be removed',
-      timeoutMs: 60_000,
-    });
-    sampling = false;
-    await sampler;
+    // Stopped and joined however the waits end: a failed wait must not leave it polling Docker through the tests
+    // that follow.
+    try {
+      const done = await Promise.all(tasks.map((t) => waitForEnd(t.id, 150_000)));
+      expect(done.map((d) => d.status)).toEqual(Array(6).fill('completed'));
+      expect(new Set(done.map((d) => d.agent)).size).toBe(3);
+      await eventually(async () => (await liveAgents()).length === 0 && (await agentContainers(true)).length === 0, {
+        what: 'every agent to exit idle and its container to be removed',
+        timeoutMs: 60_000,
+      });
+    } finally {
+      sampling = false;
+      await sampler;
+    }
     expect(max).toBe(3);
     expect(orchestrator.stats.spawned).toBe(3);
     for (let i = 1; i <= 6; i++) expect(await readFile(path.join(workspace, `scaled-${i}.txt`), 'utf8')).toContain(`scaled-${i}.txt`);
