@@ -1,3 +1,5 @@
+import { hsetTable } from './includes.js';
+
 /**
  * Commits a goal's plan: creates its subtasks (each as create-task-4 would: record, index, first log entry,
  * event), links them to the goal, records the plan and opens the graph, atomically and fenced: only while the
@@ -13,7 +15,7 @@
  * Returns 'ok', 'fenced' (the goal is not this planner's any more), 'planned' (it has a plan already), or
  * 'exists' (a subtask id is taken; nothing written).
  */
-export const commitPlan = `
+export const commitPlan = `${hsetTable}
 local goal = redis.call('HMGET', KEYS[1], 'status', 'agent', 'attempts', 'plan')
 if goal[1] ~= 'active' or goal[2] ~= ARGV[1] or goal[3] ~= ARGV[2] then return 'fenced' end
 if goal[4] then return 'planned' end
@@ -25,13 +27,7 @@ local ids = {}
 for i = 1, n do
   local id = ARGV[4 * i + 4]
   ids[#ids + 1] = id
-  local fields = cjson.decode(ARGV[4 * i + 5])
-  local flat = {}
-  for k, v in pairs(fields) do
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
-  end
-  redis.call('HSET', KEYS[2 * i + 2], unpack(flat))
+  hsetTable(KEYS[2 * i + 2], cjson.decode(ARGV[4 * i + 5]))
   redis.call('ZADD', KEYS[2], ARGV[4], id)
   redis.call('XADD', KEYS[2 * i + 3], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[4 * i + 6])
 end

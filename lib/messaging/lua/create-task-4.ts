@@ -1,3 +1,5 @@
+import { hsetTable } from './includes.js';
+
 /**
  * Creates a task record, indexes it, appends its first log entry, links it to its parent, and publishes
  * its creation, atomically.
@@ -7,15 +9,9 @@
  * ARGV[5] events channel, ARGV[6] event JSON, ARGV[7] log maxlen
  * Returns 1, or 0 when the id exists.
  */
-export const createTask = `
+export const createTask = `${hsetTable}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local fields = cjson.decode(ARGV[2])
-local flat = {}
-for k, v in pairs(fields) do
-  flat[#flat + 1] = k
-  flat[#flat + 1] = v
-end
-redis.call('HSET', KEYS[1], unpack(flat))
+hsetTable(KEYS[1], cjson.decode(ARGV[2]))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[4])
 if KEYS[4] ~= KEYS[1] and redis.call('EXISTS', KEYS[4]) == 1 then

@@ -1,3 +1,5 @@
+import { hsetTable } from './includes.js';
+
 /**
  * Moves a task from one status to another through the state machine, with fencing, then appends the
  * transition to the task's log and publishes it: the record, the log, the event, in that order, atomically.
@@ -18,7 +20,7 @@
  * ARGV[13] task id (named in the log entry and event: a damaged record may have lost its own `id` field)
  * Returns { outcome, from, attempts }: outcome ok | missing | illegal | fenced | exhausted | cancelled
  */
-export const transition = `
+export const transition = `${hsetTable}
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing', '', '0'} end
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
@@ -56,12 +58,7 @@ end
 
 fields['status'] = to
 fields['updatedAt'] = ARGV[10]
-local flat = {}
-for k, v in pairs(fields) do
-  flat[#flat + 1] = k
-  flat[#flat + 1] = v
-end
-redis.call('HSET', KEYS[1], unpack(flat))
+hsetTable(KEYS[1], fields)
 if ARGV[6] ~= '' then
   for f in string.gmatch(ARGV[6], '%S+') do redis.call('HDEL', KEYS[1], f) end
 end
