@@ -2,13 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ProcessRuntime, type AgentSpec } from '../../lib/runtime/index.js';
 import { taskSpecSchema } from '../../lib/task.js';
 import { repoRoot } from '../helpers/cli.js';
 import { openNetwork, testConfig, uniqueNetwork, type TestNetwork } from '../helpers/network.js';
-import { killQuietly } from '../helpers/processes.js';
+import { eventually } from '../helpers/eventually.js';
+import { isAlive, killQuietly } from '../helpers/processes.js';
 
 const fixture = path.join(repoRoot(), 'tests/fixtures/process-agent.mjs');
 let dir: string;
@@ -21,34 +21,9 @@ const spec = (agentId: string, env: Record<string, string> = {}): AgentSpec => (
   env: { PID_FILE: path.join(dir, `${agentId}.pid`), ...env },
 });
 
-/** Alive and not a zombie: a killed process whose parent has not reaped it yet counts as dead. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  let stat = '';
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return false;
-  }
-  return !/^\d+ \(.*\) Z/.test(stat);
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 async function grandchildOf(agentId: string): Promise<number> {
   const file = path.join(dir, `${agentId}.pid`);
-  await until(() => existsSync(file) && readFileSync(file, 'utf8') !== '', `${agentId}'s grandchild`);
+  await eventually(() => existsSync(file) && readFileSync(file, 'utf8') !== '', { what: `${agentId}'s grandchild`, timeoutMs: 5000 });
   return Number(await readFile(file, 'utf8'));
 }
 
@@ -78,10 +53,13 @@ describe('ProcessRuntime', () => {
     expect(handle).toMatchObject({ agentId: 'p-env', role: 'domain', domain: 'backend', runtime: 'process', running: true });
     expect(handle.name).toBe(`pid:${handle.ref}`);
     // stdout and stderr are two pipes: their lines arrive in either order.
-    await until(async () => {
-      const sofar = await runtime.logs('p-env');
-      return sofar.includes('ready') && sofar.includes('to stderr');
-    }, 'the agent to start');
+    await eventually(
+      async () => {
+        const sofar = await runtime.logs('p-env');
+        return sofar.includes('ready') && sofar.includes('to stderr');
+      },
+      { what: 'the agent to start', timeoutMs: 5000 },
+    );
 
     const logs = await runtime.logs('p-env');
     expect(logs).toContain('agent=p-env role=domain domain=backend custom=yes secret=none path=set');
@@ -94,7 +72,7 @@ describe('ProcessRuntime', () => {
   it('lists what it started, running or exited, until it is removed', async () => {
     await runtime.spawn(spec('p-run'));
     await runtime.spawn(spec('p-exit', { MODE: 'exit' }));
-    await until(async () => (await runtime.list()).some((a) => a.agentId === 'p-exit' && !a.running), 'p-exit to exit');
+    await eventually(async () => (await runtime.list()).some((a) => a.agentId === 'p-exit' && !a.running), { what: 'p-exit to exit', timeoutMs: 5000 });
 
     const agents = await runtime.list();
     expect(agents.map((a) => [a.agentId, a.running]).sort()).toEqual([
@@ -104,7 +82,7 @@ describe('ProcessRuntime', () => {
     expect(await runtime.logs('p-exit')).toContain('agent=p-exit');
     // Its end is the end of what it started, as in a container.
     const orphan = await grandchildOf('p-exit');
-    await until(() => !isAlive(orphan), 'the exited agent\'s grandchild to die');
+    await eventually(() => !isAlive(orphan), { what: "the exited agent's grandchild to die", timeoutMs: 5000 });
 
     await runtime.remove('p-exit');
     expect((await runtime.list()).map((a) => a.agentId)).toEqual(['p-run']);
@@ -113,20 +91,20 @@ describe('ProcessRuntime', () => {
 
   it('stop sends SIGTERM, lets the agent finish, and forgets it', async () => {
     const handle = await runtime.spawn(spec('p-stop'));
-    await until(async () => (await runtime.logs('p-stop')).includes('ready'), 'the agent to start');
+    await eventually(async () => (await runtime.logs('p-stop')).includes('ready'), { what: 'the agent to start', timeoutMs: 5000 });
     const grandchild = await grandchildOf('p-stop');
 
     await runtime.stop('p-stop', { timeoutMs: 5000 });
     expect(isAlive(Number(handle.ref))).toBe(false);
     // SIGKILL is delivered asynchronously: the group is signalled when stop returns, dead a moment later.
-    await until(() => !isAlive(grandchild), 'the grandchild to die', 2000);
+    await eventually(() => !isAlive(grandchild), { what: 'the grandchild to die', timeoutMs: 2000 });
     expect(await runtime.list()).toEqual([]);
     expect(await readFile(path.join(dir, 'logs', 'p-stop.log'), 'utf8')).toContain('got SIGTERM');
   });
 
   it('stop kills an agent that ignores SIGTERM after the timeout', async () => {
     const handle = await runtime.spawn(spec('p-stubborn', { MODE: 'stubborn' }));
-    await until(async () => (await runtime.logs('p-stubborn')).includes('ready'), 'the agent to start');
+    await eventually(async () => (await runtime.logs('p-stubborn')).includes('ready'), { what: 'the agent to start', timeoutMs: 5000 });
 
     const started = Date.now();
     await runtime.stop('p-stubborn', { timeoutMs: 300 });
@@ -141,7 +119,7 @@ describe('ProcessRuntime', () => {
     expect(isAlive(grandchild)).toBe(true);
 
     await runtime.remove('p-remove');
-    await until(() => !isAlive(grandchild) && !isAlive(Number(handle.ref)), 'the group to die', 2000);
+    await eventually(() => !isAlive(grandchild) && !isAlive(Number(handle.ref)), { what: 'the group to die', timeoutMs: 2000 });
     expect(await runtime.list()).toEqual([]);
   });
 
@@ -207,14 +185,14 @@ describe('a real agent on the process runtime, killed with SIGKILL', () => {
     });
     const { id } = await net.bus.submit(taskSpecSchema.parse({ domain: 'backend', description: 'work for a long time', timeoutS: 600, maxAttempts: 3 }));
     const pidsFile = path.join(workspace, 'cli.pids');
-    await until(() => existsSync(pidsFile) && readFileSync(pidsFile, 'utf8').includes(' '), 'the CLI to start its tool', 30_000);
+    await eventually(() => existsSync(pidsFile) && readFileSync(pidsFile, 'utf8').includes(' '), { what: 'the CLI to start its tool', timeoutMs: 30_000 });
     const [cliPid, toolPid] = readFileSync(pidsFile, 'utf8').trim().split(' ').map(Number) as [number, number];
     leftovers.push(cliPid, toolPid);
     expect(isAlive(cliPid) && isAlive(toolPid)).toBe(true);
     expect((await net.bus.tasks.get(id))?.status).toBe('active');
 
     process.kill(Number(handle.ref), 'SIGKILL');
-    await until(() => !isAlive(Number(handle.ref)) && !isAlive(cliPid) && !isAlive(toolPid), 'the agent, its CLI and the tool session to be gone', 10_000).catch(
+    await eventually(() => !isAlive(Number(handle.ref)) && !isAlive(cliPid) && !isAlive(toolPid), { what: 'the agent, its CLI and the tool session to be gone', timeoutMs: 10_000 }).catch(
       (error: Error) => {
         throw new Error(`${error.message}: agent ${isAlive(Number(handle.ref))}, CLI ${isAlive(cliPid)}, tool ${isAlive(toolPid)}`);
       },
