@@ -8,7 +8,8 @@ import { DockerRuntime, LABELS, createDockerClient } from '../lib/runtime/index.
 import { newTaskId, taskSpecSchema } from '../lib/task.js';
 import { removeDanNetwork } from '../tests/helpers/docker.js';
 import { deleteNetworkKeys } from '../tests/helpers/network-keys.js';
-import { StandInWorkspace, until, type BenchRedis } from './context.js';
+import { StandInWorkspace, type BenchRedis } from './context.js';
+import { eventually } from '../tests/helpers/eventually.js';
 import { percentile, type Figure } from './stats.js';
 
 /**
@@ -76,19 +77,19 @@ async function measure(redis: BenchRedis, image: string, rounds: number, options
   const out: Measured = { latencies: [], containerStart: [], boot: [] };
   const liveBackend = async () => (await registry.list()).filter((a) => a.role === 'domain' && a.domain === 'backend' && a.alive);
   try {
-    if (options.minAgents > 0) await until(async () => (await liveBackend()).length > 0, 'the warm agent', 120_000, 100);
+    if (options.minAgents > 0) await eventually(async () => (await liveBackend()).length > 0, { what: 'the warm agent', timeoutMs: 120_000, intervalMs: 100 });
     for (let i = 0; i < rounds + 1; i++) {
       if (options.minAgents === 0) {
         // Cold: no backend agent registered, no container left.
-        await until(async () => (await liveBackend()).length === 0 && (await runtime.list()).every((h) => h.domain !== 'backend'), 'the previous agent to leave', 120_000, 100);
+        await eventually(async () => (await liveBackend()).length === 0 && (await runtime.list()).every((h) => h.domain !== 'backend'), { what: 'the previous agent to leave', timeoutMs: 120_000, intervalMs: 100 });
       }
       const id = newTaskId();
       const t0 = Date.now();
       await bus.submit(taskSpecSchema.parse({ domain: 'backend', description: `cold ${i} standin:key=${id}`, timeoutS: 60, maxAttempts: 1 }), { id });
-      const record = await until(async () => {
+      const record = await eventually(async () => {
         const r = await bus.tasks.get(id);
         return r.status === 'completed' || r.status === 'failed' ? r : undefined;
-      }, `task ${i} to end`, 120_000, 20);
+      }, { what: `task ${i} to end`, timeoutMs: 120_000, intervalMs: 20 });
       if (record.status !== 'completed') throw new Error(`cold start task ended ${record.status}: ${record.error}`);
       if (i === 0) continue; // the first round pays one-time costs (image pages into the cache)
       out.latencies.push(record.startedAt! - t0);

@@ -156,17 +156,6 @@ export class DanChild {
   }
 }
 
-/** Polls until `check` is truthy; throws naming `what` after `timeoutMs`. */
-export async function until<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 60_000, intervalMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
-
 /** Whether a Docker engine answers and the agent image exists; the reason when not. */
 export function dockerStatus(image: string): { ok: true; gateway: string } | { ok: false; reason: string } {
   try {

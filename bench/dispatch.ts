@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { Queue, Worker } from 'bullmq';
 import { createRedis } from '../lib/messaging/index.js';
 import { isTerminal, newTaskId, taskSpecSchema } from '../lib/task.js';
-import { BenchNetwork, DanChild, STAND_IN, StandInWorkspace, until, type BenchRedis } from './context.js';
+import { BenchNetwork, DanChild, STAND_IN, StandInWorkspace, type BenchRedis } from './context.js';
+import { eventually } from '../tests/helpers/eventually.js';
 import { percentile, type Figure } from './stats.js';
 
 /**
@@ -21,7 +22,7 @@ export async function benchDispatch(redis: BenchRedis, count: number): Promise<F
     ),
   );
   try {
-    await until(async () => (await net.redis.scard(net.bus.keys.agents)) === 2, 'the dispatch agents to register', 60_000).catch((error: Error) => {
+    await eventually(async () => (await net.redis.scard(net.bus.keys.agents)) === 2, { what: 'the dispatch agents to register', timeoutMs: 60_000, intervalMs: 20 }).catch((error: Error) => {
       throw new Error(`${error.message}\n${agents[0]!.tail()}`);
     });
     const events = net.bus.events();

@@ -2,7 +2,8 @@ import { silentLogger } from '../lib/log.js';
 import { Orchestrator } from '../lib/orchestrator/index.js';
 import { ProcessRuntime, danArgs } from '../lib/runtime/index.js';
 import { newTaskId, taskSpecSchema } from '../lib/task.js';
-import { BenchNetwork, DAN, STAND_IN, StandInWorkspace, until, type BenchRedis } from './context.js';
+import { BenchNetwork, DAN, STAND_IN, StandInWorkspace, type BenchRedis } from './context.js';
+import { eventually } from '../tests/helpers/eventually.js';
 import { median, type Figure } from './stats.js';
 
 const TTL_MS = 3000;
@@ -35,7 +36,7 @@ export async function benchFailover(redis: BenchRedis, rounds: number): Promise<
     const coldId = newTaskId();
     const t0 = Date.now();
     await net.bus.submit(taskSpecSchema.parse({ domain, description: `cold standin:key=${coldId}`, timeoutS: 60, maxAttempts: 1 }), { id: coldId });
-    const started = await until(async () => (await net.bus.tasks.get(coldId)).startedAt, `a ${domain} agent to take its first task`, 60_000, 10);
+    const started = await eventually(async () => (await net.bus.tasks.get(coldId)).startedAt, { what: `a ${domain} agent to take its first task`, timeoutMs: 60_000, intervalMs: 10 });
     coldStarts.push(started - t0);
   }
   const failovers: number[] = [];
@@ -43,19 +44,19 @@ export async function benchFailover(redis: BenchRedis, rounds: number): Promise<
   try {
     // One long task; each round kills the agent running it.
     await net.bus.submit(taskSpecSchema.parse({ domain: 'backend', description: `failover standin:key=${id} standin:sleep=600000`, timeoutS: 3600, maxAttempts: rounds + 2 }), { id });
-    let holder = (await until(async () => {
+    let holder = (await eventually(async () => {
       const r = await net.bus.tasks.get(id);
       return r.status === 'active' ? r : undefined;
-    }, 'the task to start', 60_000)).agent!;
+    }, { what: 'the task to start', timeoutMs: 60_000, intervalMs: 20 })).agent!;
     for (let i = 0; i < rounds; i++) {
       const handle = (await runtime.list()).find((h) => h.agentId === holder);
       if (!handle) throw new Error(`no process for agent ${holder}`);
       process.kill(Number(handle.ref), 'SIGKILL');
       const killedAt = Date.now();
-      const next = await until(async () => {
+      const next = await eventually(async () => {
         const r = await net.bus.tasks.get(id);
         return r.status === 'active' && r.agent !== holder ? r : undefined;
-      }, 'the task to be active on another agent', 60_000, 20);
+      }, { what: 'the task to be active on another agent', timeoutMs: 60_000, intervalMs: 20 });
       failovers.push(next.startedAt! - killedAt);
       holder = next.agent!;
     }

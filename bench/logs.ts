@@ -3,7 +3,8 @@ import { DomainAgent } from '../lib/agent/index.js';
 import { silentLogger } from '../lib/log.js';
 import { Bus, compareStreamIds, followTask } from '../lib/messaging/index.js';
 import { newTaskId, taskSpecSchema } from '../lib/task.js';
-import { BenchNetwork, STAND_IN, StandInWorkspace, until, type BenchRedis } from './context.js';
+import { BenchNetwork, STAND_IN, StandInWorkspace, type BenchRedis } from './context.js';
+import { eventually } from '../tests/helpers/eventually.js';
 import type { Figure } from './stats.js';
 
 /**
@@ -41,7 +42,7 @@ export async function benchLogs(redis: BenchRedis, events: number): Promise<Figu
     await net.bus.enqueue(await net.bus.tasks.get(id));
     const record = await following;
     const wallMs = performance.now() - started;
-    await until(async () => (await net.bus.tasks.get(id)).status !== 'active', 'the task to end', 60_000);
+    await eventually(async () => (await net.bus.tasks.get(id)).status !== 'active', { what: 'the task to end', timeoutMs: 60_000, intervalMs: 20 });
     const inOrder = seen.every((n, i) => n === i);
     const spanMs = Number(last.split('-')[0]) - Number(first.split('-')[0]);
     const rate = seen.length / (Math.max(1, spanMs) / 1000);

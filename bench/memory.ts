@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BenchNetwork, DanChild, STAND_IN, StandInWorkspace, rssMb, until, type BenchRedis } from './context.js';
+import { BenchNetwork, DanChild, STAND_IN, StandInWorkspace, rssMb, type BenchRedis } from './context.js';
+import { eventually } from '../tests/helpers/eventually.js';
 import type { Figure } from './stats.js';
 
 /**
@@ -16,7 +17,7 @@ export async function benchMemory(redis: BenchRedis, settleMs = 45_000): Promise
   const agent = DanChild.start(['agent', '--domain', 'backend', '--id', 'bench-idle-agent'], env);
   const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   try {
-    await until(async () => (await net.redis.scard(net.bus.keys.agents)) === 2, 'the orchestrator and the agent to register', 60_000);
+    await eventually(async () => (await net.redis.scard(net.bus.keys.agents)) === 2, { what: 'the orchestrator and the agent to register', timeoutMs: 60_000, intervalMs: 20 });
     // V8 gives memory back some seconds into idleness (its memory reducer): sample until then, report both.
     const samples: Array<[number, number, number]> = [];
     for (let waited = 0; waited < settleMs; waited += 1000) {

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { isTerminal, newTaskId, taskSpecSchema } from '../lib/task.js';
-import { BenchNetwork, DanChild, STAND_IN, StandInWorkspace, cpuMs, until, type BenchRedis } from './context.js';
+import { BenchNetwork, DanChild, STAND_IN, StandInWorkspace, cpuMs, type BenchRedis } from './context.js';
+import { eventually } from '../tests/helpers/eventually.js';
 import type { Figure } from './stats.js';
 
 const DOMAINS = ['backend', 'frontend', 'devops'] as const;
@@ -27,7 +28,7 @@ export async function benchThroughput(redis: BenchRedis, count: number, cli: { m
     ),
   );
   try {
-    await until(async () => (await net.redis.scard(net.bus.keys.agents)) === agents.length, 'the throughput agents to register', 90_000);
+    await eventually(async () => (await net.redis.scard(net.bus.keys.agents)) === agents.length, { what: 'the throughput agents to register', timeoutMs: 90_000, intervalMs: 20 });
     const events = net.bus.events();
     let ended = 0;
     let allEnded: () => void = () => {};
