@@ -6,28 +6,29 @@ interface ProcInfo {
   pgid: number;
 }
 
-/** Every process from /proc (Linux); [] where there is no /proc. */
-async function processTable(): Promise<ProcInfo[]> {
-  let names: string[];
+/** The pids listed in /proc (Linux); [] where there is no /proc. */
+async function procPids(): Promise<string[]> {
   try {
-    names = await readdir('/proc');
+    return (await readdir('/proc')).filter((n) => /^\d+$/.test(n));
   } catch {
     return [];
   }
+}
+
+/** Every process from /proc (Linux); [] where there is no /proc. */
+async function processTable(): Promise<ProcInfo[]> {
   const table: ProcInfo[] = [];
   await Promise.all(
-    names
-      .filter((n) => /^\d+$/.test(n))
-      .map(async (n) => {
-        try {
-          const stat = await readFile(`/proc/${n}/stat`, 'utf8');
-          // `pid (comm) state ppid pgrp …`: comm may hold spaces and parentheses, so split after the last `)`.
-          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-          table.push({ pid: Number(n), ppid: Number(fields[1]), pgid: Number(fields[2]) });
-        } catch {
-          // The process ended while we looked.
-        }
-      }),
+    (await procPids()).map(async (n) => {
+      try {
+        const stat = await readFile(`/proc/${n}/stat`, 'utf8');
+        // `pid (comm) state ppid pgrp …`: comm may hold spaces and parentheses, so split after the last `)`.
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        table.push({ pid: Number(n), ppid: Number(fields[1]), pgid: Number(fields[2]) });
+      } catch {
+        // The process ended while we looked.
+      }
+    }),
   );
   return table;
 }
@@ -73,23 +74,17 @@ export async function killProcessTree(pid: number): Promise<void> {
 
 /** Pids of the processes whose environment holds `name=value` (Linux /proc; [] where there is none). */
 export async function taggedProcesses(name: string, value: string): Promise<number[]> {
-  let names: string[];
-  try {
-    names = await readdir('/proc');
-  } catch {
-    return [];
-  }
+  // environ is `NAME=value\0NAME=value\0…`: the tag is its first entry, or follows a NUL.
   const tag = Buffer.from(`${name}=${value}\0`);
+  const afterNul = Buffer.from(`\0${name}=${value}\0`);
   const pids: number[] = [];
   await Promise.all(
-    names
-      .filter((n) => /^\d+$/.test(n) && Number(n) !== process.pid)
+    (await procPids())
+      .filter((n) => Number(n) !== process.pid)
       .map(async (n) => {
         // Another user's process, or one that ended while we looked, cannot be read: it is not ours.
         const environ = await readFile(`/proc/${n}/environ`).catch(() => undefined);
-        if (environ && (environ.subarray(0, tag.length).equals(tag) || environ.includes(Buffer.concat([Buffer.from('\0'), tag])))) {
-          pids.push(Number(n));
-        }
+        if (environ && (environ.subarray(0, tag.length).equals(tag) || environ.includes(afterNul))) pids.push(Number(n));
       }),
   );
   return pids;

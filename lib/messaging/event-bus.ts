@@ -62,14 +62,15 @@ export class EventBus extends EventEmitter<{
   }
 
   private dispatch(channel: string, message: string): void {
+    const isEvent = channel === this.keys.events;
     let json: unknown;
     try {
       json = JSON.parse(message);
     } catch {
-      this.emit('invalid', channel, message, 'not JSON', channel === this.keys.events ? 'event' : 'control message');
+      this.emit('invalid', channel, message, 'not JSON', isEvent ? 'event' : 'control message');
       return;
     }
-    if (channel === this.keys.events) {
+    if (isEvent) {
       const parsed = eventSchema.safeParse(json);
       if (parsed.success) this.emit('event', parsed.data);
       else this.emit('invalid', channel, message, describeZodError(parsed.error), 'event');
