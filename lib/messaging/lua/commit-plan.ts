@@ -1,4 +1,4 @@
-import { hsetTable } from './includes.js';
+import { addChildren, hsetTable, writeTask } from './includes.js';
 
 /**
  * Commits a goal's plan: creates its subtasks (each as create-task-4 would: record, index, first log entry,
@@ -15,7 +15,7 @@ import { hsetTable } from './includes.js';
  * Returns 'ok', 'fenced' (the goal is not this planner's any more), 'planned' (it has a plan already), or
  * 'exists' (a subtask id is taken; nothing written).
  */
-export const commitPlan = `${hsetTable}
+export const commitPlan = `${hsetTable}${writeTask}${addChildren}
 local goal = redis.call('HMGET', KEYS[1], 'status', 'agent', 'attempts', 'plan')
 if goal[1] ~= 'active' or goal[2] ~= ARGV[1] or goal[3] ~= ARGV[2] then return 'fenced' end
 if goal[4] then return 'planned' end
@@ -25,16 +25,10 @@ for i = 1, n do
 end
 local ids = {}
 for i = 1, n do
-  local id = ARGV[4 * i + 4]
-  ids[#ids + 1] = id
-  hsetTable(KEYS[2 * i + 2], cjson.decode(ARGV[4 * i + 5]))
-  redis.call('ZADD', KEYS[2], ARGV[4], id)
-  redis.call('XADD', KEYS[2 * i + 3], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[4 * i + 6])
+  ids[i] = ARGV[4 * i + 4]
+  writeTask(KEYS[2 * i + 2], KEYS[2], KEYS[2 * i + 3], ids[i], ARGV[4 * i + 5], ARGV[4], ARGV[4 * i + 6], ARGV[6])
 end
-local children = redis.call('HGET', KEYS[1], 'children')
-local all = (children and children ~= '' and children ~= '[]') and cjson.decode(children) or {}
-for _, id in ipairs(ids) do all[#all + 1] = id end
-if #all > 0 then redis.call('HSET', KEYS[1], 'children', cjson.encode(all)) end
+addChildren(KEYS[1], ids)
 redis.call('HSET', KEYS[1], 'plan', ARGV[3], 'updatedAt', ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[7])
 for i = 1, n do redis.call('PUBLISH', ARGV[5], ARGV[4 * i + 7]) end

@@ -1,4 +1,4 @@
-import { hsetTable } from './includes.js';
+import { addChildren, hsetTable, writeTask } from './includes.js';
 
 /**
  * Creates a task record, indexes it, appends its first log entry, links it to its parent, and publishes
@@ -9,20 +9,10 @@ import { hsetTable } from './includes.js';
  * ARGV[5] events channel, ARGV[6] event JSON, ARGV[7] log maxlen
  * Returns 1, or 0 when the id exists.
  */
-export const createTask = `${hsetTable}
+export const createTask = `${hsetTable}${writeTask}${addChildren}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-hsetTable(KEYS[1], cjson.decode(ARGV[2]))
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'e', ARGV[4])
-if KEYS[4] ~= KEYS[1] and redis.call('EXISTS', KEYS[4]) == 1 then
-  local children = redis.call('HGET', KEYS[4], 'children')
-  if not children or children == '[]' or children == '' then
-    children = '["' .. ARGV[1] .. '"]'
-  else
-    children = string.sub(children, 1, -2) .. ',"' .. ARGV[1] .. '"]'
-  end
-  redis.call('HSET', KEYS[4], 'children', children)
-end
+writeTask(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[7])
+if KEYS[4] ~= KEYS[1] and redis.call('EXISTS', KEYS[4]) == 1 then addChildren(KEYS[4], { ARGV[1] }) end
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 `;

@@ -14,3 +14,25 @@ local function hsetTable(key, fields)
   redis.call('HSET', key, unpack(flat))
 end
 `;
+
+/**
+ * `writeTask(hashKey, indexKey, logKey, id, fieldsJson, score, entryJson, maxlen)`: a new task's record, its
+ * place in the index and its first log entry (needs {@link hsetTable}).
+ */
+export const writeTask = `
+local function writeTask(hashKey, indexKey, logKey, id, fieldsJson, score, entryJson, maxlen)
+  hsetTable(hashKey, cjson.decode(fieldsJson))
+  redis.call('ZADD', indexKey, score, id)
+  redis.call('XADD', logKey, 'MAXLEN', '~', maxlen, '*', 'e', entryJson)
+end
+`;
+
+/** `addChildren(parentKey, ids)`: appends task ids to a parent's `children` field, a JSON array. */
+export const addChildren = `
+local function addChildren(parentKey, ids)
+  local children = redis.call('HGET', parentKey, 'children')
+  local all = (children and children ~= '' and children ~= '[]') and cjson.decode(children) or {}
+  for _, id in ipairs(ids) do all[#all + 1] = id end
+  if #all > 0 then redis.call('HSET', parentKey, 'children', cjson.encode(all)) end
+end
+`;
