@@ -101,6 +101,14 @@ describe('submitting a task', () => {
     expect((await bus.queues.queue('backend').getJob(record.id))?.id).toBe(record.id);
   });
 
+  it("links a task submitted with a parent into the parent's children, in order", async () => {
+    const parent = await bus.submit(spec({ domain: 'main' }));
+    const first = await bus.submit(spec({ parent: parent.id }));
+    const second = await bus.submit(spec({ parent: parent.id }));
+    expect((await bus.tasks.get(parent.id)).children).toEqual([first.id, second.id]);
+    expect(await bus.tasks.get(first.id)).toMatchObject({ parent: parent.id });
+  });
+
   it('marks the record failed, with the reason, when the queue refuses the job', async () => {
     // An honest failure from Redis itself: BullMQ's queue metadata key holds a string, so its script fails.
     await net.redis.set(`${bus.keys.queuePrefix}:backend:meta`, 'not a hash');
