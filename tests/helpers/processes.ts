@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { readdir, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { repoRoot } from './cli.js';
 
@@ -12,13 +12,18 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Pids of live processes whose working directory is `dir` or below: agents and the CLIs they started. */
-export async function processesIn(dir: string): Promise<number[]> {
+/**
+ * Pids of live processes whose working directory is `dir` or below (agents and the CLIs they started), or,
+ * with `marker`, whose command line holds it.
+ */
+export async function processesIn(dir: string, options: { marker?: string } = {}): Promise<number[]> {
   const pids: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const cwd = await readlink(`/proc/${name}/cwd`).catch(() => '');
-    if ((cwd === dir || cwd.startsWith(`${dir}/`)) && isAlive(Number(name))) pids.push(Number(name));
+    const cmdline = options.marker ? await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '') : '';
+    const matches = cwd === dir || cwd.startsWith(`${dir}/`) || (options.marker !== undefined && cmdline.includes(options.marker));
+    if (matches && isAlive(Number(name))) pids.push(Number(name));
   }
   return pids;
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -25,6 +25,8 @@ import {
   writeFileScenario,
   type Script,
 } from '../fixtures/model-server.js';
+import { eventually } from '../helpers/eventually.js';
+import { processesIn } from '../helpers/processes.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLAUDE_BIN = path.join(ROOT, 'node_modules', '.bin', 'claude');
@@ -112,31 +114,6 @@ async function run(r: Run): Promise<ExecutorResult> {
   }
 }
 
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Live (not zombie) processes working in a folder or carrying a marker in their command line. */
-async function processesOf(workspace: string, marker?: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const name of (await readdir('/proc')).filter((n) => /^\d+$/.test(n))) {
-    try {
-      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      const cwd = await readlink(`/proc/${name}/cwd`).catch(() => '');
-      const cmdline = marker ? await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '') : '';
-      if (cwd.startsWith(workspace) || (marker && cmdline.includes(marker))) found.push(Number(name));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
-
 const types = (entries: LogEntryInput[]): string[] => entries.map((e) => e.type);
 
 describe('runClaude with the real claude binary', () => {
@@ -210,7 +187,7 @@ describe('runClaude with the real claude binary', () => {
     expect(result.status).toBe('timed_out');
     expect(result.error).toBe('claude timed out after 10000 ms');
     expect(conversationRequests(r.server.requests).length).toBeGreaterThanOrEqual(1);
-    await waitFor(async () => (await processesOf(r.workspace)).length === 0, 10_000);
+    await eventually(async () => (await processesIn(r.workspace)).length === 0, { what: 'no process left in the workspace', timeoutMs: 10_000 });
   }, 60_000);
 
   it('is cancelled by its AbortSignal, killing the tool processes the CLI started', async () => {
@@ -226,13 +203,13 @@ describe('runClaude with the real claude binary', () => {
     );
     const running = runClaude(r.options);
     // The Bash tool runs its command in a session of its own: it must go too.
-    await waitFor(async () => (await processesOf('/nonexistent', marker)).length > 0);
+    await eventually(async () => (await processesIn('/nonexistent', { marker })).length > 0, { what: 'the marked process to start', timeoutMs: 20_000 });
     controller.abort('cancelled by the user');
     const result = await running;
     await r.server.close();
 
     expect(result).toMatchObject({ status: 'cancelled', error: 'cancelled by the user' });
-    await waitFor(async () => (await processesOf(r.workspace, marker)).length === 0, 10_000);
+    await eventually(async () => (await processesIn(r.workspace, { marker })).length === 0, { what: 'no process left', timeoutMs: 10_000 });
   });
 
   it('never lets the API key reach an entry, the result or a log line', async () => {
