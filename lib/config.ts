@@ -36,6 +36,15 @@ const envSchema = z.object({
   DAN_RUNTIME: z.enum(['docker', 'process']).default('process'),
   /** The shared workspace, the agents' working directory. @default ./workspace (/workspace in containers) */
   DAN_WORKSPACE: z.string().min(1).optional(),
+  /**
+   * git: each task on its own worktree and branch, merged into the workspace's checked-out branch (DESIGN.md,
+   * Workspaces); shared: every agent works in the workspace folder itself. @default git
+   */
+  DAN_WORKSPACE_MODE: z.enum(['git', 'shared']).default('git'),
+  /** How many times an agent resolves a merge conflict before the task ends with merge state conflict. @default 2 */
+  DAN_MERGE_ATTEMPTS: int(0, 20).default(2),
+  /** The git binary dan runs. @default git */
+  DAN_GIT_BIN: z.string().min(1).default('git'),
   /** Docker runtime: the volume name or absolute host path mounted at /workspace. @default <network>-workspace */
   DAN_WORKSPACE_VOLUME: z.string().min(1).optional(),
   /** Templates folder holding main-orchestrator/ and domain-templates/. @default the package's agents/ */
@@ -111,6 +120,10 @@ export interface DanConfig {
   runtime: 'docker' | 'process';
   workspace: string;
   workspaceVolume: string;
+  /** DAN_WORKSPACE_MODE: a worktree and branch per task (git) or one shared folder. */
+  workspaceMode: 'git' | 'shared';
+  mergeAttempts: number;
+  gitBin: string;
   templatesDir: string;
   claudeBin: string;
   /** DAN_AGENT_CLAUDE_BIN: the CLI spawned agents run, when set. */
@@ -187,6 +200,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     runtime: e.DAN_RUNTIME,
     workspace: path.resolve(e.DAN_WORKSPACE ?? (inContainer ? '/workspace' : 'workspace')),
     workspaceVolume: e.DAN_WORKSPACE_VOLUME ?? `${e.DAN_NETWORK}-workspace`,
+    workspaceMode: e.DAN_WORKSPACE_MODE,
+    mergeAttempts: e.DAN_MERGE_ATTEMPTS,
+    gitBin: e.DAN_GIT_BIN,
     templatesDir: path.resolve(e.DAN_TEMPLATES ?? path.join(root, 'agents')),
     claudeBin: e.DAN_CLAUDE_BIN ?? path.join(root, 'node_modules', '.bin', 'claude'),
     agentClaudeBin: e.DAN_AGENT_CLAUDE_BIN,

@@ -15,7 +15,9 @@ export type DanErrorCode =
   | 'DAN_DOCKER_UNREACHABLE'
   | 'DAN_RUNTIME'
   | 'DAN_EXECUTOR'
-  | 'DAN_PLAN_INVALID';
+  | 'DAN_PLAN_INVALID'
+  | 'DAN_GIT'
+  | 'DAN_WORKSPACE';
 
 export interface DanErrorOptions {
   cause?: unknown;
@@ -110,6 +112,35 @@ export class CorruptRecordError extends DanError {
   ) {
     super('DAN_CORRUPT_RECORD', `malformed data at ${key}: ${reason}`, { ...options, details: { key } });
     this.name = 'CorruptRecordError';
+  }
+}
+
+/** A git command failed: the command, its exit code and the last of what it printed. */
+export class GitError extends DanError {
+  constructor(
+    readonly args: readonly string[],
+    readonly exitCode: number | undefined,
+    readonly stderr: string,
+    options: DanErrorOptions = {},
+  ) {
+    const said = stderr.trim().split('\n').slice(-3).join(' / ');
+    super('DAN_GIT', `git ${args.slice(0, 3).join(' ')} failed${exitCode === undefined ? '' : ` (exit ${exitCode})`}${said ? `: ${said}` : ''}`, {
+      ...options,
+      details: { args, exitCode, ...options.details },
+    });
+    this.name = 'GitError';
+  }
+}
+
+/** The workspace cannot be used as dan's repository (not writable, detached HEAD, cannot become a repository). */
+export class WorkspaceError extends DanError {
+  constructor(
+    readonly workspace: string,
+    message: string,
+    options: DanErrorOptions = {},
+  ) {
+    super('DAN_WORKSPACE', message, { ...options, details: { workspace, ...options.details } });
+    this.name = 'WorkspaceError';
   }
 }
 

@@ -1,6 +1,7 @@
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
 import { IllegalTransitionError } from './errors.js';
+import { taskGitSchema, type TaskGit } from './workspace/task-git.js';
 
 /** Task ids are ULIDs: unique and sortable by creation time. */
 const nextUlid = monotonicFactory();
@@ -79,6 +80,8 @@ export const taskSpecSchema = z.object({
   dependsOn: z.array(taskIdSchema).max(100).default([]),
   /** Subtask key within its parent's plan. */
   key: z.string().min(1).max(64).optional(),
+  /** Keep the task's branch for review instead of merging it (`--no-merge`). */
+  noMerge: z.boolean().default(false),
   maxAttempts: z.number().int().min(1).max(100),
 });
 export type TaskSpec = z.infer<typeof taskSpecSchema>;
@@ -158,6 +161,9 @@ export const taskRecordHashSchema = z.object({
   cancelRequested: z.string().optional(),
   /** A `main` task's accepted plan (JSON), written with its subtasks. */
   plan: z.string().optional(),
+  noMerge: z.string().optional(),
+  /** Where the task's change lives and what became of it (lib/workspace/task-git.ts), JSON. */
+  git: jsonField(taskGitSchema).optional(),
 });
 
 export type TaskRecordHash = z.infer<typeof taskRecordHashSchema>;
@@ -193,6 +199,10 @@ export interface TaskRecord {
   cancelRequested: boolean;
   /** A `main` task's accepted plan: subtask keys, domains, descriptions and dependencies. */
   plan?: string;
+  /** The branch is kept for review instead of merged. */
+  noMerge: boolean;
+  /** Git workspaces: the task's branch, commits, diff stat and merge state. */
+  git?: TaskGit;
 }
 
 export function recordFromHash(hash: TaskRecordHash): TaskRecord {
@@ -201,6 +211,7 @@ export function recordFromHash(hash: TaskRecordHash): TaskRecord {
     dependsOn: hash.dependsOn ?? [],
     children: hash.children ?? [],
     cancelRequested: hash.cancelRequested === '1',
+    noMerge: hash.noMerge === '1',
   };
 }
 
@@ -223,6 +234,7 @@ export function newRecordFields(id: string, spec: TaskSpec, status: TaskStatus, 
   };
   if (spec.parent) fields.parent = spec.parent;
   if (spec.key) fields.key = spec.key;
+  if (spec.noMerge) fields.noMerge = '1';
   return fields;
 }
 

@@ -5,15 +5,18 @@ import { WaitingError, type Job, type Worker } from 'bullmq';
 import { z } from 'zod';
 import type { DanConfig } from '../config.js';
 import { assertKnownDomain, domainTemplateDir } from '../domains.js';
-import { CorruptRecordError } from '../errors.js';
-import { buildClaudeEnv, prepareConfigDir, runClaude, type ExecutorResult } from '../executor/index.js';
+import { prepareConfigDir } from '../executor/index.js';
 import type { Logger } from '../log.js';
-import { Bus, createRedis, type Redis, type TaskJobData } from '../messaging/index.js';
+import { Bus, createRedis, MergeLock, type Redis, type TaskJobData } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat } from '../registry/index.js';
-import { taskIdSchema, type ControlMessage, type TaskRecord } from '../task.js';
+import { taskIdSchema, type ControlMessage } from '../task.js';
+import { ensureWorkspace, LocalGitWorkspace } from '../workspace/index.js';
+import { claimTask } from './claim-task.js';
 import { LogWriter } from './log-writer.js';
+import { recordResult } from './record-result.js';
+import { runPipeline } from './task-pipeline.js';
+import type { AgentContext, TaskRun } from './task-run.js';
 import { TaskWorker, taskLeaseOptions } from './task-worker.js';
-import { buildPrompt, type DependencyResult } from './prompt.js';
 
 export type AgentExit = 'idle' | 'stopped' | 'reaped' | 'drained';
 
@@ -29,17 +32,7 @@ export interface DomainAgentOptions {
   ref?: string;
 }
 
-interface Running {
-  controller: AbortController;
-  attempt: number;
-  /** The reason a user gave for cancelling the task (its control message), kept for the record. */
-  cancelReason?: string;
-}
-
 const jobDataSchema = z.object({ taskId: taskIdSchema });
-
-/** Why a task's CLI run was aborted by the agent rather than by the task itself. */
-type AbortReason = 'cancelled' | 'shutdown' | 'reaped';
 
 /**
  * A domain agent (DESIGN.md, What runs): registers, heartbeats, takes tasks from its domain's queue, runs the
@@ -50,7 +43,8 @@ export class DomainAgent {
   private worker: Worker<TaskJobData> | undefined;
   private workerConnection: Redis | undefined;
   private heartbeat: Heartbeat | undefined;
-  private readonly running = new Map<string, Running>();
+  private readonly running = new Map<string, TaskRun>();
+  private ctx: AgentContext | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private tasksDone = 0;
   private configDir = '';
@@ -95,6 +89,24 @@ export class DomainAgent {
     this.configDir = path.join(os.tmpdir(), 'dan', config.network, agentId);
     const prepared = await prepareConfigDir(templateDir, this.configDir);
     await mkdir(config.workspace, { recursive: true });
+    const mergeLock = new MergeLock(this.bus.redis, this.bus.keys, { ttlMs: config.heartbeatTtlMs });
+    const workspace = config.workspaceMode === 'git' ? new LocalGitWorkspace(config.workspace, { bin: config.gitBin, env: this.options.env }) : undefined;
+    // A workspace that cannot be dan's repository fails each task with the reason, rather than the agent's start
+    // (which would only be retried by the scaler, the tasks queued with no word of why).
+    const workspaceProblem = workspace ? await ensureWorkspace(workspace, mergeLock, agentId, this.log).then(() => undefined, (error: Error) => error.message) : undefined;
+    if (workspaceProblem) this.log.error({ workspace: config.workspace, why: workspaceProblem }, 'the workspace cannot be used');
+    this.ctx = {
+      config,
+      bus: this.bus,
+      agentId,
+      domain,
+      env: this.options.env,
+      configDir: this.configDir,
+      workspace,
+      workspaceProblem,
+      mergeLock,
+      identity: { name: `dan ${domain} agent (${agentId})`, email: `${agentId}@dan.invalid` },
+    };
     this.log.info({ workers: prepared.workers.map((w) => w.name), allowedTools: prepared.allow.length, workspace: config.workspace }, 'agent starting');
 
     await this.registry.register({
@@ -135,6 +147,11 @@ export class DomainAgent {
     this.log.info('agent ready');
   }
 
+  private get context(): AgentContext {
+    if (!this.ctx) throw new Error('the agent has not started');
+    return this.ctx;
+  }
+
   /** Runs one job: claim the task, run the CLI, record the result. Never lets a task error escape as a crash. */
   private async process(job: Job<TaskJobData>, token: string | undefined): Promise<void> {
     this.clearIdleTimer();
@@ -157,105 +174,34 @@ export class DomainAgent {
       await this.giveBack(job, token); // never start work while leaving
       return;
     }
-    // Name the task in the agent record first, so a reaper that finds this agent dead knows what it held.
-    await this.registry.setState(agentId, 'busy', [...this.running.keys(), taskId], this.tasksDone);
-    const claim = await this.bus.tasks.transition(taskId, 'active', {
-      mode: 'claim',
-      agent: agentId,
-      fields: { agent: agentId, startedAt: Date.now() },
-      del: ['result', 'error', 'finishedAt'],
-      text: `taken by ${agentId}`,
-    });
-    if (claim.outcome !== 'ok') {
-      this.log.info({ taskId, outcome: claim.outcome, from: claim.from }, 'task not taken');
-      await this.registry.setState(agentId, this.running.size > 0 ? 'busy' : 'idle', [...this.running.keys()], this.tasksDone);
-      return;
-    }
-    const attempt = claim.attempts;
+    const attempt = await claimTask(this.context, this.registry, taskId, () => [...this.running.keys()], this.tasksDone);
+    if (attempt === undefined) return;
     const log = this.log.child({ taskId, attempt });
-    const writer = new LogWriter(this.bus.logs, taskId, log);
-    const running: Running = { controller: new AbortController(), attempt };
-    this.running.set(taskId, running);
+    const run: TaskRun = { taskId, attempt, log, writer: new LogWriter(this.bus.logs, taskId, log), controller: new AbortController() };
+    this.running.set(taskId, run);
     try {
-      let record: TaskRecord;
-      try {
-        record = await this.bus.tasks.get(taskId);
-      } catch (error) {
-        if (!(error instanceof CorruptRecordError)) throw error;
-        await this.finish(taskId, attempt, { status: 'failed', error: `the task record is malformed: ${error.message}` }, writer);
-        return;
-      }
-      const prompt = buildPrompt(record, ...(await this.lineage(record)));
-      writer.push({ type: 'info', text: `attempt ${attempt} of ${record.maxAttempts} on ${agentId}; prompt ${prompt.length} chars` });
-      const result = await runClaude({
-        claudeBin: this.options.config.claudeBin,
-        prompt,
-        cwd: this.options.config.workspace,
-        env: buildClaudeEnv(this.options.env, this.configDir, agentId),
-        model: this.options.config.model,
-        permissionMode: this.options.config.permissionMode,
-        timeoutMs: record.timeoutS * 1000,
-        signal: running.controller.signal,
-        onEntry: (entry) => writer.push({ ...entry, agent: agentId }),
-        logger: log,
-      });
-      await writer.flush();
-      const reason = running.controller.signal.reason as AbortReason | undefined;
-      if (reason === 'reaped') {
+      const end = await runPipeline(this.context, run);
+      if (end === 'reaped') {
         log.warn('this agent was reaped: the task belongs to another agent now; no result recorded');
         await this.giveBack(job, token);
         return;
       }
-      if (reason === 'shutdown') {
+      if (end === 'shutdown') {
         await this.requeue(taskId, attempt, `agent ${agentId} stopped before the task finished`);
         await this.giveBack(job, token);
         return;
       }
-      // A user's cancel: record their reason, not the abort signal's internal one.
-      await this.finish(taskId, attempt, reason === 'cancelled' ? { ...result, error: running.cancelReason ?? result.error } : result, writer);
+      const recorded = await recordResult(this.context, run, run.result ?? { status: 'failed', error: 'the run produced no result' });
+      // A worktree is removed only by the agent whose task it is, once its result is recorded: the branch keeps the change.
+      if (recorded && run.worktree && !run.worktree.keep) {
+        await this.context.workspace?.remove(run.worktree).catch((error) => log.warn({ err: error }, 'could not remove the worktree'));
+      }
     } finally {
       this.running.delete(taskId);
       this.tasksDone += 1;
       await this.registry
         .setState(agentId, this.running.size > 0 ? 'busy' : this.stopping ? 'draining' : 'idle', [...this.running.keys()], this.tasksDone)
         .catch((error) => log.warn({ err: error }, 'could not update the agent record'));
-    }
-  }
-
-  /** The parent goal and the results of the task's dependencies, for a subtask's prompt. */
-  private async lineage(record: TaskRecord): Promise<[TaskRecord | undefined, DependencyResult[]]> {
-    if (!record.parent && record.dependsOn.length === 0) return [undefined, []];
-    const parent = record.parent ? await this.bus.tasks.find(record.parent) : undefined;
-    const deps = await this.bus.tasks.getMany(record.dependsOn);
-    return [parent, deps.map((d) => ({ key: d.key, domain: d.domain, description: d.description, result: d.result ?? '(no result text)' }))];
-  }
-
-  /** Records the outcome, fenced: only if the record still names this agent and this attempt. */
-  private async finish(
-    taskId: string,
-    attempt: number,
-    result: Pick<ExecutorResult, 'status'> & Partial<ExecutorResult>,
-    writer: LogWriter,
-  ): Promise<void> {
-    await writer.flush();
-    const { agentId } = this.options;
-    const outcome = await this.bus.tasks.transition(taskId, result.status, {
-      agent: agentId,
-      expectAgent: agentId,
-      expectAttempts: attempt,
-      text: result.status === 'completed' ? `completed by ${agentId}` : `${result.status}: ${result.error ?? 'no message'}`,
-      fields: {
-        finishedAt: Date.now(),
-        result: result.result,
-        error: result.status === 'completed' ? undefined : result.error,
-        costUsd: result.costUsd,
-        turns: result.turns,
-        usage: result.usage === undefined ? undefined : JSON.stringify(result.usage),
-        reason: result.status === 'cancelled' ? result.error : undefined,
-      },
-    });
-    if (outcome.outcome === 'fenced' || outcome.outcome === 'illegal') {
-      this.log.warn({ taskId, attempt, outcome: outcome.outcome, now: outcome.from }, 'result discarded: the task was handed to another agent or ended meanwhile');
     }
   }
 

@@ -30,6 +30,8 @@ export interface RunClaudeOptions {
   permissionMode?: PermissionMode;
   /** `--allowedTools`. @default none */
   allowedTools?: readonly string[];
+  /** `--resume <session id>`: continue that conversation (the session must be in the config dir). @default a new session */
+  resume?: string;
   /** `--disallowedTools`. @default none */
   disallowedTools?: readonly string[];
   /** Kills the CLI's process group after this long: status `timed_out`. @default no limit */
@@ -73,6 +75,7 @@ const STDERR_TAIL = 20;
 /** The CLI's arguments. The prompt comes last, after `--`, so a prompt starting with `-` is not an option. */
 export function buildClaudeArgs(options: Omit<RunClaudeOptions, 'claudeBin' | 'cwd' | 'env'>): string[] {
   const args = ['-p', '--output-format', 'stream-json', '--verbose'];
+  if (options.resume) args.push('--resume', options.resume);
   if (options.model) args.push('--model', options.model);
   if (options.permissionMode) args.push('--permission-mode', options.permissionMode);
   if (options.allowedTools?.length) args.push('--allowedTools', ...options.allowedTools);

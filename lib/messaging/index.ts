@@ -8,3 +8,4 @@ export { Scripts } from './scripts.js';
 export { TaskQueues, type QueueCounts, type TaskJobData } from './task-queues.js';
 export { TaskStore, type ListFilter, type TransitionOptions, type TransitionOutcome, type TransitionResult } from './task-store.js';
 export { followTask, type FollowTaskOptions } from './follow-task.js';
+export { MergeLock, type MergeLease, type MergeLockOptions } from './merge-lock.js';

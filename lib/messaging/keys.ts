@@ -40,4 +40,12 @@ export class Keys {
   get leader(): string {
     return `${this.prefix}leader`;
   }
+  /** The merge lock: one merge into the integration branch at a time (holder and token). */
+  get merge(): string {
+    return `${this.prefix}merge`;
+  }
+  /** The merge in flight (JSON), for a successor to finish or undo. */
+  get mergePending(): string {
+    return `${this.prefix}merge:pending`;
+  }
 }

@@ -3,10 +3,11 @@ import os from 'node:os';
 import type { DanConfig } from '../config.js';
 import { listDomains } from '../domains.js';
 import type { Logger } from '../log.js';
-import { Bus } from '../messaging/index.js';
+import { Bus, MergeLock } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat, LeaderLease, Reaper, type AgentRecord } from '../registry/index.js';
 import type { AgentHandle, Runtime } from '../runtime/index.js';
 import { isTerminal } from '../task.js';
+import { ensureWorkspace, LocalGitWorkspace } from '../workspace/index.js';
 import { agentEnv } from './agent-env.js';
 import { GoalWorker } from './goal-worker.js';
 import { TaskGraph } from './task-graph.js';
@@ -82,6 +83,12 @@ export class Orchestrator {
   private async begin(): Promise<void> {
     const { config } = this.options;
     await this.registerSelf();
+    // The workspace this process sees is the agents' one with the process runtime and inside compose.
+    if (config.workspaceMode === 'git' && (config.runtime === 'process' || config.agentRole === 'main')) {
+      const workspace = new LocalGitWorkspace(config.workspace, { bin: config.gitBin, env: this.options.env });
+      const lock = new MergeLock(this.bus.redis, this.bus.keys, { ttlMs: config.heartbeatTtlMs });
+      await ensureWorkspace(workspace, lock, this.id, this.log).catch((error: Error) => this.log.error({ workspace: config.workspace, why: error.message }, 'the workspace cannot be used: every task will fail until it is fixed'));
+    }
     this.lease.on('acquired', () => this.log.info('leader: scaling and reaping'));
     this.lease.on('lost', (why) => this.log.warn({ why }, 'no longer leader'));
     this.lease.on('error', (error) => this.log.warn({ err: error }, 'leader lease check failed'));

@@ -218,6 +218,7 @@ function record(overrides: Partial<TaskRecord> & Pick<TaskRecord, 'id'>): TaskRe
     dependsOn: [],
     children: [],
     cancelRequested: false,
+    noMerge: false,
     ...overrides,
   };
 }

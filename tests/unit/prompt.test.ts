@@ -18,6 +18,7 @@ function task(overrides: Partial<TaskRecord> = {}): TaskRecord {
     dependsOn: [],
     children: [],
     cancelRequested: false,
+    noMerge: false,
     ...overrides,
   };
 }

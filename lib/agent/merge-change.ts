@@ -1,0 +1,119 @@
+import type { MergeLock } from '../messaging/index.js';
+import { pendingMergeSchema, type PendingMergeStore } from '../workspace/index.js';
+import { retryOnLock } from './prepare-worktree.js';
+import { runCli } from './run-cli.js';
+import { abortReason, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
+
+/**
+ * Stage: merges a completed task's branch into the integration branch, one merge at a time across the network
+ * (the merge lock). A conflict goes back to this agent: the integration branch is merged into the task's branch
+ * in its worktree and the CLI resolves it in the task's own session, up to DAN_MERGE_ATTEMPTS times; then the
+ * merge is tried again. Still conflicting, or blocked by the user's uncommitted changes: the branch is kept and
+ * the record says why (`dan merge` finishes it later).
+ */
+export async function mergeChange(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
+  const git = run.git;
+  if (!ctx.workspace || !run.worktree || !git?.commit || run.result?.status !== 'completed') return 'next';
+  if (run.record?.noMerge) {
+    git.merge = 'skipped';
+    git.mergeReason = `kept for review (--no-merge): dan diff ${run.taskId}, then dan merge ${run.taskId}`;
+    run.writer.push({ type: 'info', text: `not merged (--no-merge): ${git.branch} is kept for review` });
+    return 'next';
+  }
+  git.resolutions = 0;
+  for (;;) {
+    if (abortReason(run)) return 'next';
+    const outcome = await mergeOnce(ctx, run);
+    if (outcome.state === 'merged') {
+      git.merge = 'merged';
+      git.mergeCommit = outcome.mergeCommit;
+      git.mergeReason = undefined;
+      if (git.resolutions > 0) {
+        // What the merge brought to the integration branch, the resolution included.
+        git.commit = await ctx.workspace.head(git.branch);
+        git.files = await ctx.workspace.stat(`${outcome.mergeCommit}^1`, outcome.mergeCommit);
+      }
+      run.writer.push({ type: 'info', text: `merged ${git.branch} into ${git.integration} (${outcome.mergeCommit.slice(0, 10)})` });
+      return 'next';
+    }
+    if (outcome.state === 'blocked') {
+      git.merge = 'blocked';
+      git.mergeReason = outcome.reason;
+      run.writer.push({ type: 'error', text: `merge blocked: ${outcome.reason}; ${git.branch} is kept` });
+      return 'next';
+    }
+    if (git.resolutions >= ctx.config.mergeAttempts) {
+      git.merge = 'conflict';
+      git.mergeReason = `conflicts in ${outcome.files.join(', ')} after ${git.resolutions} resolution${git.resolutions === 1 ? '' : 's'}: resolve them on ${git.branch}, then dan merge ${run.taskId}`;
+      run.writer.push({ type: 'error', text: `merge conflict: ${git.mergeReason}` });
+      return 'next';
+    }
+    git.resolutions += 1;
+    run.writer.push({ type: 'info', text: `merge conflict in ${outcome.files.join(', ')}: resolving it (${git.resolutions} of ${ctx.config.mergeAttempts})` });
+    await resolveConflict(ctx, run);
+  }
+}
+
+/** One merge attempt under the network's merge lock, after repairing what a dead merge step left. */
+async function mergeOnce(ctx: AgentContext, run: TaskRun) {
+  const lease = await ctx.mergeLock.acquire(ctx.agentId, run.controller.signal);
+  try {
+    const pending = pendingStore(ctx.mergeLock);
+    for (const note of await ctx.workspace!.recover(pending)) run.writer.push({ type: 'info', text: note });
+    const line = (run.record?.description ?? '').trim().split('\n')[0]!.slice(0, 100);
+    const message = `Merge ${run.git!.branch}: ${line}\n\ndan task ${run.taskId} (${ctx.domain}), merged by ${ctx.agentId}\n`;
+    return await retryOnLock(() => ctx.workspace!.merge(run.git!.branch, message, ctx.identity, pending));
+  } finally {
+    await lease.release();
+  }
+}
+
+/** Merges the integration branch into the task's branch and asks the CLI, in the task's session, to resolve it. */
+async function resolveConflict(ctx: AgentContext, run: TaskRun): Promise<void> {
+  const workspace = ctx.workspace!;
+  const worktree = run.worktree!;
+  const start = await workspace.startResolution(worktree, ctx.identity);
+  if (start.state === 'clean') {
+    run.writer.push({ type: 'info', text: `merged ${worktree.integration} into ${worktree.branch} without conflict` });
+    return;
+  }
+  const prompt = [
+    `Merging your change for this task into the branch ${worktree.integration} conflicts with work merged there since you started.`,
+    `dan has merged ${worktree.integration} into your branch in your working directory; git left conflict markers in:`,
+    ...start.files.map((f) => `- ${f}`),
+    '',
+    `The commits on ${worktree.integration} that your branch did not have:`,
+    ...start.theirs.map((c) => `- ${c}`),
+    '',
+    'Resolve every conflict so that both intents are kept: edit those files until no conflict marker (<<<<<<<, =======, >>>>>>>) is left, then run the project\'s checks if it has any.',
+    'Do not commit, switch branches, rebase, reset or push: dan commits and merges when you are done.',
+  ].join('\n');
+  const result = await runCli(ctx, run, prompt, run.result?.sessionId);
+  run.result = { ...run.result!, costUsd: (run.result?.costUsd ?? 0) + result.costUsd, turns: (run.result?.turns ?? 0) + result.turns };
+  if (result.status !== 'completed') {
+    run.writer.push({ type: 'error', text: `the resolution run ended ${result.status}: ${result.error ?? 'no message'}` });
+  }
+  const left = await workspace.finishResolution(worktree, start.files, ctx.identity);
+  if (left.length > 0) run.writer.push({ type: 'error', text: `conflict markers left in ${left.join(', ')}: the resolution was undone` });
+  else run.writer.push({ type: 'info', text: `conflict resolved on ${worktree.branch}` });
+}
+
+/** The merge in flight, kept beside the merge lock and read back with its schema. */
+export function pendingStore(lock: MergeLock): PendingMergeStore {
+  return {
+    get: async () => {
+      const json = await lock.pending();
+      if (json === null) return undefined;
+      let value: unknown;
+      try {
+        value = JSON.parse(json);
+      } catch {
+        return undefined;
+      }
+      const parsed = pendingMergeSchema.safeParse(value);
+      return parsed.success ? parsed.data : undefined;
+    },
+    set: (pending) => lock.setPending(JSON.stringify(pending)),
+    clear: () => lock.clearPending(),
+  };
+}

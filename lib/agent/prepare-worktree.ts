@@ -1,0 +1,49 @@
+import { isLockError } from '../workspace/index.js';
+import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
+
+/**
+ * Stage: the attempt's own worktree and branch `dan/<id>`, from the integration branch's head, so a subtask
+ * sees its merged dependencies. In shared mode the CLI runs in the workspace itself.
+ */
+export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
+  const workspace = ctx.workspace;
+  if (!workspace) {
+    run.cwd = ctx.config.workspace;
+    return 'next';
+  }
+  if (ctx.workspaceProblem) {
+    run.result = { status: 'failed', error: `the workspace cannot be used: ${ctx.workspaceProblem}` };
+    return 'record';
+  }
+  try {
+    const worktree = await retryOnLock(() => workspace.prepare(run.taskId, run.attempt, ctx.identity));
+    for (const note of worktree.notes) run.writer.push({ type: 'info', text: note });
+    run.worktree = worktree;
+    run.cwd = worktree.path;
+    run.git = {
+      branch: worktree.branch,
+      integration: worktree.integration,
+      base: worktree.base,
+      files: [],
+      keptAttempts: [...(run.record?.git?.keptAttempts ?? []), ...(worktree.kept ? [worktree.kept] : [])],
+    };
+    run.writer.push({ type: 'info', text: `worktree on ${worktree.branch} from ${worktree.integration} at ${worktree.base.slice(0, 10)}` });
+    return 'next';
+  } catch (error) {
+    run.log.error({ err: error }, 'could not make the task a worktree');
+    run.result = { status: 'failed', error: `could not make the task's worktree: ${(error as Error).message}` };
+    return 'record';
+  }
+}
+
+/** Runs a git step again while another git process holds a lock it needs (a few times, briefly). */
+export async function retryOnLock<T>(step: () => Promise<T>, tries = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!isLockError(error) || i >= tries) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 * i));
+    }
+  }
+}

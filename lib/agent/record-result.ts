@@ -1,0 +1,41 @@
+import { describeStat } from '../workspace/index.js';
+import type { AgentContext, RunResult, TaskRun } from './task-run.js';
+
+/**
+ * Stage: records the outcome, fenced (only if the record still names this agent and this attempt), with the
+ * task's git state. Returns whether the record took it.
+ */
+export async function recordResult(ctx: AgentContext, run: TaskRun, result: RunResult): Promise<boolean> {
+  await run.writer.flush();
+  const { agentId } = ctx;
+  const outcome = await ctx.bus.tasks.transition(run.taskId, result.status, {
+    agent: agentId,
+    expectAgent: agentId,
+    expectAttempts: run.attempt,
+    text: result.status === 'completed' ? `completed by ${agentId}${gitSummary(run)}` : `${result.status}: ${result.error ?? 'no message'}`,
+    fields: {
+      finishedAt: Date.now(),
+      result: result.result,
+      error: result.status === 'completed' ? undefined : result.error,
+      costUsd: result.costUsd,
+      turns: result.turns,
+      usage: result.usage === undefined ? undefined : JSON.stringify(result.usage),
+      reason: result.status === 'cancelled' ? result.error : undefined,
+      git: run.git === undefined ? undefined : JSON.stringify(run.git),
+    },
+  });
+  if (outcome.outcome === 'fenced' || outcome.outcome === 'illegal') {
+    run.log.warn({ outcome: outcome.outcome, now: outcome.from }, 'result discarded: the task was handed to another agent or ended meanwhile');
+    return false;
+  }
+  return true;
+}
+
+/** `; merged into main (3 files, +40 -2)`, or what else became of the change. */
+function gitSummary(run: TaskRun): string {
+  const git = run.git;
+  if (!git?.merge) return '';
+  if (git.merge === 'merged') return `; merged into ${git.integration} (${describeStat(git.files)})`;
+  if (git.merge === 'nothing to commit') return '; nothing to commit';
+  return `; ${git.merge}: ${git.mergeReason ?? git.branch}`;
+}

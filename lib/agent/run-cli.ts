@@ -1,0 +1,27 @@
+import { buildClaudeEnv, runClaude, type ExecutorResult } from '../executor/index.js';
+import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
+
+/** Stage: runs the Claude Code CLI on the task's prompt in its working directory, streaming every event. */
+export async function runTaskCli(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
+  run.result = await runCli(ctx, run, run.prompt!);
+  return 'next';
+}
+
+/** One CLI run in the task's working directory (the task's prompt, or a follow-up in the same session). */
+export async function runCli(ctx: AgentContext, run: TaskRun, prompt: string, resume?: string): Promise<ExecutorResult> {
+  const result = await runClaude({
+    claudeBin: ctx.config.claudeBin,
+    prompt,
+    cwd: run.cwd ?? ctx.config.workspace,
+    env: buildClaudeEnv(ctx.env, ctx.configDir, ctx.agentId),
+    model: ctx.config.model,
+    permissionMode: ctx.config.permissionMode,
+    timeoutMs: run.record!.timeoutS * 1000,
+    signal: run.controller.signal,
+    resume,
+    onEntry: (entry) => run.writer.push({ ...entry, agent: ctx.agentId }),
+    logger: run.log,
+  });
+  await run.writer.flush();
+  return result;
+}

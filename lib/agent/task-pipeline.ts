@@ -1,0 +1,34 @@
+import { commitChange } from './commit-change.js';
+import { mergeChange } from './merge-change.js';
+import { prepareTask } from './prepare-task.js';
+import { prepareWorktree } from './prepare-worktree.js';
+import { runTaskCli } from './run-cli.js';
+import { abortReason, type AbortReason, type AgentContext, type Stage, type TaskRun } from './task-run.js';
+
+/** The stages of a claimed task, in order (STYLE.md, 12); each logs what it did to the task's log. */
+export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
+  ['prepare', prepareTask],
+  ['worktree', prepareWorktree],
+  ['run', runTaskCli],
+  ['commit', commitChange],
+  ['merge', mergeChange],
+];
+
+/**
+ * Runs a claimed task through the stages until one sends it to recording or the last is done. Returns
+ * `record` (the caller records `run.result`), or the reason the agent aborted it: `reaped` (the task is
+ * someone else's now: record nothing) or `shutdown` (hand it back). A cancel still goes through commit, so
+ * the cancelled run's work is kept on its branch.
+ */
+export async function runPipeline(ctx: AgentContext, run: TaskRun): Promise<'record' | Exclude<AbortReason, 'cancelled'>> {
+  for (const [name, stage] of STAGES) {
+    const reason = abortReason(run);
+    if (reason === 'reaped' || reason === 'shutdown') return reason;
+    run.log.debug({ stage: name }, 'stage');
+    if ((await stage(ctx, run)) === 'record') break;
+  }
+  const reason = abortReason(run);
+  if (reason === 'reaped' || reason === 'shutdown') return reason;
+  if (reason === 'cancelled' && run.result) run.result = { ...run.result, status: 'cancelled', error: run.cancelReason ?? run.result.error };
+  return 'record';
+}

@@ -1,0 +1,63 @@
+import type { DanConfig } from '../config.js';
+import type { ExecutorResult } from '../executor/index.js';
+import type { Logger } from '../log.js';
+import type { Bus, MergeLock } from '../messaging/index.js';
+import type { TaskRecord } from '../task.js';
+import type { GitWorkspace, Identity, PreparedWorktree, TaskGit } from '../workspace/index.js';
+import type { LogWriter } from './log-writer.js';
+
+/** Why a task's run was aborted by its agent rather than by the task itself. */
+export type AbortReason = 'cancelled' | 'shutdown' | 'reaped';
+
+/** What every stage of an agent's pipeline may use: the agent's own parts, fixed for its life. */
+export interface AgentContext {
+  config: DanConfig;
+  bus: Bus;
+  agentId: string;
+  domain: string;
+  /** The environment the CLI's is built from. */
+  env: Readonly<Record<string, string | undefined>>;
+  /** The agent's CLAUDE_CONFIG_DIR. */
+  configDir: string;
+  /** The git workspace, or undefined in shared mode. */
+  workspace: GitWorkspace | undefined;
+  /** Why the workspace cannot be used as a repository, when it cannot (each task fails with it). */
+  workspaceProblem?: string;
+  mergeLock: MergeLock;
+  /** Author and committer of the agent's commits. */
+  identity: Identity;
+}
+
+/** A result as the record stage writes it: the executor's, or one a stage made up (a malformed record …). */
+export type RunResult = Pick<ExecutorResult, 'status'> & Partial<ExecutorResult>;
+
+/**
+ * One attempt of one task as it travels through the pipeline (claimed → prepared → run → committed →
+ * merged → recorded). Stages read what earlier ones left here and add their own part.
+ */
+export interface TaskRun {
+  taskId: string;
+  /** The attempt number: the fencing token of every write. */
+  attempt: number;
+  log: Logger;
+  writer: LogWriter;
+  controller: AbortController;
+  /** The reason a user gave for cancelling (its control message), kept for the record. */
+  cancelReason?: string;
+  record?: TaskRecord;
+  prompt?: string;
+  /** The CLI's working directory: the worktree in git mode, else the workspace. */
+  cwd?: string;
+  worktree?: PreparedWorktree;
+  result?: RunResult;
+  git?: TaskGit;
+}
+
+/** What a stage tells the pipeline: go on, or go straight to recording `run.result`. */
+export type StageOutcome = 'next' | 'record';
+
+export type Stage = (ctx: AgentContext, run: TaskRun) => Promise<StageOutcome>;
+
+/** The abort reason of the run, if it was aborted by its agent. */
+export const abortReason = (run: TaskRun): AbortReason | undefined =>
+  run.controller.signal.aborted ? (run.controller.signal.reason as AbortReason) : undefined;

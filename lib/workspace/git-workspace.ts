@@ -1,0 +1,43 @@
+import type { MergeResult, PendingMergeStore } from './merge.js';
+import type { RepositoryState } from './repository.js';
+import type { ResolutionStart } from './resolve.js';
+import type { FileStat } from './task-git.js';
+import type { Identity, PreparedWorktree, Worktree } from './worktrees.js';
+
+/** A task's change as committed: the branch's head and the files it changed since the attempt's base. */
+export interface CommittedChange {
+  /** The branch's head, or undefined when the branch has no commit of its own (nothing to commit). */
+  commit: string | undefined;
+  files: FileStat[];
+}
+
+/**
+ * Git access for dan's agents, behind one interface (DESIGN.md, Workspaces): the local adapter works on the
+ * shared workspace volume; a remote adapter (DAN_GIT_REMOTE: clone, fetch, push) implements the same calls for
+ * networks across machines.
+ */
+export interface GitWorkspace {
+  readonly root: string;
+  /** Makes the workspace a repository when it is not one; idempotent (hold the merge lock). */
+  ensure(): Promise<RepositoryState>;
+  /** A fresh worktree and branch for an attempt, an earlier attempt's leftovers kept on a branch of their own. */
+  prepare(taskId: string, attempt: number, identity: Identity): Promise<PreparedWorktree>;
+  /** Commits everything in the worktree; what the branch changed since its base. */
+  commit(worktree: Worktree, message: string, identity: Identity): Promise<CommittedChange>;
+  /** Repairs what a dead merge step left (hold the merge lock); one line per repair. */
+  recover(pending: PendingMergeStore): Promise<string[]>;
+  /** Merges the task's branch into the integration branch (hold the merge lock). */
+  merge(branch: string, message: string, identity: Identity, pending: PendingMergeStore): Promise<MergeResult>;
+  /** Merges the integration branch into the worktree's branch, for its agent to resolve a conflict. */
+  startResolution(worktree: Worktree, identity: Identity): Promise<ResolutionStart>;
+  /** Commits a resolved merge in the worktree, or aborts it; the files still unresolved. */
+  finishResolution(worktree: Worktree, files: readonly string[], identity: Identity): Promise<string[]>;
+  /** The commit a ref points at. */
+  head(ref: string): Promise<string>;
+  /** Files changed between two commits, with lines added and removed. */
+  stat(from: string, to: string): Promise<FileStat[]>;
+  /** The change between two commits as a patch. */
+  patch(from: string, to: string): Promise<string>;
+  /** Removes a worktree whose task ended; its branch stays. */
+  remove(worktree: Worktree): Promise<void>;
+}

@@ -1,0 +1,107 @@
+import { existsSync } from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
+import path from 'node:path';
+import type { Git } from './git.js';
+import { DAN_DIR, integrationBranch, resolveCommit } from './repository.js';
+import { attemptBranch, taskBranch, type FileStat } from './task-git.js';
+
+export interface Worktree {
+  taskId: string;
+  /** Absolute path of the worktree: the CLI's working directory. */
+  path: string;
+  branch: string;
+  integration: string;
+  /** The integration branch's head when the worktree was made. */
+  base: string;
+}
+
+export interface PreparedWorktree extends Worktree {
+  /** The branch an earlier attempt's change was moved to, when there was one. */
+  kept?: string;
+  /** What was done to an earlier attempt's leftovers, one line each, for the task's log. */
+  notes: string[];
+  /** Set when the worktree must outlive its task (its change could not be committed). */
+  keep?: boolean;
+}
+
+export interface Identity {
+  name: string;
+  email: string;
+}
+
+export const worktreePath = (root: string, taskId: string): string => path.join(root, DAN_DIR, 'worktrees', taskId);
+
+/**
+ * A fresh worktree for an attempt of a task, on branch `dan/<id>` from the integration branch's head. What an
+ * earlier attempt left (a worktree, uncommitted changes, the branch) is kept first: its changes are committed
+ * to its branch, the branch is renamed `dan/<id>-attempt-<n>`, and only then is its worktree removed.
+ */
+export async function prepareWorktree(git: Git, root: string, taskId: string, attempt: number, identity: Identity): Promise<PreparedWorktree> {
+  const dir = worktreePath(root, taskId);
+  const branch = taskBranch(taskId);
+  const notes: string[] = [];
+  await git.run(root, ['worktree', 'prune']);
+  if (existsSync(dir)) {
+    if (await isRegisteredWorktree(git, root, dir)) {
+      const saved = await saveWork(git, dir, `dan: work left by an earlier attempt of task ${taskId}`, identity);
+      if (saved) notes.push(`committed what an earlier attempt left uncommitted (${saved.slice(0, 10)})`);
+      await git.run(root, ['worktree', 'remove', '--force', dir]);
+    } else {
+      // A folder git does not know (a crash between mkdir and registration): moved aside, never deleted.
+      const aside = path.join(root, DAN_DIR, 'orphans', `${taskId}-${Date.now()}`);
+      await mkdir(path.dirname(aside), { recursive: true });
+      await rename(dir, aside);
+      notes.push(`moved an unregistered folder at the worktree's place to ${path.relative(root, aside)}`);
+    }
+  }
+  let kept: string | undefined;
+  if (await git.succeeds(root, ['rev-parse', '--verify', '-q', `refs/heads/${branch}`])) {
+    kept = await freeAttemptName(git, root, taskId, Math.max(1, attempt - 1));
+    await git.run(root, ['branch', '-m', branch, kept]);
+    notes.push(`kept the earlier attempt's branch as ${kept} (never merged)`);
+  }
+  const integration = await integrationBranch(git, root);
+  const base = await resolveCommit(git, root, 'HEAD');
+  await mkdir(path.dirname(dir), { recursive: true });
+  await git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base]);
+  return { taskId, path: dir, branch, integration, base, kept, notes };
+}
+
+async function freeAttemptName(git: Git, root: string, taskId: string, attempt: number): Promise<string> {
+  for (let n = attempt; ; n++) {
+    const name = attemptBranch(taskId, n);
+    if (!(await git.succeeds(root, ['rev-parse', '--verify', '-q', `refs/heads/${name}`]))) return name;
+  }
+}
+
+async function isRegisteredWorktree(git: Git, root: string, dir: string): Promise<boolean> {
+  const list = await git.text(root, ['worktree', 'list', '--porcelain', '-z']);
+  return list.split('\0').some((line) => line === `worktree ${dir}`);
+}
+
+/** Commits everything in the worktree (new, changed and deleted files); the new head, or undefined when there was nothing. */
+export async function saveWork(git: Git, dir: string, message: string, identity: Identity): Promise<string | undefined> {
+  await git.run(dir, ['add', '-A']);
+  if (await git.succeeds(dir, ['diff', '--cached', '--quiet'])) return undefined;
+  await git.run(dir, ['commit', '-q', '--no-verify', '-m', message], { identity });
+  return resolveCommit(git, dir, 'HEAD');
+}
+
+/** Files changed between two commits with lines added and removed. */
+export async function diffStat(git: Git, cwd: string, from: string, to: string): Promise<FileStat[]> {
+  const out = await git.run(cwd, ['diff', '--numstat', '-z', '--no-renames', '--no-ext-diff', from, to]);
+  return out.stdout
+    .split('\0')
+    .filter((line) => line.length > 0)
+    .map((line) => {
+      const [added, removed, ...rest] = line.split('\t');
+      const num = (v: string | undefined): number | null => (v === undefined || v === '-' ? null : Number(v));
+      return { path: rest.join('\t'), added: num(added), removed: num(removed) };
+    });
+}
+
+/** Removes a worktree whose task ended (its branch stays). Its changes are committed by then. */
+export async function removeWorktree(git: Git, root: string, dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
+  await git.run(root, ['worktree', 'remove', '--force', dir]);
+}
