@@ -4,6 +4,7 @@ import { DanError } from '../lib/errors.js';
 import { registerAgentCommand } from './commands/agent.js';
 import { registerAgentsCommand } from './commands/agents.js';
 import { registerDoctorCommand } from './commands/doctor.js';
+import { registerGitCommands } from './commands/git.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerOrchestratorCommands } from './commands/orchestrator.js';
 import { registerTaskCommands } from './commands/tasks.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
       outputError: (text, write) => write(`${cErr.red('dan:')} ${text.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see --help)\n`),
     });
   registerTaskCommands(program, withConnection);
+  registerGitCommands(program, withConnection);
   registerLogsCommand(program, withConnection);
   registerAgentsCommand(program, withConnection);
   registerAgentCommand(program, withConnection);

@@ -1,3 +1,4 @@
+import { describeStat } from '../lib/workspace/index.js';
 import { Chalk, type ChalkInstance } from 'chalk';
 import type { AgentRecord } from '../lib/registry/index.js';
 import type { StoredLogEntry } from '../lib/messaging/index.js';
@@ -84,10 +85,28 @@ export function formatRecord(r: TaskRecord): string {
   if (r.parent) lines.push(`${c.bold('parent')}     ${r.parent}${r.key ? ` (${r.key})` : ''}`);
   if (r.dependsOn.length > 0) lines.push(`${c.bold('depends on')} ${r.dependsOn.join(', ')}`);
   if (Object.keys(r.context).length > 0) lines.push(`${c.bold('context')}    ${truncate(JSON.stringify(r.context), 200)}`);
+  if (r.git) lines.push(...formatGit(r));
   lines.push(`${c.bold('description')}`, indent(r.description));
   if (r.error) lines.push(`${c.bold(c.red('error'))}`, indent(r.error));
   if (r.result) lines.push(`${c.bold('result')}`, indent(r.result));
   return lines.join('\n');
+}
+
+/** The task's branch, change and merge state, and what to do when it is not merged. */
+function formatGit(r: TaskRecord): string[] {
+  const git = r.git!;
+  const state = git.merge === 'merged' ? c.green('merged') : git.merge === undefined ? c.gray('not merged') : git.merge === 'nothing to commit' ? c.gray(git.merge) : c.yellow(git.merge);
+  const lines = [
+    `${c.bold('branch')}     ${git.branch}  (from ${git.integration} at ${git.base.slice(0, 10)})`,
+    `${c.bold('change')}     ${git.commit ? `${describeStat(git.files)}  ${git.commit.slice(0, 10)}` : c.gray('none')}`,
+    `${c.bold('merge')}      ${state}${git.mergeCommit ? `  ${git.mergeCommit.slice(0, 10)} on ${git.integration}` : ''}${git.resolutions ? c.gray(`  (${git.resolutions} conflict resolution${git.resolutions === 1 ? '' : 's'})`) : ''}`,
+  ];
+  if (git.mergeReason) lines.push(`             ${c.gray(git.mergeReason)}`);
+  if (git.merge === 'conflict' || git.merge === 'blocked' || git.merge === 'skipped') {
+    lines.push(`             ${c.gray(`see it: dan diff ${r.id}; merge it: dan merge ${r.id}${git.merge === 'conflict' ? ' (or git merge ' + git.branch + ' in the workspace)' : ''}`)}`);
+  }
+  if (git.keptAttempts.length > 0) lines.push(`${c.bold('attempts')}   ${c.gray(`earlier attempts kept on ${git.keptAttempts.join(', ')}`)}`);
+  return lines;
 }
 
 const indent = (text: string): string =>

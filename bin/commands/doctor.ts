@@ -1,4 +1,4 @@
-import { constants as fs } from 'node:fs';
+import { constants as fs, existsSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -8,6 +8,7 @@ import { domainTemplateDir, listDomains, mainTemplateDir } from '../../lib/domai
 import { ConfigError, redactUrl } from '../../lib/errors.js';
 import { connectRedis, Keys, type Redis } from '../../lib/messaging/index.js';
 import { AgentRegistry } from '../../lib/registry/index.js';
+import { Git, integrationBranch } from '../../lib/workspace/index.js';
 import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
 import { c } from '../output.js';
 
@@ -247,16 +248,45 @@ async function checkWorkspace(config: DanConfig, env: NodeJS.ProcessEnv): Promis
   return ok('workspace', `${dir} (writable)`);
 }
 
+/** The workspace as dan's git repository (DESIGN.md, Workspaces), where this process can see it. */
+async function checkRepository(config: DanConfig, env: NodeJS.ProcessEnv): Promise<Check> {
+  if (config.workspaceMode === 'shared') return ok('repository', 'DAN_WORKSPACE_MODE=shared: agents share the workspace folder, no git');
+  const viaMount = config.runtime === 'docker' && env.DAN_IN_CONTAINER === '1';
+  if (config.runtime === 'docker' && !viaMount && !path.isAbsolute(config.workspaceVolume)) {
+    return ok('repository', `in the Docker volume ${config.workspaceVolume}: the first agent makes it a git repository`);
+  }
+  const dir = config.runtime === 'docker' && !viaMount ? config.workspaceVolume : config.workspace;
+  const git = new Git({ bin: config.gitBin, env });
+  try {
+    await git.run(dir, ['--version']);
+  } catch (error) {
+    return fail('repository', `cannot run ${config.gitBin}: ${message(error)}`, 'install git (apt-get install git), or set DAN_GIT_BIN');
+  }
+  if (!(await stat(path.join(dir, '.git')).catch(() => undefined))) {
+    return ok('repository', `${dir} is not a git repository yet: the network makes it one when it starts, its files the base commit (or: dan workspace init)`);
+  }
+  try {
+    const branch = await integrationBranch(git, dir);
+    const branches = (await git.text(dir, ['for-each-ref', '--format=%(refname)', 'refs/heads/dan/'])).split('\n').filter((l) => l.length > 0).length;
+    const locks = ['index.lock', 'HEAD.lock'].filter((f) => existsSync(path.join(dir, '.git', f)));
+    if (locks.length > 0) return warn('repository', `${dir}: a git lock file is left (${locks.join(', ')})`, 'the next merge removes it; or, if no git runs there: rm ' + locks.map((f) => path.join(dir, '.git', f)).join(' '));
+    return ok('repository', `${dir}: merges into ${branch}; ${branches} task branch${branches === 1 ? '' : 'es'}`);
+  } catch (error) {
+    return fail('repository', message(error), `check out a branch in ${dir}: git -C ${dir} switch <branch>`);
+  }
+}
+
 /** Every check, in the order a user fixes things. */
 export async function runChecks(config: DanConfig, env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
-  const [redis, docker, claude, templates, workspace] = await Promise.all([
+  const [redis, docker, claude, templates, workspace, repository] = await Promise.all([
     checkRedis(config),
     checkDocker(config),
     checkClaude(config),
     checkTemplates(config),
     checkWorkspace(config, env),
+    checkRepository(config, env),
   ]);
-  return [...redis, ...docker, claude, checkModelAccess(env), templates, workspace];
+  return [...redis, ...docker, claude, checkModelAccess(env), templates, workspace, repository];
 }
 
 const LABEL = { ok: 'ok', warn: 'warn', fail: 'FAIL' } as const;

@@ -27,6 +27,8 @@ interface SendFlags extends ConnectionFlags {
   timeout?: string;
   context?: string;
   wait?: boolean;
+  /** commander's `--no-merge`: false when given. */
+  merge?: boolean;
   json?: boolean;
 }
 
@@ -42,11 +44,15 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('-t, --timeout <seconds>', 'give up after this many seconds (10 to 86400; default DAN_TASK_TIMEOUT_S)')
       .option('-c, --context <json>', 'a JSON object handed to the agent with the task')
       .option('-w, --wait', 'follow the task until it ends; exit 0 if it completed, 1 otherwise')
+      .option('--no-merge', "keep the task's branch for review instead of merging it (then: dan diff, dan merge)")
       .option('--json', 'print JSON'),
   ).action(async (domain: string, description: string, flags: SendFlags) => {
     const config = configFrom(flags);
     // Validate everything before touching Redis: bad input writes nothing.
     assertKnownDomain(config.templatesDir, domain);
+    if (flags.merge === false && domain === MAIN_DOMAIN) {
+      throw new BadInputError("--no-merge keeps one domain task's branch for review; a goal's subtasks merge along its graph so that each builds on the last");
+    }
     let context: Record<string, unknown> = {};
     if (flags.context !== undefined) {
       try {
@@ -64,6 +70,7 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
         timeoutS: parseFlag(timeoutSchema, flags.timeout ?? config.taskTimeoutS, '--timeout'),
         context: parseFlag(contextSchema, context, '--context'),
         maxAttempts: config.taskAttempts,
+        noMerge: flags.merge === false,
       },
       'task',
     );

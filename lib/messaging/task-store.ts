@@ -12,6 +12,7 @@ import {
   type TaskSpec,
   type TaskStatus,
 } from '../task.js';
+import type { TaskGit } from '../workspace/task-git.js';
 import type { Keys } from './keys.js';
 import { Scripts } from './scripts.js';
 
@@ -231,6 +232,21 @@ export class TaskStore {
     if (result.outcome === 'missing') throw new UnknownTaskError(id);
     if (result.outcome === 'illegal') throw new IllegalTransitionError(id, result.from ?? 'unknown', to);
     return result;
+  }
+
+  /**
+   * Records what became of an ended task's change (`dan merge`): its `git` field and a log entry, in one
+   * MULTI. The task's status does not change.
+   */
+  async updateGit(id: string, git: TaskGit, text: string): Promise<void> {
+    const now = this.now();
+    const entry: LogEntry = { ts: now, type: 'info', text, task: id };
+    const replies = await this.redis
+      .multi()
+      .hset(this.keys.task(id), 'git', JSON.stringify(git), 'updatedAt', String(now))
+      .xadd(this.keys.taskLog(id), 'MAXLEN', '~', this.options.logMaxLen, '*', 'e', JSON.stringify(entry))
+      .exec();
+    for (const [error] of replies ?? []) if (error) throw error;
   }
 
   /** Marks an active task cancel-requested; returns the agent to tell, or why not. */

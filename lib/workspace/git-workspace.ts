@@ -37,7 +37,7 @@ export interface GitWorkspace {
   /** Files changed between two commits, with lines added and removed. */
   stat(from: string, to: string): Promise<FileStat[]>;
   /** The change between two commits as a patch. */
-  patch(from: string, to: string): Promise<string>;
+  patch(from: string, to: string, options?: { color?: boolean }): Promise<string>;
   /** Removes a worktree whose task ended; its branch stays. */
   remove(worktree: Worktree): Promise<void>;
 }

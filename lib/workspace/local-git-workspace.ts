@@ -1,10 +1,13 @@
+import path from 'node:path';
 import { Git, type GitOptions } from './git.js';
 import type { CommittedChange, GitWorkspace } from './git-workspace.js';
 import type { FileStat } from './task-git.js';
 import { mergeIntoIntegration, recoverWorkspace, type MergeResult, type PendingMergeStore } from './merge.js';
 import { ensureRepository, resolveCommit, type RepositoryState } from './repository.js';
 import { abortResolution, finishResolution, startResolution, type ResolutionStart } from './resolve.js';
-import { diffStat, prepareWorktree, removeWorktree, saveWork, type Identity, type PreparedWorktree, type Worktree } from './worktrees.js';
+import { diffStat, prepareWorktree, removeWorktree, saveWork, worktreePath, type Identity, type PreparedWorktree, type Worktree } from './worktrees.js';
+
+const PRUNE_IDENTITY = { name: 'dan prune', email: 'dan@dan.invalid' };
 
 /** The local adapter: the repository is the workspace folder every agent mounts (DESIGN.md, Workspaces). */
 export class LocalGitWorkspace implements GitWorkspace {
@@ -56,8 +59,45 @@ export class LocalGitWorkspace implements GitWorkspace {
     return diffStat(this.git, this.root, from, to);
   }
 
-  async patch(from: string, to: string): Promise<string> {
-    return (await this.git.run(this.root, ['diff', '--no-ext-diff', '--no-textconv', '--binary', from, to])).stdout;
+  async patch(from: string, to: string, options: { color?: boolean } = {}): Promise<string> {
+    return (await this.git.run(this.root, ['diff', '--no-ext-diff', '--no-textconv', '--binary', `--color=${options.color ? 'always' : 'never'}`, from, to])).stdout;
+  }
+
+  /**
+   * `dan prune`: removes the worktrees of ended tasks (what is left in them committed first), and deletes task
+   * branches whose last commit is older than `maxAgeMs`: merged ones, and kept attempts. A branch that was never
+   * merged (kept for review, conflicted, blocked) stays, and nothing of a task that `isOpen` says is open is touched.
+   */
+  async prune(maxAgeMs: number, isOpen: (taskId: string) => Promise<boolean>): Promise<string[]> {
+    const done: string[] = [];
+    const list = await this.git.text(this.root, ['worktree', 'list', '--porcelain', '-z']);
+    const prefix = `worktree ${worktreePath(this.root, '')}`;
+    for (const line of list.split('\0')) {
+      if (!line.startsWith(prefix)) continue;
+      const dir = line.slice('worktree '.length);
+      const taskId = path.basename(dir);
+      if (await isOpen(taskId)) continue;
+      const saved = await saveWork(this.git, dir, `dan: left in the worktree of ended task ${taskId}`, PRUNE_IDENTITY);
+      await removeWorktree(this.git, this.root, dir);
+      done.push(`removed the worktree of ${taskId}${saved ? ` (what was left in it is committed on its branch, ${saved.slice(0, 10)})` : ''}`);
+    }
+    const refs = await this.git.text(this.root, ['for-each-ref', '--format=%(refname:short) %(committerdate:unix)', 'refs/heads/dan/']);
+    const now = Date.now();
+    for (const ref of refs.split('\n').filter((l) => l.length > 0)) {
+      const [branch, when] = ref.split(' ') as [string, string];
+      const attempt = /-attempt-\d+$/.test(branch);
+      const taskId = branch.replace(/^dan\//, '').replace(/-attempt-\d+$/, '');
+      if (now - Number(when) * 1000 < maxAgeMs || (await isOpen(taskId))) continue;
+      if (attempt) {
+        // A dead attempt's change, kept for forensics until this age: deleting it is what prune is asked for.
+        await this.git.run(this.root, ['update-ref', '-d', `refs/heads/${branch}`]);
+        done.push(`deleted ${branch} (a dead attempt's branch)`);
+      } else if (await this.git.succeeds(this.root, ['merge-base', '--is-ancestor', branch, 'HEAD'])) {
+        await this.git.run(this.root, ['branch', '-q', '-d', branch]);
+        done.push(`deleted ${branch} (merged)`);
+      }
+    }
+    return done;
   }
 
   async remove(worktree: Worktree): Promise<void> {

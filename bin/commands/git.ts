@@ -1,0 +1,158 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { pendingStore } from '../../lib/agent/merge-change.js';
+import type { DanConfig } from '../../lib/config.js';
+import { BadInputError } from '../../lib/errors.js';
+import { MergeLock, type Bus } from '../../lib/messaging/index.js';
+import { isTerminal, taskIdSchema, type TaskRecord } from '../../lib/task.js';
+import { describeStat, LocalGitWorkspace, type FileStat, type TaskGit } from '../../lib/workspace/index.js';
+import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
+import { c } from '../output.js';
+
+/** The workspace as this machine sees it, as a git repository; a clear error when it is not one here. */
+function localWorkspace(config: DanConfig): LocalGitWorkspace {
+  if (config.workspaceMode !== 'git') throw new BadInputError('DAN_WORKSPACE_MODE is shared: tasks have no branches to show or merge');
+  if (!existsSync(path.join(config.workspace, '.git'))) {
+    throw new BadInputError(`${config.workspace} is not a git repository here: run this where the workspace is (compose: the repository folder, whose ./workspace it is), or set DAN_WORKSPACE`);
+  }
+  return new LocalGitWorkspace(config.workspace, { env: process.env, bin: config.gitBin });
+}
+
+/** The record and its git state; an error a user can act on when the task has no branch. */
+async function taskWithBranch(bus: Bus, id: string): Promise<TaskRecord & { git: TaskGit }> {
+  const record = await bus.tasks.get(id);
+  if (!record.git) throw new BadInputError(`task ${id} has no branch (${record.status}; it ran in shared mode or has not started): nothing to show or merge`);
+  return record as TaskRecord & { git: TaskGit };
+}
+
+/** What a task's change is, as two commits: what landed when it merged, else its branch against its base. */
+function changeRange(git: TaskGit): [string, string] {
+  return git.merge === 'merged' && git.mergeCommit ? [`${git.mergeCommit}^1`, git.mergeCommit] : [git.base, git.commit ?? git.branch];
+}
+
+function statTable(files: readonly FileStat[]): string {
+  const lines = files.map((f) => `${c.green(`+${f.added ?? '-'}`.padStart(6))} ${c.red(`-${f.removed ?? '-'}`.padStart(6))}  ${f.path}`);
+  return [...lines, c.gray(describeStat(files))].join('\n');
+}
+
+/** Sums the stats of several changes, file by file. */
+function sumStats(stats: readonly FileStat[][]): FileStat[] {
+  const byPath = new Map<string, FileStat>();
+  for (const file of stats.flat()) {
+    const seen = byPath.get(file.path);
+    byPath.set(
+      file.path,
+      seen ? { path: file.path, added: seen.added === null || file.added === null ? null : seen.added + file.added, removed: seen.removed === null || file.removed === null ? null : seen.removed + file.removed } : { ...file },
+    );
+  }
+  return [...byPath.values()];
+}
+
+/** `dan diff`, `dan merge`, `dan prune`, `dan workspace init`. */
+export function registerGitCommands(program: Command, withConnection: (cmd: Command) => Command): void {
+  withConnection(
+    program
+      .command('diff')
+      .description("a task's change as a patch (a goal: its subtasks' changes); what merged, or its branch against its base")
+      .argument('<id>', 'task id')
+      .option('--stat', 'files changed with lines added and removed, not the patch'),
+  ).action(async (id: string, flags: ConnectionFlags & { stat?: boolean }) => {
+    const config = configFrom(flags);
+    const taskId = parseFlag(taskIdSchema, id, 'task id');
+    await using bus = await connectCli(config);
+    const record = await bus.tasks.get(taskId);
+    const parts = record.children.length > 0 ? (await bus.tasks.getMany(record.children)).filter((r) => r.git?.commit) : [await taskWithBranch(bus, taskId)];
+    if (parts.length === 0) {
+      console.log(c.gray(`task ${taskId} changed no file`));
+      return;
+    }
+    const workspace = localWorkspace(config);
+    if (flags.stat) {
+      const stats = await Promise.all(parts.map((p) => workspace.stat(...changeRange(p.git!))));
+      console.log(statTable(sumStats(stats)));
+      return;
+    }
+    const color = process.stdout.isTTY && !process.env.NO_COLOR;
+    for (const part of parts) {
+      if (parts.length > 1) console.log(c.bold(`# ${part.key ?? part.id} (${part.domain}): ${part.git!.branch}`));
+      process.stdout.write(await workspace.patch(...changeRange(part.git!), { color }));
+    }
+  });
+
+  withConnection(
+    program
+      .command('merge')
+      .description("merge a task's kept, blocked or conflicted branch into the workspace's branch (one merge at a time, as agents do)")
+      .argument('<id>', 'task id'),
+  ).action(async (id: string, flags: ConnectionFlags) => {
+    const config = configFrom(flags);
+    const taskId = parseFlag(taskIdSchema, id, 'task id');
+    await using bus = await connectCli(config);
+    const record = await taskWithBranch(bus, taskId);
+    const git = record.git;
+    if (!isTerminal(record.status)) throw new BadInputError(`task ${taskId} is ${record.status}: its agent merges it when it completes`);
+    if (git.merge === 'merged') {
+      console.log(`task ${taskId} is merged already (${git.mergeCommit?.slice(0, 10) ?? '?'} on ${git.integration})`);
+      return;
+    }
+    if (!git.commit) throw new BadInputError(`task ${taskId} has no commit to merge (${git.merge ?? record.status})`);
+    const workspace = localWorkspace(config);
+    const lock = new MergeLock(bus.redis, bus.keys, { ttlMs: config.heartbeatTtlMs });
+    const lease = await lock.acquire(`cli-${process.pid}`);
+    let outcome;
+    try {
+      const pending = pendingStore(lock);
+      for (const note of await workspace.recover(pending)) console.error(c.gray(note));
+      const line = record.description.trim().split('\n')[0]!.slice(0, 100);
+      outcome = await workspace.merge(git.branch, `Merge ${git.branch}: ${line}\n\ndan task ${taskId} (${record.domain}), merged by dan merge\n`, { name: 'dan merge', email: 'dan@dan.invalid' }, pending);
+    } finally {
+      await lease.release();
+    }
+    if (outcome.state === 'merged') {
+      const merged: TaskGit = { ...git, merge: 'merged', mergeCommit: outcome.mergeCommit, mergeReason: undefined };
+      await bus.tasks.updateGit(taskId, merged, `merged ${git.branch} into ${git.integration} by dan merge (${outcome.mergeCommit.slice(0, 10)})`);
+      console.log(`${c.green('merged')} ${git.branch} into ${git.integration} (${outcome.mergeCommit.slice(0, 10)}, ${describeStat(git.files)})`);
+      return;
+    }
+    const reason = outcome.state === 'blocked' ? outcome.reason : `conflicts in ${outcome.files.join(', ')}: resolve them by hand (git -C ${config.workspace} merge ${git.branch}), then commit`;
+    await bus.tasks.updateGit(taskId, { ...git, merge: outcome.state, mergeReason: reason }, `dan merge: ${outcome.state}: ${reason}`);
+    console.error(`${c.yellow(outcome.state)} ${reason}`);
+    process.exitCode = EXIT.taskNotCompleted;
+  });
+
+  withConnection(
+    program
+      .command('prune')
+      .description("delete task branches older than an age: merged ones and dead attempts' (never an open task's), and worktrees of ended tasks")
+      .option('--older-than <days>', 'only branches whose last commit is older than this many days', '7'),
+  ).action(async (flags: ConnectionFlags & { olderThan: string }) => {
+    const config = configFrom(flags);
+    const days = parseFlag(z.coerce.number({ error: 'must be a number of days' }).min(0, 'must be 0 or more').max(36500, 'must be at most 36500'), flags.olderThan, '--older-than');
+    await using bus = await connectCli(config);
+    const workspace = localWorkspace(config);
+    const result = await workspace.prune(days * 86_400_000, async (taskId) => {
+      const record = await bus.tasks.find(taskId).catch(() => undefined);
+      return record !== undefined && !isTerminal(record.status);
+    });
+    for (const line of result) console.log(line);
+    if (result.length === 0) console.log(c.gray('nothing to prune'));
+  });
+
+  const workspaceCommand = program.command('workspace').description('the git workspace');
+  workspaceCommand
+    .command('init')
+    .description('make the workspace a git repository, its files the base commit (the network does it when it starts)')
+    .action(() => {
+      const config = configFrom({});
+      if (config.workspaceMode !== 'git') {
+        console.log(c.gray('DAN_WORKSPACE_MODE is shared: no repository needed'));
+        return;
+      }
+      const workspace = new LocalGitWorkspace(config.workspace, { env: process.env, bin: config.gitBin });
+      return workspace.ensure().then((state) => {
+        console.log(state.created ? `made ${config.workspace} a git repository on branch ${state.integration}; its files are the base commit` : `${config.workspace} is a git repository (branch ${state.integration})`);
+      });
+    });
+}
