@@ -1,5 +1,6 @@
 import type { StoredLogEntry } from '../messaging/index.js';
 import type { TaskRecord } from '../task.js';
+import { describeStat } from '../workspace/index.js';
 
 /** Tools whose `file_path` input names a file the task changed. */
 const WRITING_TOOLS = new Set(['Write', 'Edit', 'MultiEdit', 'NotebookEdit']);
@@ -25,6 +26,21 @@ export interface Aggregate {
   turns: number;
 }
 
+/**
+ * What a subtask changed: with git workspaces, the real diff stat of its branch and what became of it (the
+ * merge commit); else the files its log shows it wrote.
+ */
+function changeLines(c: TaskRecord, logged: readonly string[]): string[] {
+  const git = c.git;
+  if (!git) return [logged.length > 0 ? `files: ${logged.join(', ')}` : 'files: none seen in the log'];
+  const files = git.files.map((f) => (f.added === null ? `${f.path} (binary)` : `${f.path} (+${f.added} -${f.removed ?? 0})`));
+  const merge =
+    git.merge === 'merged'
+      ? `merged into ${git.integration} as ${git.mergeCommit?.slice(0, 10) ?? '?'}`
+      : `${git.merge ?? 'not merged'}${git.mergeReason ? `: ${git.mergeReason}` : ''}; branch ${git.branch}`;
+  return [`files: ${files.length > 0 ? files.join(', ') : 'none'} (${describeStat(git.files)})`, `git: ${merge}`];
+}
+
 const duration = (r: TaskRecord): string =>
   r.startedAt && r.finishedAt ? `${((r.finishedAt - r.startedAt) / 1000).toFixed(1)}s` : '-';
 
@@ -37,16 +53,15 @@ export function aggregate(parent: TaskRecord, children: readonly TaskRecord[], f
   const turns = (parent.turns ?? 0) + children.reduce((sum, c) => sum + (c.turns ?? 0), 0);
   const failed = children.filter((c) => c.status !== 'completed');
   const sections = children.map((c) => {
-    const changed = files.get(c.id) ?? [];
     const head = `## ${c.key ?? c.id} (${c.domain}): ${c.status}`;
     const meta = `agent ${c.agent ?? '-'}, ${duration(c)}, $${(c.costUsd ?? 0).toFixed(4)}, ${c.turns ?? 0} turns`;
     const body = c.status === 'completed' ? (c.result ?? '').trim() : (c.error ?? c.reason ?? '').trim();
-    return [head, meta, changed.length > 0 ? `files: ${changed.join(', ')}` : 'files: none seen in the log', '', body].join('\n');
+    return [head, meta, ...changeLines(c, files.get(c.id) ?? []), '', body].join('\n');
   });
-  const allFiles = [...new Set(children.flatMap((c) => files.get(c.id) ?? []))];
+  const allFiles = [...new Set(children.flatMap((c) => (c.git ? c.git.files.map((f) => f.path) : (files.get(c.id) ?? []))))];
   const summary = [
     `${children.length - failed.length} of ${children.length} subtasks completed; total $${costUsd.toFixed(4)}, ${turns} turns.`,
-    allFiles.length > 0 ? `Files changed: ${allFiles.join(', ')}` : 'Files changed: none seen in the logs.',
+    allFiles.length > 0 ? `Files changed: ${allFiles.join(', ')}` : children.some((c) => c.git) ? 'Files changed: none.' : 'Files changed: none seen in the logs.',
     '',
     ...sections,
   ].join('\n');

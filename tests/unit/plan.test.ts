@@ -337,6 +337,21 @@ describe('aggregate', () => {
     expect(outcome.result).toContain('## form (frontend): cancelled\nagent -, -, $0.0000, 0 turns');
   });
 
+  it("with git workspaces lists each subtask's real diff stat and merge commit, or why its branch was kept", () => {
+    const merged = {
+      ...api,
+      git: { branch: `dan/${API_ID}`, integration: 'main', base: 'a'.repeat(40), commit: 'b'.repeat(40), mergeCommit: 'c'.repeat(40), files: [{ path: 'server/users.ts', added: 40, removed: 2 }], merge: 'merged' as const, keptAttempts: [] },
+    };
+    const conflicted = {
+      ...form,
+      git: { branch: `dan/${FORM_ID}`, integration: 'main', base: 'a'.repeat(40), commit: 'd'.repeat(40), files: [{ path: 'web/Signup.tsx', added: 12, removed: 0 }, { path: 'logo.png', added: null, removed: null }], merge: 'conflict' as const, mergeReason: 'conflicts in web/Signup.tsx', keptAttempts: [] },
+    };
+    const outcome = aggregate(goal, [merged, conflicted], files);
+    expect(outcome.result).toContain('Files changed: server/users.ts, web/Signup.tsx, logo.png');
+    expect(outcome.result).toContain('files: server/users.ts (+40 -2) (1 file, +40 -2)\ngit: merged into main as cccccccccc');
+    expect(outcome.result).toContain(`files: web/Signup.tsx (+12 -0), logo.png (binary) (2 files, +12 -0)\ngit: conflict: conflicts in web/Signup.tsx; branch dan/${FORM_ID}`);
+  });
+
   it('names a single failed part in the singular', () => {
     const timedOut = { ...form, status: 'timed_out' as const, error: 'timed out after 300s' };
     expect(aggregate(goal, [api, timedOut], files)).toMatchObject({
