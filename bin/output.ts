@@ -102,9 +102,7 @@ function formatGit(r: TaskRecord): string[] {
     `${c.bold('merge')}      ${state}${git.mergeCommit ? `  ${git.mergeCommit.slice(0, 10)} on ${git.integration}` : ''}${git.resolutions ? c.gray(`  (${git.resolutions} conflict resolution${git.resolutions === 1 ? '' : 's'})`) : ''}`,
   ];
   if (git.mergeReason) lines.push(`             ${c.gray(git.mergeReason)}`);
-  if (git.merge === 'conflict' || git.merge === 'blocked' || git.merge === 'skipped') {
-    lines.push(`             ${c.gray(`see it: dan diff ${r.id}; merge it: dan merge ${r.id}${git.merge === 'conflict' ? ' (or git merge ' + git.branch + ' in the workspace)' : ''}`)}`);
-  }
+  if (git.commit && git.merge !== 'merged') lines.push(`             ${c.gray(`see the change: dan diff ${r.id}`)}`);
   if (git.keptAttempts.length > 0) lines.push(`${c.bold('attempts')}   ${c.gray(`earlier attempts kept on ${git.keptAttempts.join(', ')}`)}`);
   return lines;
 }
