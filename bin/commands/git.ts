@@ -104,7 +104,7 @@ export function registerGitCommands(program: Command, withConnection: (cmd: Comm
     let outcome;
     try {
       const pending = pendingStore(lock);
-      for (const note of await workspace.recover(pending)) console.error(c.gray(note));
+      for (const note of await workspace.recover(pending, config.heartbeatTtlMs)) console.error(c.gray(note));
       const line = record.description.trim().split('\n')[0]!.slice(0, 100);
       outcome = await workspace.merge(git.branch, `Merge ${git.branch}: ${line}\n\ndan task ${taskId} (${record.domain}), merged by dan merge\n`, { name: 'dan merge', email: 'dan@dan.invalid' }, pending);
     } finally {

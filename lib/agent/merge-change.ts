@@ -23,7 +23,18 @@ export async function mergeChange(ctx: AgentContext, run: TaskRun): Promise<Stag
   git.resolutions = 0;
   for (;;) {
     if (abortReason(run)) return 'next';
-    const outcome = await mergeOnce(ctx, run);
+    let outcome;
+    try {
+      outcome = await mergeOnce(ctx, run);
+    } catch (error) {
+      if (abortReason(run)) return 'next';
+      // The change is committed on its branch: the task completed, its merge did not, and the record says why.
+      run.log.error({ err: error }, 'merging failed');
+      git.merge = 'blocked';
+      git.mergeReason = `the merge failed: ${(error as Error).message}; ${git.branch} is kept (dan merge ${run.taskId} tries again)`;
+      run.writer.push({ type: 'error', text: git.mergeReason });
+      return 'next';
+    }
     if (outcome.state === 'merged') {
       git.merge = 'merged';
       git.mergeCommit = outcome.mergeCommit;
@@ -59,7 +70,7 @@ async function mergeOnce(ctx: AgentContext, run: TaskRun) {
   const lease = await ctx.mergeLock.acquire(ctx.agentId, run.controller.signal);
   try {
     const pending = pendingStore(ctx.mergeLock);
-    for (const note of await ctx.workspace!.recover(pending)) run.writer.push({ type: 'info', text: note });
+    for (const note of await ctx.workspace!.recover(pending, ctx.config.heartbeatTtlMs)) run.writer.push({ type: 'info', text: note });
     const line = (run.record?.description ?? '').trim().split('\n')[0]!.slice(0, 100);
     const message = `Merge ${run.git!.branch}: ${line}\n\ndan task ${run.taskId} (${ctx.domain}), merged by ${ctx.agentId}\n`;
     return await retryOnLock(() => ctx.workspace!.merge(run.git!.branch, message, ctx.identity, pending));

@@ -25,7 +25,16 @@ export async function runPipeline(ctx: AgentContext, run: TaskRun): Promise<'rec
     const reason = abortReason(run);
     if (reason === 'reaped' || reason === 'shutdown') return reason;
     run.log.debug({ stage: name }, 'stage');
-    if ((await stage(ctx, run)) === 'record') break;
+    try {
+      if ((await stage(ctx, run)) === 'record') break;
+    } catch (error) {
+      if (abortReason(run)) break;
+      // A stage that fails unexpectedly (Redis, git, the file system) fails the task saying where, instead of
+      // escaping as a queue error that leaves the record active.
+      run.log.error({ err: error, stage: name }, 'a stage of the task failed');
+      run.result = { ...run.result, status: 'failed', error: `the ${name} stage failed: ${(error as Error).message}` };
+      break;
+    }
   }
   const reason = abortReason(run);
   if (reason === 'reaped' || reason === 'shutdown') return reason;

@@ -24,8 +24,11 @@ export interface GitWorkspace {
   prepare(taskId: string, attempt: number, identity: Identity): Promise<PreparedWorktree>;
   /** Commits everything in the worktree; what the branch changed since its base. */
   commit(worktree: Worktree, message: string, identity: Identity): Promise<CommittedChange>;
-  /** Repairs what a dead merge step left (hold the merge lock); one line per repair. */
-  recover(pending: PendingMergeStore): Promise<string[]>;
+  /**
+   * Repairs what a dead merge step left (hold the merge lock); one line per repair. Git lock files younger
+   * than `staleAfterMs` are left alone (a live git may hold them). @default 0: every lock file is stale
+   */
+  recover(pending: PendingMergeStore, staleAfterMs?: number): Promise<string[]>;
   /** Merges the task's branch into the integration branch (hold the merge lock). */
   merge(branch: string, message: string, identity: Identity, pending: PendingMergeStore): Promise<MergeResult>;
   /** Merges the integration branch into the worktree's branch, for its agent to resolve a conflict. */

@@ -35,8 +35,8 @@ export class LocalGitWorkspace implements GitWorkspace {
     return { commit: head, files: await diffStat(this.git, worktree.path, worktree.base, head) };
   }
 
-  recover(pending: PendingMergeStore): Promise<string[]> {
-    return recoverWorkspace(this.git, this.root, pending);
+  recover(pending: PendingMergeStore, staleAfterMs?: number): Promise<string[]> {
+    return recoverWorkspace(this.git, this.root, pending, staleAfterMs);
   }
 
   merge(branch: string, message: string, identity: Identity, pending: PendingMergeStore): Promise<MergeResult> {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { GitError } from '../errors.js';
@@ -38,16 +38,16 @@ export async function mergeIntoIntegration(
   pending: PendingMergeStore,
 ): Promise<MergeResult> {
   const integration = await integrationBranch(git, root);
-  const head = await resolveCommit(git, root, 'HEAD');
-  const tip = await resolveCommit(git, root, branch);
-  if (await git.succeeds(root, ['merge-base', '--is-ancestor', tip, head])) return { state: 'merged', mergeCommit: head, already: true };
+  const [head, headTree, tip] = (await git.text(root, ['rev-parse', 'HEAD', 'HEAD^{tree}', `${branch}^{commit}`])).split('\n') as [string, string, string];
 
   const computed = await git.run(root, ['merge-tree', '--write-tree', '--name-only', '--no-messages', head, tip], { ok: [0, 1] });
   const [tree, ...conflicted] = computed.stdout.split('\n').filter((line) => line.length > 0);
   if (computed.exitCode === 1) return { state: 'conflict', files: [...new Set(conflicted)] };
+  // Nothing the integration branch lacks (merged before, or a change already there): no merge commit.
+  if (tree === headTree) return { state: 'merged', mergeCommit: head, already: true };
 
   const changed = await names(git, root, ['diff', '--name-only', '-z', '--no-renames', head, tree!]);
-  const dirty = await dirtyFiles(git, root);
+  const dirty = await dirtyFiles(git, root, changed);
   const touched = changed.filter((file) => dirty.has(file));
   if (touched.length > 0) {
     return { state: 'blocked', files: touched, reason: `uncommitted changes in the workspace to ${touched.join(', ')}: commit or stash them, then \`dan merge\`` };
@@ -73,13 +73,18 @@ export async function mergeIntoIntegration(
  * never moved the branch is undone (its files set back to the branch's head; the task's branch keeps the change).
  * Returns one line per repair, for the log.
  */
-export async function recoverWorkspace(git: Git, root: string, pending: PendingMergeStore): Promise<string[]> {
+export async function recoverWorkspace(git: Git, root: string, pending: PendingMergeStore, staleAfterMs = 0): Promise<string[]> {
   const notes: string[] = [];
-  const gitDir = path.resolve(root, await git.text(root, ['rev-parse', '--git-dir']));
-  const integration = await integrationBranch(git, root);
+  const gitDir = path.join(root, '.git');
+  // The checked-out branch, read from .git/HEAD: no git process in the common case of nothing to repair.
+  const integration = /^ref: refs\/heads\/(.+)$/m.exec(await readFile(path.join(gitDir, 'HEAD'), 'utf8').catch(() => ''))?.[1] ?? (await integrationBranch(git, root));
   for (const lock of [path.join(gitDir, 'index.lock'), path.join(gitDir, 'HEAD.lock'), path.join(gitDir, 'refs', 'heads', `${integration}.lock`)]) {
-    if (!existsSync(lock)) continue;
-    const age = Date.now() - (await stat(lock)).mtimeMs;
+    const info = await stat(lock).catch(() => undefined);
+    if (!info) continue;
+    const age = Date.now() - info.mtimeMs;
+    // Younger than a lock holder's TTL, it may be a live git's (one that outlived a lapsed lease): left for
+    // the merge to wait on.
+    if (age < staleAfterMs) continue;
     await rm(lock, { force: true });
     notes.push(`removed a stale git lock ${path.relative(root, lock)} (${Math.round(age / 1000)} s old) left by a killed process`);
   }
@@ -119,9 +124,11 @@ async function names(git: Git, cwd: string, args: string[]): Promise<string[]> {
   return (await git.run(cwd, args)).stdout.split('\0').filter((name) => name.length > 0);
 }
 
-/** Paths with uncommitted changes in the workspace (staged, unstaged or untracked). */
-async function dirtyFiles(git: Git, root: string): Promise<Set<string>> {
-  const out = await git.run(root, ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--no-renames']);
+/** Of `paths`, those with uncommitted changes in the workspace (staged, unstaged or untracked). */
+async function dirtyFiles(git: Git, root: string, paths: readonly string[]): Promise<Set<string>> {
+  // Limited to the paths the merge changes, so a large repository's other files are not scanned.
+  const pathspec = paths.length <= 1000 ? ['--', ...paths.map((p) => `:(literal)${p}`)] : [];
+  const out = await git.run(root, ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--no-renames', ...pathspec]);
   const files = new Set<string>();
   for (const entry of out.stdout.split('\0')) if (entry.length > 3) files.add(entry.slice(3));
   return files;

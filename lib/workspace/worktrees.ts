@@ -40,7 +40,8 @@ export async function prepareWorktree(git: Git, root: string, taskId: string, at
   const dir = worktreePath(root, taskId);
   const branch = taskBranch(taskId);
   const notes: string[] = [];
-  await git.run(root, ['worktree', 'prune']);
+  // An earlier attempt's worktree registration whose folder is gone (deleted by hand): forgotten first.
+  if (existsSync(path.join(root, '.git', 'worktrees', taskId)) && !existsSync(dir)) await git.run(root, ['worktree', 'prune']);
   if (existsSync(dir)) {
     if (await isRegisteredWorktree(git, root, dir)) {
       const saved = await saveWork(git, dir, `dan: work left by an earlier attempt of task ${taskId}`, identity);

@@ -29,11 +29,14 @@ export class StandInWorkspace {
     await mkdir(standin);
     await writeFile(path.join(standin, 'config'), `MIN_MS=${options.minMs ?? 20}\nMAX_MS=${options.maxMs ?? 200}\n`);
     await writeFile(path.join(standin, 'executions.log'), '');
+    // The stand-in's own files are not the tasks' work: kept out of the git workspace's commits.
+    await writeFile(path.join(dir, '.gitignore'), '.standin/\n');
     if (options.forContainers) {
       await copyFile(STAND_IN, path.join(standin, 'claude'));
       await chmod(path.join(standin, 'claude'), 0o755);
       // Agents run as uid 1000; this test machine's user may be root or anyone else.
       for (const d of [dir, standin]) await chmod(d, 0o777);
+      await chmod(path.join(dir, '.gitignore'), 0o666);
       await chmod(path.join(standin, 'executions.log'), 0o666);
     }
     return new StandInWorkspace(dir);
