@@ -13,9 +13,15 @@ export const STAND_IN_DEFAULT = { minMs: 20, maxMs: 200 } as const;
  * Throughput: `count` tasks over three domains, six warm agents (two `dan agent` processes per domain), the
  * stand-in CLI sleeping `cli.minMs`-`cli.maxMs`. Baseline in the same run: the same CLI run `count` times by a
  * bare loop with the same concurrency (six at a time), nothing else. The target (80% of the bare loop) is judged
- * with the stand-in's default sleep; with no sleep at all the figure is dan's own CPU cost per task.
+ * with the stand-in's default sleep; with no sleep at all the figure is dan's own CPU cost per task. In shared
+ * workspace mode unless `mode` says git (bench/git.ts compares the two).
  */
-export async function benchThroughput(redis: BenchRedis, count: number, cli: { minMs: number; maxMs: number } = STAND_IN_DEFAULT): Promise<Figure[]> {
+export async function benchThroughput(
+  redis: BenchRedis,
+  count: number,
+  cli: { minMs: number; maxMs: number } = STAND_IN_DEFAULT,
+  mode: 'git' | 'shared' = 'shared',
+): Promise<Figure[]> {
   const judged = cli.minMs === STAND_IN_DEFAULT.minMs && cli.maxMs === STAND_IN_DEFAULT.maxMs;
   const ws = await StandInWorkspace.create(cli);
   const net = await BenchNetwork.open(redis.url, 'throughput');
@@ -23,7 +29,7 @@ export async function benchThroughput(redis: BenchRedis, count: number, cli: { m
     [1, 2].map((i) =>
       DanChild.start(
         ['agent', '--domain', domain, '--id', `bench-${domain}-${i}`],
-        net.env({ DAN_WORKSPACE: ws.dir, DAN_CLAUDE_BIN: STAND_IN, DAN_IDLE_TIMEOUT_MS: '3600000', DAN_LOG_LEVEL: 'info' }),
+        net.env({ DAN_WORKSPACE: ws.dir, DAN_WORKSPACE_MODE: mode, DAN_CLAUDE_BIN: STAND_IN, DAN_IDLE_TIMEOUT_MS: '3600000', DAN_LOG_LEVEL: 'info' }),
       ),
     ),
   );

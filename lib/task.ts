@@ -82,6 +82,8 @@ export const taskSpecSchema = z.object({
   key: z.string().min(1).max(64).optional(),
   /** Keep the task's branch for review instead of merging it (`--no-merge`). */
   noMerge: z.boolean().default(false),
+  /** A merge task (`dan merge --resolve`): resolve and merge this task's kept branch; the run is the resolution. */
+  mergeOf: taskIdSchema.optional(),
   maxAttempts: z.number().int().min(1).max(100),
 });
 export type TaskSpec = z.infer<typeof taskSpecSchema>;
@@ -162,6 +164,7 @@ export const taskRecordHashSchema = z.object({
   /** A `main` task's accepted plan (JSON), written with its subtasks. */
   plan: z.string().optional(),
   noMerge: z.string().optional(),
+  mergeOf: z.string().optional(),
   /** Where the task's change lives and what became of it (lib/workspace/task-git.ts), JSON. */
   git: jsonField(taskGitSchema).optional(),
 });
@@ -201,6 +204,8 @@ export interface TaskRecord {
   plan?: string;
   /** The branch is kept for review instead of merged. */
   noMerge: boolean;
+  /** The task whose kept branch this one resolves and merges (`dan merge --resolve`). */
+  mergeOf?: string;
   /** Git workspaces: the task's branch, commits, diff stat and merge state. */
   git?: TaskGit;
 }
@@ -235,6 +240,7 @@ export function newRecordFields(id: string, spec: TaskSpec, status: TaskStatus, 
   if (spec.parent) fields.parent = spec.parent;
   if (spec.key) fields.key = spec.key;
   if (spec.noMerge) fields.noMerge = '1';
+  if (spec.mergeOf) fields.mergeOf = spec.mergeOf;
   return fields;
 }
 

@@ -6,7 +6,7 @@ import { pendingStore } from '../../lib/agent/merge-change.js';
 import type { DanConfig } from '../../lib/config.js';
 import { BadInputError } from '../../lib/errors.js';
 import { MergeLock, type Bus } from '../../lib/messaging/index.js';
-import { isTerminal, taskIdSchema, type TaskRecord } from '../../lib/task.js';
+import { isTerminal, taskIdSchema, taskSpecSchema, type TaskRecord } from '../../lib/task.js';
 import { describeStat, LocalGitWorkspace, type FileStat, type TaskGit } from '../../lib/workspace/index.js';
 import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
 import { c } from '../output.js';
@@ -85,8 +85,9 @@ export function registerGitCommands(program: Command, withConnection: (cmd: Comm
     program
       .command('merge')
       .description("merge a task's kept, blocked or conflicted branch into the workspace's branch (one merge at a time, as agents do)")
-      .argument('<id>', 'task id'),
-  ).action(async (id: string, flags: ConnectionFlags) => {
+      .argument('<id>', 'task id')
+      .option('--resolve', "let an agent of the task's domain resolve the conflicts and merge (a merge task); prints its id"),
+  ).action(async (id: string, flags: ConnectionFlags & { resolve?: boolean }) => {
     const config = configFrom(flags);
     const taskId = parseFlag(taskIdSchema, id, 'task id');
     await using bus = await connectCli(config);
@@ -98,6 +99,14 @@ export function registerGitCommands(program: Command, withConnection: (cmd: Comm
       return;
     }
     if (!git.commit) throw new BadInputError(`task ${taskId} has no commit to merge (${git.merge ?? record.status})`);
+    if (flags.resolve) {
+      const line = record.description.trim().split('\n')[0]!.slice(0, 200);
+      const spec = taskSpecSchema.parse({ domain: record.domain, description: `Merge ${git.branch} (task ${taskId}: ${line}), resolving its conflicts`, timeoutS: record.timeoutS, maxAttempts: config.taskAttempts, mergeOf: taskId });
+      const merge = await bus.submit(spec);
+      console.log(merge.id);
+      console.error(c.gray(`an agent of ${record.domain} merges ${git.branch}, resolving conflicts as it would its own; follow it: dan logs --task ${merge.id}`));
+      return;
+    }
     const workspace = localWorkspace(config);
     const lock = new MergeLock(bus.redis, bus.keys, { ttlMs: config.heartbeatTtlMs });
     const lease = await lock.acquire(`cli-${process.pid}`);

@@ -7,7 +7,8 @@ import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
  * a failed, cancelled or timed-out run's work is kept on its branch too (never merged).
  */
 export async function commitChange(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
-  if (!ctx.workspace || !run.worktree || !run.git) return 'next';
+  // A merge task commits nothing of its own before the merge: the branch is the other task's, committed.
+  if (!ctx.workspace || !run.worktree || !run.git || run.target) return 'next';
   const status = run.result?.status ?? 'failed';
   try {
     const change = await retryOnLock(() => ctx.workspace!.commit(run.worktree!, commitMessage(ctx, run, status), ctx.identity));

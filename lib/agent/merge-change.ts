@@ -12,6 +12,17 @@ import { abortReason, type AgentContext, type StageOutcome, type TaskRun } from 
  * the record says why (`dan merge` finishes it later).
  */
 export async function mergeChange(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
+  const outcome = await mergeTaskBranch(ctx, run);
+  const target = run.target;
+  if (target && run.git?.merge) {
+    // A merge task reports on the task whose branch it merged, too.
+    const text = run.git.merge === 'merged' ? `merged by task ${run.taskId} (${run.git.mergeCommit?.slice(0, 10)})` : `task ${run.taskId} could not merge it: ${run.git.merge}: ${run.git.mergeReason ?? ''}`;
+    await ctx.bus.tasks.updateGit(target.id, { ...run.git, keptAttempts: target.git?.keptAttempts ?? [] }, text);
+  }
+  return outcome;
+}
+
+async function mergeTaskBranch(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
   const git = run.git;
   if (!ctx.workspace || !run.worktree || !git?.commit || run.result?.status !== 'completed') return 'next';
   if (run.record?.noMerge) {
@@ -21,6 +32,8 @@ export async function mergeChange(ctx: AgentContext, run: TaskRun): Promise<Stag
     return 'next';
   }
   git.resolutions = 0;
+  // A merge task (`dan merge --resolve`) exists to resolve: it gets at least one resolution.
+  const allowed = run.target ? Math.max(1, ctx.config.mergeAttempts) : ctx.config.mergeAttempts;
   for (;;) {
     if (abortReason(run)) return 'next';
     let outcome;
@@ -53,14 +66,14 @@ export async function mergeChange(ctx: AgentContext, run: TaskRun): Promise<Stag
       run.writer.push({ type: 'error', text: `merge blocked: ${outcome.reason}; ${git.branch} is kept` });
       return 'next';
     }
-    if (git.resolutions >= ctx.config.mergeAttempts) {
+    if (git.resolutions >= allowed) {
       git.merge = 'conflict';
-      git.mergeReason = `conflicts in ${outcome.files.join(', ')} after ${git.resolutions} resolution${git.resolutions === 1 ? '' : 's'}: resolve them on ${git.branch}, then dan merge ${run.taskId}`;
+      git.mergeReason = `conflicts in ${outcome.files.join(', ')} after ${git.resolutions} resolution${git.resolutions === 1 ? '' : 's'}: dan merge ${run.taskId} --resolve, or resolve them on ${git.branch} and dan merge ${run.taskId}`;
       run.writer.push({ type: 'error', text: `merge conflict: ${git.mergeReason}` });
       return 'next';
     }
     git.resolutions += 1;
-    run.writer.push({ type: 'info', text: `merge conflict in ${outcome.files.join(', ')}: resolving it (${git.resolutions} of ${ctx.config.mergeAttempts})` });
+    run.writer.push({ type: 'info', text: `merge conflict in ${outcome.files.join(', ')}: resolving it (${git.resolutions} of ${allowed})` });
     await resolveConflict(ctx, run);
   }
 }
@@ -89,6 +102,7 @@ async function resolveConflict(ctx: AgentContext, run: TaskRun): Promise<void> {
     return;
   }
   const prompt = [
+    ...(run.target ? [`This is the change made for this task:\n\n${run.target.description.trim()}\n`] : []),
     `Merging your change for this task into the branch ${worktree.integration} conflicts with work merged there since you started.`,
     `dan has merged ${worktree.integration} into your branch in your working directory; git left conflict markers in:`,
     ...start.files.map((f) => `- ${f}`),

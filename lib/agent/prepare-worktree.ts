@@ -1,4 +1,4 @@
-import { isLockError } from '../workspace/index.js';
+import { isLockError, type GitWorkspace } from '../workspace/index.js';
 import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
 
 /**
@@ -15,6 +15,7 @@ export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<
     run.result = { status: 'failed', error: `the workspace cannot be used: ${ctx.workspaceProblem}` };
     return 'record';
   }
+  if (run.record?.mergeOf) return attachTarget(ctx, run, workspace, run.record.mergeOf);
   try {
     const worktree = await retryOnLock(() => workspace.prepare(run.taskId, run.attempt, ctx.identity));
     for (const note of worktree.notes) run.writer.push({ type: 'info', text: note });
@@ -34,6 +35,23 @@ export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<
     run.result = { status: 'failed', error: `could not make the task's worktree: ${(error as Error).message}` };
     return 'record';
   }
+}
+
+/** A merge task (`dan merge --resolve`): its worktree is on the other task's kept branch, to resolve and merge it. */
+async function attachTarget(ctx: AgentContext, run: TaskRun, workspace: GitWorkspace, targetId: string): Promise<StageOutcome> {
+  const target = await ctx.bus.tasks.get(targetId);
+  if (!target.git?.commit) {
+    run.result = { status: 'failed', error: `task ${targetId} has no committed branch to merge` };
+    return 'record';
+  }
+  const worktree = await retryOnLock(() => workspace.attach(run.taskId, target.git!.branch, target.git!.base, ctx.identity));
+  for (const note of worktree.notes) run.writer.push({ type: 'info', text: note });
+  run.worktree = worktree;
+  run.cwd = worktree.path;
+  run.target = target;
+  run.git = { ...target.git, merge: undefined, mergeReason: undefined, resolutions: undefined };
+  run.writer.push({ type: 'info', text: `worktree on ${worktree.branch} (task ${targetId}'s branch), to merge it into ${worktree.integration}` });
+  return 'next';
 }
 
 /** Runs a git step again while another git process holds a lock it needs (a few times, briefly). */

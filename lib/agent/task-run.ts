@@ -51,6 +51,8 @@ export interface TaskRun {
   worktree?: PreparedWorktree;
   result?: RunResult;
   git?: TaskGit;
+  /** For a merge task (`dan merge --resolve`): the task whose branch it merges. */
+  target?: TaskRecord;
 }
 
 /** What a stage tells the pipeline: go on, or go straight to recording `run.result`. */

@@ -22,6 +22,8 @@ export interface GitWorkspace {
   ensure(): Promise<RepositoryState>;
   /** A fresh worktree and branch for an attempt, an earlier attempt's leftovers kept on a branch of their own. */
   prepare(taskId: string, attempt: number, identity: Identity): Promise<PreparedWorktree>;
+  /** A worktree for a task on an existing branch (another task's, to resolve and merge it). */
+  attach(taskId: string, branch: string, base: string, identity: Identity): Promise<PreparedWorktree>;
   /** Commits everything in the worktree; what the branch changed since its base. */
   commit(worktree: Worktree, message: string, identity: Identity): Promise<CommittedChange>;
   /**

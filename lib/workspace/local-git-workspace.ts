@@ -5,7 +5,7 @@ import type { FileStat } from './task-git.js';
 import { mergeIntoIntegration, recoverWorkspace, type MergeResult, type PendingMergeStore } from './merge.js';
 import { ensureRepository, resolveCommit, type RepositoryState } from './repository.js';
 import { abortResolution, finishResolution, startResolution, type ResolutionStart } from './resolve.js';
-import { diffStat, prepareWorktree, removeWorktree, saveWork, worktreePath, type Identity, type PreparedWorktree, type Worktree } from './worktrees.js';
+import { attachWorktree, diffStat, prepareWorktree, removeWorktree, saveWork, worktreePath, type Identity, type PreparedWorktree, type Worktree } from './worktrees.js';
 
 const PRUNE_IDENTITY = { name: 'dan prune', email: 'dan@dan.invalid' };
 
@@ -26,6 +26,10 @@ export class LocalGitWorkspace implements GitWorkspace {
 
   prepare(taskId: string, attempt: number, identity: Identity): Promise<PreparedWorktree> {
     return prepareWorktree(this.git, this.root, taskId, attempt, identity);
+  }
+
+  attach(taskId: string, branch: string, base: string, identity: Identity): Promise<PreparedWorktree> {
+    return attachWorktree(this.git, this.root, taskId, branch, base, identity);
   }
 
   async commit(worktree: Worktree, message: string, identity: Identity): Promise<CommittedChange> {

@@ -106,3 +106,21 @@ export async function removeWorktree(git: Git, root: string, dir: string): Promi
   if (!existsSync(dir)) return;
   await git.run(root, ['worktree', 'remove', '--force', dir]);
 }
+
+/**
+ * A worktree for `taskId` on an existing branch (a merge task resolving another task's kept branch). An earlier
+ * attempt's worktree of the same task is removed first, what it left committed to the branch.
+ */
+export async function attachWorktree(git: Git, root: string, taskId: string, branch: string, base: string, identity: Identity): Promise<PreparedWorktree> {
+  const dir = worktreePath(root, taskId);
+  const notes: string[] = [];
+  if (existsSync(path.join(root, '.git', 'worktrees', taskId)) && !existsSync(dir)) await git.run(root, ['worktree', 'prune']);
+  if (existsSync(dir)) {
+    const saved = await saveWork(git, dir, `dan: work left by an earlier attempt of task ${taskId}`, identity);
+    if (saved) notes.push(`committed what an earlier attempt left uncommitted (${saved.slice(0, 10)})`);
+    await git.run(root, ['worktree', 'remove', '--force', dir]);
+  }
+  await mkdir(path.dirname(dir), { recursive: true });
+  await git.run(root, ['worktree', 'add', '-q', dir, branch]);
+  return { taskId, path: dir, branch, integration: await integrationBranch(git, root), base, notes };
+}
