@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { createLogger } from '../../lib/log.js';
+import { Bus } from '../../lib/messaging/index.js';
+import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
+import { c } from '../output.js';
+
+const portSchema = z.coerce.number({ error: 'must be a port number from 0 to 65535' }).int('must be a whole number').min(0, 'must be at least 0').max(65_535, 'must be at most 65535');
+
+/** `dan serve`: the API, the dashboard and /metrics, until a signal. */
+export function registerServeCommand(program: Command, withConnection: (cmd: Command) => Command): void {
+  withConnection(
+    program
+      .command('serve')
+      .description('serve the HTTP API, the dashboard and /metrics (DAN_WEB_HOST:DAN_WEB_PORT, default 127.0.0.1:8080)')
+      .option('--host <address>', 'address to bind (default DAN_WEB_HOST or 127.0.0.1; beyond loopback needs DAN_API_TOKEN)')
+      .option('-p, --port <port>', 'port (default DAN_WEB_PORT or 8080; 0: any free port)'),
+  ).action(async (flags: ConnectionFlags & { host?: string; port?: string }) => {
+    const port = flags.port === undefined ? undefined : parseFlag(portSchema, flags.port, '--port');
+    const config = configFrom(flags, { DAN_WEB_HOST: flags.host, DAN_WEB_PORT: port });
+    const { WebServer, assertSafeBind, dashboardDir } = await import('../../lib/web/index.js');
+    assertSafeBind(config.web); // before connecting: a refused bind writes nothing
+    const logger = createLogger({ level: config.logLevel, name: 'dan-serve' });
+    const bus = await Bus.connect(config, { name: 'dan-web' });
+    const server = await WebServer.create({ config, bus, logger, dashboardDir: dashboardDir(), version: process.env.npm_package_version });
+    const url = await server.listen();
+    logger.info({ url, network: config.network, auth: config.web.apiToken !== undefined }, 'dan serve listening');
+    process.stderr.write(c.gray(`dan serve: dashboard and API at ${url}/ (network "${config.network}"). Ctrl-C stops it.\n`));
+    const stopped = new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+    await stopped;
+    await server.close();
+    await bus.close();
+  });
+}
