@@ -1,11 +1,45 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { createLogger } from '../../lib/log.js';
+import type { DanConfig } from '../../lib/config.js';
+import { createLogger, type Logger } from '../../lib/log.js';
 import { Bus } from '../../lib/messaging/index.js';
 import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
 import { c } from '../output.js';
 
 const portSchema = z.coerce.number({ error: 'must be a port number from 0 to 65535' }).int('must be a whole number').min(0, 'must be at least 0').max(65_535, 'must be at most 65535');
+
+/** A running web server and its own bus; `close()` stops both. */
+export interface RunningWeb {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts `dan serve`'s server on its own bus (the API, the dashboard from the package's dist/web, /metrics). */
+export async function startWebServer(config: DanConfig, logger: Logger): Promise<RunningWeb> {
+  const { WebServer, dashboardDir } = await import('../../lib/web/index.js');
+  const bus = await Bus.connect(config, { name: 'dan-web' });
+  try {
+    const server = await WebServer.create({ config, bus, logger: logger.child({ component: 'web' }), dashboardDir: dashboardDir(), version: process.env.npm_package_version });
+    const url = await server.listen();
+    logger.info({ url, network: config.network, auth: config.web.apiToken !== undefined }, 'dan serve listening');
+    return {
+      url,
+      async close() {
+        await server.close();
+        await bus.close();
+      },
+    };
+  } catch (error) {
+    await bus.close();
+    throw error;
+  }
+}
+
+/** Refuses a non-loopback address without a token before anything starts (exit 2, nothing written). */
+export async function assertWebBind(config: DanConfig): Promise<void> {
+  const { assertSafeBind } = await import('../../lib/web/index.js');
+  assertSafeBind(config.web);
+}
 
 /** `dan serve`: the API, the dashboard and /metrics, until a signal. */
 export function registerServeCommand(program: Command, withConnection: (cmd: Command) => Command): void {
@@ -18,20 +52,14 @@ export function registerServeCommand(program: Command, withConnection: (cmd: Com
   ).action(async (flags: ConnectionFlags & { host?: string; port?: string }) => {
     const port = flags.port === undefined ? undefined : parseFlag(portSchema, flags.port, '--port');
     const config = configFrom(flags, { DAN_WEB_HOST: flags.host, DAN_WEB_PORT: port });
-    const { WebServer, assertSafeBind, dashboardDir } = await import('../../lib/web/index.js');
-    assertSafeBind(config.web); // before connecting: a refused bind writes nothing
+    await assertWebBind(config);
     const logger = createLogger({ level: config.logLevel, name: 'dan-serve' });
-    const bus = await Bus.connect(config, { name: 'dan-web' });
-    const server = await WebServer.create({ config, bus, logger, dashboardDir: dashboardDir(), version: process.env.npm_package_version });
-    const url = await server.listen();
-    logger.info({ url, network: config.network, auth: config.web.apiToken !== undefined }, 'dan serve listening');
-    process.stderr.write(c.gray(`dan serve: dashboard and API at ${url}/ (network "${config.network}"). Ctrl-C stops it.\n`));
-    const stopped = new Promise<void>((resolve) => {
+    const web = await startWebServer(config, logger);
+    process.stderr.write(c.gray(`dan serve: dashboard and API at ${web.url}/ (network "${config.network}"). Ctrl-C stops it.\n`));
+    await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());
     });
-    await stopped;
-    await server.close();
-    await bus.close();
+    await web.close();
   });
 }

@@ -1,9 +1,15 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import * as net_ from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { validate, compileErrors } from '@readme/openapi-parser';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AgentRegistry } from '../../lib/registry/index.js';
 import { MAX_CONTEXT_BYTES, MAX_DESCRIPTION_BYTES, taskSpecSchema, type TaskRecord } from '../../lib/task.js';
 import { BODY_LIMIT_BYTES, WebServer, openApiPath } from '../../lib/web/index.js';
 import { createLogger } from '../../lib/log.js';
+import { runDan } from '../helpers/cli.js';
+import { DanProcess } from '../helpers/dan-process.js';
 import { expectBadInput } from '../helpers/expect-bad-input.js';
 import { eventually, openNetwork, redisUrl, snapshot, type TestNetwork } from '../helpers/network.js';
 import { SseClient } from '../helpers/sse-client.js';
@@ -280,6 +286,33 @@ describe('security', () => {
     await expectBadInput(expect, net, ['serve', '--host', '0.0.0.0'], env, /will not listen on 0\.0\.0\.0 without a token: set DAN_API_TOKEN/);
     await expectBadInput(expect, net, ['serve', '--port', '70000'], env, /--port must be at most 65535/);
     await expectBadInput(expect, net, ['serve'], { ...env, DAN_API_TOKEN: 'short' }, /DAN_API_TOKEN=\(hidden\) is invalid: must be at least 16 characters/);
+  });
+});
+
+describe('dan up', () => {
+  it('also serves the dashboard and says where; `dan down` stops it with the network', async () => {
+    const workspace = await mkdtemp(path.join(os.tmpdir(), 'dan-web-up-'));
+    const port = await new Promise<number>((resolve) => {
+      const probe = net_.createServer().listen(0, '127.0.0.1', () => {
+        const { port: p } = probe.address() as net_.AddressInfo;
+        probe.close(() => resolve(p));
+      });
+    });
+    const env = { PATH: process.env.PATH ?? '', HOME: os.homedir(), REDIS_URL: redisUrl(), DAN_NETWORK: net.network, DAN_WORKSPACE: workspace, DAN_WEB_PORT: String(port), DAN_LOG_LEVEL: 'warn' };
+    const up = DanProcess.start(['up'], env);
+    try {
+      const url = await eventually(() => /dashboard and API at (http:\/\/127\.0\.0\.1:\d+)\//.exec(up.text())?.[1], { what: '`dan up` to print the address', timeoutMs: 60_000 });
+      expect(url).toBe(`http://127.0.0.1:${port}`);
+      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      expect(await (await fetch(`${url}/`)).text()).toContain('<div id="app">');
+      const down = await runDan(['down', '--timeout', '10000'], env);
+      expect(down.exitCode, String(down.stderr)).toBe(0);
+      expect(await up.exited).toEqual({ code: 0, signal: null });
+      await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+    } finally {
+      await up.stop(2000);
+      await rm(workspace, { recursive: true, force: true });
+    }
   });
 });
 
