@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { agentRecordSchema, type AgentRecord } from '../registry/index.js';
+import { taskGitSchema } from '../workspace/task-git.js';
 import { eventSchema, logEntrySchema, prioritySchema, taskIdSchema, taskStatusSchema, usageSchema, type TaskRecord } from '../task.js';
 
 /**
@@ -39,7 +40,8 @@ export const taskRecordSchema = z
     usage: usageSchema.optional(),
     cancelRequested: z.boolean(),
     plan: z.string().optional().describe("a goal's accepted plan (JSON)"),
-    git: z.unknown().optional().describe('the git workspace: branch, base, commit, merge commit, files, merge state (when the network uses git)'),
+    noMerge: z.boolean().describe("the task's branch is kept for review instead of merged"),
+    git: taskGitSchema.optional().describe("where the task's change lives and what became of it: branch, base, commits, files, merge state"),
   })
   .describe('a task record (`dan status --json`)');
 

@@ -69,7 +69,15 @@ describe('POST /api/tasks', () => {
     expect(await net.bus.tasks.get((answer.json as { id: string }).id)).toMatchObject({ domain: 'main', timeoutS: 120, priority: 'normal' });
   });
 
+  it('keeps a task\'s branch for review with noMerge, as `dan send-task --no-merge` does', async () => {
+    const answer = await web.call('POST', '/api/tasks', { body: { domain: 'backend', description: 'review me first', noMerge: true } });
+    expect(answer.status).toBe(201);
+    expect((await net.bus.tasks.get((answer.json as { id: string }).id)).noMerge).toBe(true);
+  });
+
   const cases: Array<[string, { body?: unknown; raw?: string; headers?: Record<string, string> }, number, RegExp]> = [
+    ['noMerge for a goal', { body: { domain: 'main', description: 'x', noMerge: true } }, 400, /noMerge keeps one domain task's branch for review/],
+    ['noMerge that is not a boolean', { body: { domain: 'backend', description: 'x', noMerge: 'yes' } }, 400, /noMerge "yes" must be true or false/],
     ['no body', { raw: '' }, 400, /body/i],
     ['malformed JSON', { raw: '{"domain":' }, 400, /not valid JSON/],
     ['an array', { body: [] }, 400, /the body must be a JSON object/],
@@ -88,7 +96,7 @@ describe('POST /api/tasks', () => {
     ['a context that is an array', { body: { domain: 'backend', description: 'x', context: [1] } }, 400, /context .*expected record/],
     ['a context that is a string', { body: { domain: 'backend', description: 'x', context: '{"a":1}' } }, 400, /context/],
     ['an oversized context', { body: { domain: 'backend', description: 'x', context: { blob: 'x'.repeat(MAX_CONTEXT_BYTES) } } }, 400, /context must be at most 65536 bytes of JSON/],
-    ['an unknown field', { body: { domain: 'backend', description: 'x', timeout: 30 } }, 400, /unknown field timeout: the fields are domain, description, priority, timeoutS, context/],
+    ['an unknown field', { body: { domain: 'backend', description: 'x', timeout: 30 } }, 400, /unknown field timeout: the fields are domain, description, priority, timeoutS, context, noMerge/],
     ['a body over the limit', { body: { domain: 'backend', description: 'x'.repeat(BODY_LIMIT_BYTES) } }, 413, /too large/],
     ['text instead of JSON', { raw: 'backend: x', headers: { 'content-type': 'text/plain' } }, 400, /the body must be a JSON object/],
   ];
@@ -340,7 +348,7 @@ describe('health and the OpenAPI document', () => {
     // The request body is the CLI's own schema: the same fields and limits.
     const post = document.paths['/api/tasks']!.post as { requestBody: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required: string[] } } } } };
     const body = post.requestBody.content['application/json'].schema;
-    expect(Object.keys(body.properties)).toEqual(['domain', 'description', 'priority', 'timeoutS', 'context']);
+    expect(Object.keys(body.properties)).toEqual(['domain', 'description', 'priority', 'timeoutS', 'context', 'noMerge']);
     expect(body.required).toEqual(['domain', 'description']);
     expect(body.properties.timeoutS).toMatchObject({ minimum: 10, maximum: 86_400 });
   });

@@ -75,7 +75,14 @@ it('counts created and ended tasks, durations, dispatch latency, cost and tokens
   await net.bus.tasks.transition(a, 'completed', {
     agent: 'agent-1',
     text: 'done',
-    fields: { finishedAt: createdA + 32_000, result: 'ok', costUsd: 0.25, turns: 3, usage: JSON.stringify({ input_tokens: 1000, output_tokens: 200, cache_read_input_tokens: 50 }) },
+    fields: {
+      finishedAt: createdA + 32_000,
+      result: 'ok',
+      costUsd: 0.25,
+      turns: 3,
+      usage: JSON.stringify({ input_tokens: 1000, output_tokens: 200, cache_read_input_tokens: 50 }),
+      git: JSON.stringify({ branch: `dan/${a}`, integration: 'main', base: 'abc', commit: 'def', files: [{ path: 'x.txt', added: 1, removed: 0 }], merge: 'merged', keptAttempts: [] }),
+    },
   });
   await claim(b, 'agent-1', Date.now());
   await net.bus.tasks.transition(b, 'failed', { agent: 'agent-1', text: 'broke', fields: { finishedAt: Date.now() + 1000, error: 'broke', costUsd: 0.5 } });
@@ -95,6 +102,7 @@ it('counts created and ended tasks, durations, dispatch latency, cost and tokens
   expect(value(m, 'dan_task_tokens_total', { domain: 'backend', kind: 'input' })).toBe(1000);
   expect(value(m, 'dan_task_tokens_total', { domain: 'backend', kind: 'output' })).toBe(200);
   expect(value(m, 'dan_task_tokens_total', { domain: 'backend', kind: 'cache_read' })).toBe(50);
+  expect(value(m, 'dan_merges_total', { domain: 'backend', state: 'merged' })).toBe(1);
   // Gauges: what Redis holds now.
   expect(value(m, 'dan_queue_waiting', { domain: 'frontend' })).toBe(1);
   expect(value(m, 'dan_queue_waiting', { domain: 'backend' })).toBe(2); // the test claimed records, not jobs

@@ -1,12 +1,12 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, type Overview } from './api';
 
-type Field = 'domain' | 'description' | 'priority' | 'timeoutS' | 'context' | 'form';
+type Field = 'domain' | 'description' | 'priority' | 'timeoutS' | 'context' | 'noMerge' | 'form';
 
 /** Which field the server's message is about: its messages start with the field's name, as the CLI's do. */
 function fieldOf(message: string): Field {
   if (message.startsWith('unknown domain') || message.startsWith('domain')) return 'domain';
-  for (const f of ['description', 'priority', 'timeoutS', 'context'] as const) if (message.startsWith(f)) return f;
+  for (const f of ['description', 'priority', 'timeoutS', 'context', 'noMerge'] as const) if (message.startsWith(f)) return f;
   return 'form';
 }
 
@@ -18,6 +18,7 @@ export function SendForm() {
   const [priority, setPriority] = useState('normal');
   const [timeout, setTimeoutS] = useState('');
   const [context, setContext] = useState('');
+  const [noMerge, setNoMerge] = useState(false);
   const [errors, setErrors] = useState<Partial<Record<Field, string>>>({});
   const [busy, setBusy] = useState(false);
 
@@ -34,6 +35,7 @@ export function SendForm() {
     e.preventDefault();
     const body: Record<string, unknown> = { domain, description, priority };
     if (timeout.trim() !== '') body.timeoutS = Number(timeout);
+    if (noMerge) body.noMerge = true;
     if (context.trim() !== '') {
       try {
         body.context = JSON.parse(context) as unknown;
@@ -100,6 +102,11 @@ export function SendForm() {
         <textarea name="context" rows={3} class="mono" value={context} onInput={(e) => setContext(e.currentTarget.value)} placeholder='{"repo": "api"}' {...described('context')} />
       </label>
       {err('context')}
+      <label class="check">
+        <input type="checkbox" name="noMerge" checked={noMerge} onChange={(e) => setNoMerge(e.currentTarget.checked)} {...described('noMerge')} />
+        Keep the branch for review instead of merging it
+      </label>
+      {err('noMerge')}
       {err('form')}
       <button type="submit" disabled={busy}>
         {busy ? 'Sending…' : 'Send task'}
