@@ -55,8 +55,9 @@ export default defineConfig(
       'vitest/valid-expect': ['error', { maxArgs: 2 }],
       // An expect inside a promise callback must be awaited or returned, or it runs after the test.
       'vitest/valid-expect-in-promise': 'error',
-      // A test with no assertion cannot fail. expectBadInput (tests/helpers) asserts through the test's expect.
-      'vitest/expect-expect': ['error', { assertFunctionNames: ['expect', 'expectBadInput'] }],
+      // A test with no assertion cannot fail. expectBadInput (tests/helpers) asserts through the test's expect, and so
+      // does expectRefused (the API's bad-input check, tests/integration/web-api.test.ts).
+      'vitest/expect-expect': ['error', { assertFunctionNames: ['expect', 'expectBadInput', 'expectRefused'] }],
     },
   },
 );

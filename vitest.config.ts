@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 // Suites (DESIGN.md, Tests): unit (pure), integration (Redis, the real claude binary, process runtime), docker,
-// e2e (compose), chaos. Two cores on CI: unit and integration first, two files at a time; then the heavy
+// e2e (compose), chaos, browser (the dashboard in headless Chromium). Two cores on CI: unit and integration first, two files at a time; then the heavy
 // suites that start containers and kill processes, one file at a time so they do not starve each other.
 // Each file uses its own DAN_NETWORK, so files may run in parallel.
 const shared = {
@@ -39,7 +39,7 @@ export default defineConfig({
           ...shared,
           name: 'system',
           globalSetup: ['tests/setup/global-setup.ts'],
-          include: ['tests/docker/**/*.test.ts', 'tests/e2e/**/*.test.ts', 'tests/chaos/**/*.test.ts'],
+          include: ['tests/docker/**/*.test.ts', 'tests/e2e/**/*.test.ts', 'tests/chaos/**/*.test.ts', 'tests/browser/**/*.test.ts'],
           maxWorkers: 1,
           fileParallelism: false,
           sequence: { groupOrder: 2 },

@@ -112,4 +112,13 @@ export const EXPLANATIONS: Record<string, string> = {
     "generation grew while the modules loaded, and V8 gives it back after some seconds of idleness (its memory",
     'reducer), so the figure is taken after 45 s idle and the comparison gives the peak.',
   ].join('\n'),
+  web: [
+    '`dan serve` in the bench process, on a free loopback port, over real HTTP (Node\'s fetch). `POST /api/tasks` and',
+    "`Bus.submit` (the call `dan send-task` makes once its arguments are valid) alternate one by one, so both meet",
+    'the same Redis under the same load; the difference is what HTTP, JSON parsing and the shared validation add.',
+    'Then 100 clients hold `/api/events` open while tasks are sent one at a time: every client must receive every',
+    "event, and the latency runs from the event's own timestamp (taken just before the Lua script that writes the",
+    'record and publishes) to the moment the client parsed it, so it includes Redis pub/sub and the fan-out. Last,',
+    "the dashboard's JavaScript as `npm run build` leaves it in dist/web/assets, gzipped at level 9.",
+  ].join('\n'),
 };

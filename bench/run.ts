@@ -3,7 +3,7 @@
  * and writes docs/BENCHMARKS.md with the machine, the command and the figures.
  *
  *   npm run bench                          everything (about 6 minutes on 2 cores)
- *   npm run bench -- --only dispatch,logs  some of: dispatch throughput git cold-start registry failover logs memory
+ *   npm run bench -- --only dispatch,logs  some of: dispatch throughput git cold-start registry failover logs memory web
  *   npm run bench -- --quick               smaller counts, for trying things out (the report says so)
  *   npm run bench -- --no-build            use dist/ and the agent image as they are
  *   npm run bench -- --out FILE            write the report elsewhere (default docs/BENCHMARKS.md); the figures
@@ -32,8 +32,9 @@ import { benchRegistryScale } from './registry-scale.js';
 import { markdown, textTable, type Machine, type RunReport } from './report.js';
 import type { Figure, Skipped } from './stats.js';
 import { benchThroughput } from './throughput.js';
+import { benchWeb } from './web.js';
 
-const ALL = ['dispatch', 'throughput', 'git', 'cold-start', 'registry', 'failover', 'logs', 'memory'] as const;
+const ALL = ['dispatch', 'throughput', 'git', 'cold-start', 'registry', 'failover', 'logs', 'memory', 'web'] as const;
 type BenchName = (typeof ALL)[number];
 
 function parseArgs(argv: string[]): { only: Set<BenchName>; quick: boolean; build: boolean; out: string; render?: string } {
@@ -121,6 +122,7 @@ async function main(): Promise<void> {
     failover: () => benchFailover(redis, q ? 1 : 3),
     logs: () => benchLogs(redis, q ? 10_000 : 50_000),
     memory: () => benchMemory(redis, q ? 20_000 : 45_000),
+    web: () => benchWeb(redis, q ? 100 : 500),
   };
   try {
     for (const name of ALL) {

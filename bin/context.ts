@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as util from 'node:util';
 import { loadConfig, type ConfigOverrides, type DanConfig } from '../lib/config.js';
-import { BadInputError, ConfigError, DanError, describeZodError } from '../lib/errors.js';
+import { ConfigError, DanError } from '../lib/errors.js';
 import { Bus } from '../lib/messaging/index.js';
-import type { z } from 'zod';
+import { parseInput } from '../lib/task-request.js';
 
 /** Flags every command that talks to Redis accepts. */
 export interface ConnectionFlags {
@@ -56,15 +56,8 @@ export function connectCli(config: DanConfig): Promise<Bus> {
   return Bus.connect(config, { mode: 'cli', name: 'dan-cli' });
 }
 
-/** Parses a CLI value with zod; a failure is a BadInputError naming the flag. */
-export function parseFlag<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const shown = typeof value === 'string' ? ` "${value.length > 40 ? `${value.slice(0, 40)}…` : value}"` : '';
-    throw new BadInputError(`${what}${what.startsWith('-') || what.startsWith('the ') ? '' : shown} ${describeZodError(parsed.error)}`);
-  }
-  return parsed.data;
-}
+/** Parses a CLI value with zod; a failure is a BadInputError naming the flag (lib/task-request.ts, parseInput). */
+export const parseFlag = parseInput;
 
 /** Exit codes of the CLI (README, CLI reference). */
 export const EXIT = { ok: 0, taskNotCompleted: 1, badInput: 2, redisUnreachable: 3, failure: 4 } as const;

@@ -7,6 +7,7 @@ import { registerDoctorCommand } from './commands/doctor.js';
 import { registerGitCommands } from './commands/git.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerOrchestratorCommands } from './commands/orchestrator.js';
+import { registerServeCommand } from './commands/serve.js';
 import { registerTaskCommands } from './commands/tasks.js';
 import { EXIT, exitCodeFor } from './context.js';
 import { cErr } from './output.js';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerAgentCommand(program, withConnection);
   registerOrchestratorCommands(program, withConnection);
   registerDoctorCommand(program, withConnection);
+  registerServeCommand(program, withConnection);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -106,9 +106,23 @@ const envSchema = z.object({
   DAN_START_REDIS: bool.default(true),
   /** The orchestrator stops the agents it can reach when it stops on a signal (compose sets 1). @default 0 */
   DAN_STOP_AGENTS_ON_EXIT: bool.default(false),
+  /** `dan serve`: the port of the API, dashboard and /metrics. @default 8080 */
+  DAN_WEB_PORT: int(0, 65_535).default(8080),
+  /** `dan serve`: the address it binds. Anything but loopback needs DAN_API_TOKEN. @default 127.0.0.1 */
+  DAN_WEB_HOST: z.string().min(1).default('127.0.0.1'),
+  /** `dan serve`: the bearer token every /api call and /metrics must carry. @default none (no auth; loopback only) */
+  DAN_API_TOKEN: z.string().min(16, 'must be at least 16 characters').max(512).optional(),
+  /**
+   * `dan serve`: bind a non-loopback address without a token, for a container whose port is published on the
+   * host's loopback only (compose). @default 0
+   */
+  DAN_WEB_ALLOW_UNAUTHENTICATED: bool.default(false),
 });
 
 export type DanEnv = z.infer<typeof envSchema>;
+
+/** Settings whose values are secrets: an error about one names it without its value. */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['DAN_API_TOKEN']);
 
 /** Typed configuration of one dan process: parsed once at the entry point, passed down. */
 export interface DanConfig {
@@ -155,6 +169,8 @@ export interface DanConfig {
   startRedis: boolean;
   /** DAN_STOP_AGENTS_ON_EXIT: on SIGTERM/SIGINT the orchestrator stops its agents too (`docker compose down`). */
   stopAgentsOnExit: boolean;
+  /** `dan serve`: DAN_WEB_HOST, DAN_WEB_PORT, DAN_API_TOKEN (a secret: never logged), DAN_WEB_ALLOW_UNAUTHENTICATED. */
+  web: { host: string; port: number; apiToken: string | undefined; allowUnauthenticated: boolean };
 }
 
 /** Overrides from command-line flags; they win over the environment. */
@@ -175,7 +191,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const variable = String(issue.path[0] ?? 'environment');
-    throw new ConfigError(variable, `${variable}=${JSON.stringify(raw[variable] ?? '')} is invalid: ${issue.message}`);
+    // A secret's value is never printed, not even a wrong one.
+    const shown = SECRET_VARIABLES.has(variable) ? '(hidden)' : JSON.stringify(raw[variable] ?? '');
+    throw new ConfigError(variable, `${variable}=${shown} is invalid: ${issue.message}`);
   }
   const e = parsed.data;
   if (e.DAN_HEARTBEAT_TTL_MS <= e.DAN_HEARTBEAT_MS) {
@@ -231,6 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     domainType: e.DOMAIN_TYPE,
     startRedis: e.DAN_START_REDIS,
     stopAgentsOnExit: e.DAN_STOP_AGENTS_ON_EXIT,
+    web: { host: e.DAN_WEB_HOST, port: e.DAN_WEB_PORT, apiToken: e.DAN_API_TOKEN, allowUnauthenticated: e.DAN_WEB_ALLOW_UNAUTHENTICATED },
   };
 }
 

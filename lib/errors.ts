@@ -17,7 +17,9 @@ export type DanErrorCode =
   | 'DAN_EXECUTOR'
   | 'DAN_PLAN_INVALID'
   | 'DAN_GIT'
-  | 'DAN_WORKSPACE';
+  | 'DAN_WORKSPACE'
+  | 'DAN_UNAUTHORIZED'
+  | 'DAN_NOT_FOUND';
 
 export interface DanErrorOptions {
   cause?: unknown;

@@ -2,7 +2,7 @@
 # Builds the agent image with no network inside the build (DESIGN.md, Images): prepares on the host what the
 # `prebuilt` target of Dockerfile.agent copies, then builds that target.
 #
-#   .build/image/dist/           the compiled CLI and library (npm run build; no tests, no source maps)
+#   .build/image/dist/           the compiled CLI and library, and the dashboard in dist/web (npm run build; no tests, no source maps)
 #   .build/image/package.json
 #   .build/image/node_modules/   production dependencies, the native claude binary's platform package included
 #   .build/image/agents/         domain and orchestrator templates
@@ -58,7 +58,8 @@ image_exists "$BASE_IMAGE" || timeout 60 docker pull -q "$BASE_IMAGE" >/dev/null
 # 1. Compile, when a source is newer than the last build.
 stamp=dist/.dan-build-stamp
 if [ ! -f dist/bin/dan.js ] || [ ! -f "$stamp" ] ||
-  [ -n "$(find bin lib package.json tsconfig.json tsconfig.build.json -newer "$stamp" -print -quit)" ]; then
+  [ ! -f dist/web/index.html ] ||
+  [ -n "$(find bin lib web package.json tsconfig.json tsconfig.build.json -newer "$stamp" -print -quit)" ]; then
   say "compiling (npm run build)"
   npm run build --silent
   touch "$stamp"
@@ -66,6 +67,7 @@ else
   say "dist/ is up to date"
 fi
 [ -f dist/bin/dan.js ] || die "npm run build produced no dist/bin/dan.js"
+[ -f dist/web/index.html ] || die "npm run build produced no dashboard (dist/web/index.html)"
 
 mkdir -p "$STAGE"
 
@@ -98,7 +100,7 @@ claude="$STAGE/node_modules/.bin/claude"
 # 3. Compiled code, templates, scripts: cheap, so always refreshed.
 rm -rf "$STAGE/dist" "$STAGE/agents" "$STAGE/scripts"
 mkdir -p "$STAGE/dist" "$STAGE/scripts"
-cp -a dist/bin dist/lib "$STAGE/dist/"
+cp -a dist/bin dist/lib dist/web "$STAGE/dist/"
 find "$STAGE/dist" -name '*.map' -type f -delete
 cp package.json "$STAGE/"
 cp -a agents "$STAGE/agents"

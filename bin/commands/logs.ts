@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { z } from 'zod';
 import { BadInputError } from '../../lib/errors.js';
 import { compareStreamIds, type Bus, type StoredLogEntry } from '../../lib/messaging/index.js';
 import { printFollow } from '../follow.js';
 import { MAIN_DOMAIN, taskIdSchema } from '../../lib/task.js';
+import { logLinesSchema } from '../../lib/task-request.js';
 import { configFrom, connectCli, parseFlag, type ConnectionFlags } from '../context.js';
 import { formatEntry } from '../output.js';
 
@@ -34,7 +34,7 @@ export function registerLogsCommand(program: Command, withConnection: (cmd: Comm
   ).action(async (flags: LogsFlags) => {
     const config = configFrom(flags);
     const taskId = flags.task === undefined ? undefined : parseFlag(taskIdSchema, flags.task, '--task');
-    const lines = parseFlag(z.coerce.number({ error: 'must be a number from 0 to 100000' }).int('must be a whole number').min(0, 'must be at least 0').max(100_000, 'must be at most 100000'), flags.lines, '--lines');
+    const lines = parseFlag(logLinesSchema, flags.lines, '--lines');
     if (flags.main && flags.domains) throw new BadInputError('--main and --domains exclude each other: pick one, or neither for all');
     let pattern: RegExp | undefined;
     if (flags.grep !== undefined) {

@@ -11,6 +11,7 @@ import { AgentRegistry } from '../../lib/registry/index.js';
 import type { Runtime } from '../../lib/runtime/index.js';
 import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
 import { c } from '../output.js';
+import { assertWebBind, startWebServer } from './serve.js';
 
 const runtimeSchema = z.enum(['process', 'docker'], { error: 'must be process or docker' });
 
@@ -114,10 +115,12 @@ export function registerOrchestratorCommands(program: Command, withConnection: (
     program
       .command('up')
       .description('run the network here: an orchestrator (and a local redis-server if none answers), agents on demand')
-      .option('--runtime <runtime>', 'process (default) | docker', 'process'),
-  ).action(async (flags: ConnectionFlags & { runtime: string }) => {
+      .option('--runtime <runtime>', 'process (default) | docker', 'process')
+      .option('--no-web', 'do not serve the dashboard, the API and /metrics (DAN_WEB_HOST:DAN_WEB_PORT)'),
+  ).action(async (flags: ConnectionFlags & { runtime: string; web: boolean }) => {
     const runtime = parseFlag(runtimeSchema, flags.runtime, '--runtime');
     let config = configFrom(flags, { DAN_RUNTIME: runtime });
+    if (flags.web) await assertWebBind(config);
     if (runtime === 'docker' && config.agentRedisUrl === config.redisUrl && isLocal(config.redisUrl)) {
       // Agents in containers reach this machine's Redis through the host gateway, not localhost.
       const url = new URL(config.redisUrl);
@@ -130,9 +133,18 @@ export function registerOrchestratorCommands(program: Command, withConnection: (
     process.stderr.write(
       c.gray(`dan up: network "${config.network}", ${runtime} runtime, Redis ${new URL(config.redisUrl).host}, workspace ${config.workspace}. Ctrl-C or \`dan down\` stops it.\n`),
     );
+    // The dashboard comes up with the network; a busy port costs the dashboard, not the network.
+    const web = flags.web
+      ? await startWebServer(config, logger).catch((error: Error) => {
+          process.stderr.write(c.yellow(`dan up: no dashboard: ${error.message} (set DAN_WEB_PORT, or pass --no-web)\n`));
+          return undefined;
+        })
+      : undefined;
+    if (web) process.stderr.write(`dan up: dashboard and API at ${c.bold(`${web.url}/`)}\n`);
     try {
       await runOrchestrator(config, logger);
     } finally {
+      await web?.close();
       if (redis) {
         redis.kill('SIGTERM'); // redis-server flushes its append-only file on SIGTERM
         await new Promise((r) => redis.once('exit', r));

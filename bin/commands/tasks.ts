@@ -1,17 +1,12 @@
 import type { Command } from 'commander';
-import { z } from 'zod';
 import { assertKnownDomain } from '../../lib/domains.js';
 import { followTask } from '../../lib/messaging/index.js';
+import { listLimitSchema, specFromRequest } from '../../lib/task-request.js';
 import {
   MAIN_DOMAIN,
-  contextSchema,
-  descriptionSchema,
-  timeoutSchema,
   isTerminal,
   parseContextJson,
-  prioritySchema,
   taskIdSchema,
-  taskSpecSchema,
   taskStatusSchema,
   TASK_STATUSES,
   type TaskRecord,
@@ -48,11 +43,8 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('--json', 'print JSON'),
   ).action(async (domain: string, description: string, flags: SendFlags) => {
     const config = configFrom(flags);
-    // Validate everything before touching Redis: bad input writes nothing.
+    // Validate everything before touching Redis: bad input writes nothing. The API validates with the same call.
     assertKnownDomain(config.templatesDir, domain);
-    if (flags.merge === false && domain === MAIN_DOMAIN) {
-      throw new BadInputError("--no-merge keeps one domain task's branch for review; a goal's subtasks merge along its graph so that each builds on the last");
-    }
     let context: Record<string, unknown> = {};
     if (flags.context !== undefined) {
       try {
@@ -61,18 +53,10 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
         throw new BadInputError(`--context ${(error as Error).message}: pass a JSON object such as '{"repo":"api"}'`);
       }
     }
-    const spec = parseFlag(
-      taskSpecSchema,
-      {
-        domain,
-        description: parseFlag(descriptionSchema, description, 'the description'),
-        priority: parseFlag(prioritySchema, flags.priority, '--priority'),
-        timeoutS: parseFlag(timeoutSchema, flags.timeout ?? config.taskTimeoutS, '--timeout'),
-        context: parseFlag(contextSchema, context, '--context'),
-        maxAttempts: config.taskAttempts,
-        noMerge: flags.merge === false,
-      },
-      'task',
+    const spec = specFromRequest(
+      { domain, description, priority: flags.priority, timeoutS: flags.timeout, context, noMerge: flags.merge === false },
+      config,
+      { domain: 'domain', description: 'the description', priority: '--priority', timeoutS: '--timeout', context: '--context', noMerge: '--no-merge' },
     );
     await using bus = await connectCli(config);
     const record = await bus.submit(spec);
@@ -121,7 +105,7 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
     const config = configFrom(flags);
     if (flags.domain !== undefined) assertKnownDomain(config.templatesDir, flags.domain);
     const status = flags.status === undefined ? undefined : parseFlag(taskStatusSchema, flags.status, '--status');
-    const limit = parseFlag(z.coerce.number({ error: 'must be a number from 1 to 1000' }).int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000'), flags.limit, '--limit');
+    const limit = parseFlag(listLimitSchema, flags.limit, '--limit');
     await using bus = await connectCli(config);
     const records = await bus.tasks.list({ domain: flags.domain, status, limit });
     if (flags.json) {

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { isTerminal, type TaskRecord } from '../task.js';
 import type { Bus } from './bus.js';
 import { compareStreamIds, type StoredLogEntry } from './log-stream.js';
@@ -14,6 +15,13 @@ export interface FollowTaskOptions {
   signal?: AbortSignal;
   /** Longest block of one read; the record is re-checked between reads. @default 1000 */
   blockMs?: number;
+  /**
+   * Resume after this stream id (a reconnecting client's last entry): only later entries, of every stream
+   * followed (stream ids are Redis server times, so one id orders the task's and its subtasks' entries).
+   */
+  after?: string;
+  /** The connection for blocking reads, when the caller follows several tasks at once. @default bus.blocking() */
+  blocking?: Redis;
 }
 
 /**
@@ -29,17 +37,20 @@ export async function followTask(bus: Bus, taskId: string, options: FollowTaskOp
   const history: StoredLogEntry[] = [];
   const positions = new Map<string, string>();
   for (const id of ids) {
-    const entries = await bus.logs.history(id, options.last === undefined ? {} : { last: Math.max(options.last, 1) });
+    const entries = await bus.logs.history(id, {
+      ...(options.last === undefined ? {} : { last: Math.max(options.last, 1) }),
+      ...(options.after === undefined ? {} : { after: options.after }),
+    });
     history.push(...entries);
-    positions.set(id, entries.at(-1)?.id ?? '0-0');
+    positions.set(id, entries.at(-1)?.id ?? options.after ?? '0-0');
   }
   history.sort((a, b) => compareStreamIds(a.id, b.id));
   for (const entry of options.last === undefined ? history : options.last === 0 ? [] : history.slice(-options.last)) options.onEntry?.(entry);
-  const blocking = bus.blocking();
+  const blocking = options.blocking ?? bus.blocking();
   for (;;) {
     if (options.signal?.aborted) return record;
     record = await bus.tasks.get(taskId);
-    if (withSubtasks) for (const child of record.children) if (!positions.has(child)) positions.set(child, '0-0');
+    if (withSubtasks) for (const child of record.children) if (!positions.has(child)) positions.set(child, options.after ?? '0-0');
     if (untilDone && isTerminal(record.status)) {
       // Drain what was written before the record went terminal.
       const rest: StoredLogEntry[] = [];

@@ -189,6 +189,11 @@ export class TaskStore {
     return out;
   }
 
+  /** Ids of the tasks created at or after `since` (ms), oldest first (the index only). */
+  idsSince(since: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.tasks, since, '+inf');
+  }
+
   /** Ids newest first (the index only). */
   recentIds(count: number): Promise<string[]> {
     return this.redis.zrevrange(this.keys.tasks, 0, count - 1);

@@ -53,6 +53,7 @@ const modelKey = 'sk-dan-e2e-not-a-real-key';
 let dir = '';
 let workspace = '';
 let redisPort = 0;
+let webPort = 0;
 let images = { agent: '', redis: '' };
 let model: ModelServer | undefined;
 
@@ -187,6 +188,7 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
     model = await ModelServer.start({ script: scenario('auto'), host: '0.0.0.0' });
     const modelPort = new URL(model.url).port;
     redisPort = await freePort();
+    webPort = await freePort();
 
     dir = await mkdtemp(path.join(os.tmpdir(), 'dan-e2e-'));
     workspace = path.join(dir, 'workspace');
@@ -207,6 +209,7 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
         `COMPOSE_PROJECT_NAME=${project}`,
         `DAN_NETWORK=${network}`,
         `DAN_REDIS_PORT=${redisPort}`,
+        `DAN_WEB_PORT=${webPort}`,
         `DAN_AGENT_IMAGE=${images.agent}`,
         `DAN_REDIS_IMAGE=${images.redis}`,
         'DAN_REAPER_MS=2000',
@@ -304,6 +307,19 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
     for (const child of records) expect(child, `subtask ${child.id} (${child.domain})`).toMatchObject({ status: 'completed' });
     expect(new Set(records.map((r) => r.domain))).toEqual(new Set(['backend', 'frontend']));
   }, 360_000);
+
+  it('serves the dashboard and the API on 127.0.0.1:DAN_WEB_PORT, reading the same network', async () => {
+    dumpLogsOnFailure();
+    const base = `http://127.0.0.1:${webPort}`;
+    await eventually(async () => (await fetch(`${base}/readyz`)).ok, { what: 'the web service to be ready', timeoutMs: 60_000 });
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<div id="app">');
+    const { tasks } = (await (await fetch(`${base}/api/tasks`)).json()) as { tasks: Array<{ domain: string }> };
+    expect(tasks.length).toBeGreaterThan(0); // the tasks the tests above sent through the CLI
+    const { agents } = (await (await fetch(`${base}/api/agents`)).json()) as { agents: Array<{ role: string }> };
+    expect(agents.some((a) => a.role === 'main')).toBe(true);
+  });
 
   it('docker compose down stops the orchestrator and every agent it spawned, and removes the network', async () => {
     dumpLogsOnFailure();

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import type { DanConfig } from './config.js';
+import { assertKnownDomain } from './domains.js';
+import { BadInputError, describeZodError } from './errors.js';
+import {
+  MAIN_DOMAIN,
+  contextSchema,
+  descriptionSchema,
+  domainNameSchema,
+  prioritySchema,
+  taskSpecSchema,
+  timeoutSchema,
+  type TaskSpec,
+} from './task.js';
+
+/**
+ * What a user sends to ask for a task, from `dan send-task` or `POST /api/tasks`: both turn it into a
+ * {@link TaskSpec} with {@link specFromRequest}, so the two validate alike and say the same things.
+ */
+export const taskRequestSchema = z
+  .object({
+    domain: domainNameSchema.describe('`main` (plan it across domains) or a folder under agents/domain-templates/'),
+    description: descriptionSchema.describe('what to do (1 byte to 64 KiB)'),
+    priority: prioritySchema.optional().describe('low | normal | high (default normal)'),
+    timeoutS: timeoutSchema.optional().describe('give up after this many seconds (10 to 86400; default DAN_TASK_TIMEOUT_S)'),
+    context: contextSchema.optional().describe('a JSON object handed to the agent with the task (at most 64 KiB of JSON)'),
+    noMerge: z.boolean({ error: 'must be true or false' }).optional().describe("keep the task's branch for review instead of merging it (not for `main`)"),
+  })
+  .strict();
+export type TaskRequest = { [K in keyof z.input<typeof taskRequestSchema>]?: unknown };
+
+/** How the caller names each field in its messages (`--priority` on the command line, `priority` in the API). */
+export type FieldNames = Record<keyof z.input<typeof taskRequestSchema>, string>;
+
+/** `dan tasks --limit` and `GET /api/tasks?limit=`. */
+export const listLimitSchema = z.coerce
+  .number({ error: 'must be a number from 1 to 1000' })
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(1000, 'must be at most 1000');
+
+/** `dan logs --lines` and `GET /api/tasks/:id/log?last=`. */
+export const logLinesSchema = z.coerce
+  .number({ error: 'must be a number from 0 to 100000' })
+  .int('must be a whole number')
+  .min(0, 'must be at least 0')
+  .max(100_000, 'must be at most 100000');
+
+/**
+ * Parses one input value with zod; a failure is a BadInputError naming it (`what`), with the value when it is
+ * a short string and `what` is not a flag or a phrase ("the description").
+ */
+export function parseInput<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const shown = typeof value === 'string' ? ` "${value.length > 40 ? `${value.slice(0, 40)}…` : value}"` : '';
+    throw new BadInputError(`${what}${what.startsWith('-') || what.startsWith('the ') ? '' : shown} ${describeZodError(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * Validates a task request completely, before anything touches Redis: a known domain, each field, and the
+ * network's defaults (timeout, attempts) filled in. Throws BadInputError or UnknownDomainError.
+ */
+export function specFromRequest(
+  request: TaskRequest,
+  settings: Pick<DanConfig, 'templatesDir' | 'taskTimeoutS' | 'taskAttempts'>,
+  names: FieldNames,
+): TaskSpec {
+  const domain = parseInput(z.string({ error: 'must be a string' }), request.domain, names.domain);
+  assertKnownDomain(settings.templatesDir, domain);
+  const noMerge = parseInput(z.boolean({ error: 'must be true or false' }), request.noMerge ?? false, names.noMerge);
+  if (noMerge && domain === MAIN_DOMAIN) {
+    throw new BadInputError(`${names.noMerge} keeps one domain task's branch for review; a goal's subtasks merge along its graph so that each builds on the last`);
+  }
+  return parseInput(
+    taskSpecSchema,
+    {
+      domain,
+      description: parseInput(descriptionSchema, request.description, names.description),
+      priority: parseInput(prioritySchema, request.priority ?? 'normal', names.priority),
+      timeoutS: parseInput(timeoutSchema, request.timeoutS ?? settings.taskTimeoutS, names.timeoutS),
+      context: parseInput(contextSchema, request.context ?? {}, names.context),
+      maxAttempts: settings.taskAttempts,
+      noMerge,
+    },
+    'task',
+  );
+}
