@@ -1,6 +1,6 @@
 import { describeStat } from '../workspace/index.js';
 import { retryOnLock } from './prepare-worktree.js';
-import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
+import { holdsTask, loseTask, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
 
 /**
  * Stage: commits everything the run changed in the worktree to the task's branch, whatever the run's outcome:
@@ -8,6 +8,11 @@ import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
  */
 export async function commitChange(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
   if (!ctx.workspace || !run.worktree || !run.git) return 'next';
+  // The worktree's path is the task's: after a takeover it is the next attempt's worktree.
+  if (!(await holdsTask(ctx, run))) {
+    loseTask(run, 'commit');
+    return 'next';
+  }
   const status = run.result?.status ?? 'failed';
   try {
     const change = await retryOnLock(() => ctx.workspace!.commit(run.worktree!, commitMessage(ctx, run, status), ctx.identity));
