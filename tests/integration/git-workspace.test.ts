@@ -7,6 +7,7 @@ import { describe, expect } from 'vitest';
 import { DomainAgent } from '../../lib/agent/index.js';
 import { createLogger } from '../../lib/log.js';
 import { releaseAgentTasks } from '../../lib/orchestrator/release-tasks.js';
+import { MergeLock } from '../../lib/messaging/index.js';
 import { Reaper } from '../../lib/registry/index.js';
 import { taskSpecSchema, type LogEntry, type TaskRecord } from '../../lib/task.js';
 import { conversationRequests, isPlanningRequest, planScenario, primaryWorkingDirectory, writeFileScenario, type RecordedRequest, type Turn } from '../fixtures/model-server.js';
@@ -166,7 +167,8 @@ function startReaper(w: GitWorld): () => void {
 describe('git workspaces: a worktree and branch per task, merged one at a time', () => {
   it('6 agents complete 30 tasks each writing its own file: all merged, every file on the branch and in the folder, 30 branches, no worktree left', { timeout: 300_000 }, async ({ w }) => {
     w.script = writeFileScenario();
-    for (let i = 1; i <= 6; i++) await w.startAgent(`backend-${i}`);
+    // Leases long enough that six agents and their CLIs in one process on two busy cores never lapse one.
+    for (let i = 1; i <= 6; i++) await w.startAgent(`backend-${i}`, { DAN_HEARTBEAT_TTL_MS: '15000', DAN_REAPER_MS: '1000' });
     const names = Array.from({ length: 30 }, (_, i) => `file-${String(i + 1).padStart(2, '0')}.txt`);
     const tasks: TaskRecord[] = [];
     for (const name of names) tasks.push(await w.submitTask(`Create the file ${name} with a line about it`));
@@ -175,6 +177,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     for (const task of tasks) done.push(await w.ended(task.id, 240_000));
     for (const record of done) {
       expect(record.status, await w.describe(record.id)).toBe('completed');
+      expect(record.attempts, `${record.id}:\n${texts(await w.entries(record.id)).join('\n')}\n${w.logs.lines.filter((l) => l.includes(record.id)).join('\n')}`).toBe(1);
       expect(record.git, record.id).toMatchObject({ branch: `dan/${record.id}`, integration: 'main', merge: 'merged' });
       expect(record.git!.files.map((f) => f.path)).toEqual([names[done.indexOf(record)]]);
     }
@@ -344,6 +347,47 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     expect(await readFile(path.join(w.workspace, 'survivor.txt'), 'utf8')).toBe('attempt 2\n');
     expect((await w.git('log', '--merges', '--format=%s', 'main')).split('\n').filter((l) => l.startsWith(`Merge dan/${task.id}`))).toHaveLength(1);
     expect(await w.danBranches()).toEqual([`dan/${task.id}`, `dan/${task.id}-attempt-1`]);
+  });
+
+  it('an attempt whose lease lapsed while it waited to merge neither merges nor records; the attempt that took over merges its own change', { timeout: 180_000 }, async ({ w }) => {
+    let firstTurns = 0;
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    w.script = async (req) => {
+      if (!req.hasToolResult) firstTurns += 1;
+      const turn = writeTurn(req, 'lease.txt', `attempt ${firstTurns}\n`);
+      if (firstTurns === 1) await gate;
+      return turn;
+    };
+    await w.startAgent('backend-lapsed');
+    const task = await w.submitTask('Create the file lease.txt');
+    await eventually(() => conversationRequests(w.server.requests).length >= 1, { what: 'the first attempt to call the model', timeoutMs: 60_000 });
+    await w.startAgent('backend-takeover'); // idle: the only task is the first agent's
+    // The network's merge lock, held here so that the first attempt waits for it with its change committed.
+    const held = await new MergeLock(w.bus.redis, w.bus.keys, { ttlMs: 60_000 }).acquire('test');
+    try {
+      openGate();
+      const committed = async (n: number): Promise<boolean> => texts(await w.entries(task.id)).filter((t) => t.startsWith('committed 1 file')).length >= n;
+      await eventually(() => committed(1), { what: 'the first attempt to commit', timeoutMs: 60_000 });
+      // Its job lock lapses (as when its renewal comes too late): the stalled-job check hands the task on.
+      expect(await w.bus.redis.del(`${w.bus.keys.queuePrefix}:backend:${task.id}:lock`)).toBe(1);
+      await w.waitFor(task.id, (r) => r.attempts === 2 && r.agent === 'backend-takeover', 'the second agent to take the task over', 30_000);
+      await eventually(() => committed(2), { what: 'the second attempt to commit', timeoutMs: 60_000 });
+    } finally {
+      await held.release();
+    }
+    const done = await w.ended(task.id);
+    expect(done).toMatchObject({ status: 'completed', attempts: 2, agent: 'backend-takeover', git: { merge: 'merged', keptAttempts: [`dan/${done.id}-attempt-1`] } });
+    const log = texts(await w.entries(done.id));
+    expect(log).toContain('attempt 1 lost the task to another agent before its merge step (its lease lapsed): it neither commits nor merges');
+    expect(statusTrail(await w.entries(done.id))).toEqual(['queued', 'active', 'active', 'completed']);
+
+    // One merge, by the agent that holds the task, of its own change; the lapsed attempt's change is kept, unmerged.
+    const merges = (await w.git('log', '--merges', '--format=%s%n%b', 'main')).split('\n').filter((l) => l.length > 0);
+    expect(merges).toEqual([`Merge dan/${done.id}: Create the file lease.txt`, `dan task ${done.id} (backend), merged by backend-takeover`]);
+    expect(await readFile(path.join(w.workspace, 'lease.txt'), 'utf8')).toBe('attempt 2\n');
+    expect(await w.git('show', `dan/${done.id}-attempt-1:lease.txt`)).toBe('attempt 1');
+    expect(await w.gitSucceeds('merge-base', '--is-ancestor', `dan/${done.id}-attempt-1`, 'main')).toBe(false);
   });
 
   it('send-task --no-merge keeps the branch: dan diff shows the patch, dan diff --stat the stat; dan merge merges it and dan status says merged', { timeout: 120_000 }, async ({ w }) => {
