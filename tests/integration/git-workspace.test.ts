@@ -98,6 +98,8 @@ class GitWorld extends World {
 
 const it = itWith(() => GitWorld.create({ label: 'gitws', settings: TIMINGS, waitTimeoutMs: 90_000 }));
 
+/** How the merge step's prompt to resolve a conflict begins (lib/agent/merge-change.ts). */
+const RESOLVE = 'Merging your change for this task into the branch';
 const statusTrail = (entries: LogEntry[]): string[] => entries.filter((e) => e.type === 'status').map((e) => e.status!);
 const texts = (entries: LogEntry[]): string[] => entries.map((e) => e.text);
 
@@ -112,7 +114,9 @@ interface ApiMessage {
 
 /** The conversation's messages as the CLI sent them. */
 const messagesOf = (req: RecordedRequest): ApiMessage[] => ((req.body as { messages?: ApiMessage[] } | undefined)?.messages ?? []).filter((m) => m.role === 'user' || m.role === 'assistant');
-const textOf = (m: ApiMessage): string => (typeof m.content === 'string' ? m.content : (m.content ?? []).map((b) => (b.type === 'text' ? (b.text ?? '') : '')).join('\n'));
+/** A message's own text: the CLI's `<system-reminder>` blocks (CLAUDE.md among them) left out. */
+const textOf = (m: ApiMessage): string =>
+  (typeof m.content === 'string' ? m.content : (m.content ?? []).map((b) => (b.type === 'text' ? (b.text ?? '') : '')).join('\n')).replace(/<system-reminder>[\s\S]*?<\/system-reminder>/g, '');
 const hasToolResult = (m: ApiMessage): boolean => Array.isArray(m.content) && m.content.some((b) => b.type === 'tool_result');
 
 /**
@@ -209,7 +213,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     function sameFileScript(w: GitWorld, resolution: (req: RecordedRequest, rounds: number) => Turn): (req: RecordedRequest) => Promise<Turn> {
       const bothStarted = barrier(2);
       return async (req) => {
-        const rounds = roundsSince(req, 'conflict markers');
+        const rounds = roundsSince(req, RESOLVE);
         if (rounds >= 0) return resolution(req, rounds);
         if (!req.hasToolResult) await bothStarted();
         return writeTurn(req, 'shared.txt', `${lineOf(req.prompt)}\n`);
@@ -223,10 +227,8 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
       const alpha = await w.submitTask('Create the file shared.txt with the alpha line');
       const beta = await w.submitTask('Create the file shared.txt with the beta line');
       const [a, b] = [await w.ended(alpha.id), await w.ended(beta.id)];
-      expect(a.status).toBe('completed');
-      expect(b.status).toBe('completed');
-      expect(a.git?.merge).toBe('merged');
-      expect(b.git?.merge).toBe('merged');
+      const story = `${texts(await w.entries(a.id)).join('\n')}\n---\n${texts(await w.entries(b.id)).join('\n')}`;
+      expect([a.status, b.status, a.git?.merge, b.git?.merge], story).toEqual(['completed', 'completed', 'merged', 'merged']);
       // Both started from the same commit; the one that merged second resolved a conflict first.
       expect(a.git!.base).toBe(b.git!.base);
       const [first, second] = (a.git!.resolutions ?? 0) === 0 ? [a, b] : [b, a];
@@ -234,7 +236,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
       expect(second.git!.resolutions).toBe(1);
 
       // The model saw the resolution prompt: the conflicting file named, conflict markers mentioned.
-      const resolving = conversationRequests(w.server.requests).filter((r) => roundsSince(r, 'conflict markers') === 0);
+      const resolving = conversationRequests(w.server.requests).filter((r) => roundsSince(r, RESOLVE) === 0);
       expect(resolving).toHaveLength(1);
       expect(resolving[0]!.lastUserText).toContain('- shared.txt');
       expect(resolving[0]!.lastUserText).toContain('conflict markers');
@@ -257,11 +259,11 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
       const beta = await w.submitTask('Create the file shared.txt with the beta line');
       const [a, b] = [await w.ended(alpha.id), await w.ended(beta.id)];
       expect([a.status, b.status]).toEqual(['completed', 'completed']);
-      const states = [a.git?.merge, b.git?.merge].sort();
-      expect(states).toEqual(['conflict', 'merged']);
+      const story = `${texts(await w.entries(a.id)).join('\n')}\n---\n${texts(await w.entries(b.id)).join('\n')}`;
+      expect([a.git?.merge, b.git?.merge].sort(), story).toEqual(['conflict', 'merged']);
       const [winner, loser] = a.git!.merge === 'merged' ? [a, b] : [b, a];
       expect(loser.git!.mergeReason).toMatch(/^conflicts in shared\.txt after 0 resolutions: resolve them on dan\/\S+, then dan merge /);
-      expect(conversationRequests(w.server.requests).some((r) => roundsSince(r, 'conflict markers') >= 0)).toBe(false);
+      expect(conversationRequests(w.server.requests).some((r) => roundsSince(r, RESOLVE) >= 0)).toBe(false);
 
       // The workspace has the winner's line and no marker; each branch keeps its own change.
       const winnerLine = lineOf(winner.description);
@@ -378,8 +380,9 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     }
     const done = await w.ended(task.id);
     expect(done).toMatchObject({ status: 'completed', attempts: 2, agent: 'backend-takeover', git: { merge: 'merged', keptAttempts: [`dan/${done.id}-attempt-1`] } });
-    const log = texts(await w.entries(done.id));
-    expect(log).toContain('attempt 1 lost the task to another agent before its merge step (its lease lapsed): it neither commits nor merges');
+    // The lapsed attempt says so in the task's log once it has the merge lock (after or before the new attempt merged).
+    const lost = 'attempt 1 lost the task to another agent before its merge step (its lease lapsed): it neither commits nor merges';
+    await eventually(async () => texts(await w.entries(done.id)).includes(lost), { what: 'the lapsed attempt to give up', timeoutMs: 30_000 });
     expect(statusTrail(await w.entries(done.id))).toEqual(['queued', 'active', 'active', 'completed']);
 
     // One merge, by the agent that holds the task, of its own change; the lapsed attempt's change is kept, unmerged.
