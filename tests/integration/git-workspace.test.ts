@@ -80,15 +80,6 @@ class GitWorld extends World {
     return dir;
   }
 
-  submitTask(description: string, extra: { noMerge?: boolean } = {}): Promise<TaskRecord> {
-    return this.submit(description, extra);
-  }
-
-  /** A task's record once it ended, with its git state; the error says where it stands. */
-  async ended(id: string, timeoutMs?: number): Promise<TaskRecord> {
-    return this.waitForEnd(id, timeoutMs);
-  }
-
   override async close(): Promise<void> {
     for (const agent of this.agents) await agent.stop('stopped', { graceMs: 0 }).catch(() => {});
     await super.close();
@@ -169,16 +160,17 @@ function startReaper(w: GitWorld): () => void {
 }
 
 describe('git workspaces: a worktree and branch per task, merged one at a time', () => {
-  it('6 agents complete 30 tasks each writing its own file: all merged, every file on the branch and in the folder, 30 branches, no worktree left', { timeout: 300_000 }, async ({ w }) => {
+  it('6 agents complete 30 tasks each writing its own file: all merged, every file on the branch and in the folder, 30 branches, no worktree left', { timeout: 600_000 }, async ({ w }) => {
     w.script = writeFileScenario();
     // Leases long enough that six agents and their CLIs in one process on two busy cores never lapse one.
     for (let i = 1; i <= 6; i++) await w.startAgent(`backend-${i}`, { DAN_HEARTBEAT_TTL_MS: '15000', DAN_REAPER_MS: '1000' });
     const names = Array.from({ length: 30 }, (_, i) => `file-${String(i + 1).padStart(2, '0')}.txt`);
     const tasks: TaskRecord[] = [];
-    for (const name of names) tasks.push(await w.submitTask(`Create the file ${name} with a line about it`));
+    for (const name of names) tasks.push(await w.submit(`Create the file ${name} with a line about it`));
 
     const done: TaskRecord[] = [];
-    for (const task of tasks) done.push(await w.ended(task.id, 240_000));
+    // About two minutes on two cores; far more when other work shares them (30 CLI starts): a generous deadline.
+    for (const task of tasks) done.push(await w.waitForEnd(task.id, 540_000));
     for (const record of done) {
       expect(record.status, await w.describe(record.id)).toBe('completed');
       expect(record.attempts, `${record.id}:\n${texts(await w.entries(record.id)).join('\n')}\n${w.logs.lines.filter((l) => l.includes(record.id)).join('\n')}`).toBe(1);
@@ -224,9 +216,9 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
       w.script = sameFileScript(w, (req, rounds) => readThenWrite(req, rounds, 'shared.txt', `${ALPHA}\n${BETA}\n`));
       await w.startAgent('backend-1');
       await w.startAgent('backend-2');
-      const alpha = await w.submitTask('Create the file shared.txt with the alpha line');
-      const beta = await w.submitTask('Create the file shared.txt with the beta line');
-      const [a, b] = [await w.ended(alpha.id), await w.ended(beta.id)];
+      const alpha = await w.submit('Create the file shared.txt with the alpha line');
+      const beta = await w.submit('Create the file shared.txt with the beta line');
+      const [a, b] = [await w.waitForEnd(alpha.id), await w.waitForEnd(beta.id)];
       const story = `${texts(await w.entries(a.id)).join('\n')}\n---\n${texts(await w.entries(b.id)).join('\n')}`;
       expect([a.status, b.status, a.git?.merge, b.git?.merge], story).toEqual(['completed', 'completed', 'merged', 'merged']);
       // Both started from the same commit; the one that merged second resolved a conflict first.
@@ -255,9 +247,9 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
       w.script = sameFileScript(w, () => ({ text: 'not asked to resolve' }));
       await w.startAgent('backend-1', { DAN_MERGE_ATTEMPTS: '0' });
       await w.startAgent('backend-2', { DAN_MERGE_ATTEMPTS: '0' });
-      const alpha = await w.submitTask('Create the file shared.txt with the alpha line');
-      const beta = await w.submitTask('Create the file shared.txt with the beta line');
-      const [a, b] = [await w.ended(alpha.id), await w.ended(beta.id)];
+      const alpha = await w.submit('Create the file shared.txt with the alpha line');
+      const beta = await w.submit('Create the file shared.txt with the beta line');
+      const [a, b] = [await w.waitForEnd(alpha.id), await w.waitForEnd(beta.id)];
       expect([a.status, b.status]).toEqual(['completed', 'completed']);
       const story = `${texts(await w.entries(a.id)).join('\n')}\n---\n${texts(await w.entries(b.id)).join('\n')}`;
       expect([a.git?.merge, b.git?.merge].sort(), story).toEqual(['conflict', 'merged']);
@@ -292,7 +284,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     };
     await w.startOrchestrator('orch-1');
     const goal = await w.bus.submit(taskSpecSchema.parse({ domain: 'main', description: 'Create user registration with an API endpoint and a form component', timeoutS: 90, maxAttempts: 3 }));
-    const done = await w.ended(goal.id, 150_000);
+    const done = await w.waitForEnd(goal.id, 150_000);
     expect(done.status, await w.describe(goal.id)).toBe('completed');
 
     const kids = Object.fromEntries((await w.bus.tasks.getMany(done.children)).map((r) => [r.key!, r]));
@@ -321,7 +313,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
       return firstTurns === 1 ? { hang: true } : { text: 'Done: wrote survivor.txt.' };
     };
     const first = await w.spawnAgent('backend-killed');
-    const task = await w.submitTask('Create the file survivor.txt');
+    const task = await w.submit('Create the file survivor.txt');
     const worktree = path.join(w.workspace, '.dan', 'worktrees', task.id);
     await eventually(() => conversationRequests(w.server.requests).length >= 2 && existsSync(path.join(worktree, 'survivor.txt')), { what: 'the first attempt to write its file' });
 
@@ -333,7 +325,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     try {
       await w.waitFor(task.id, (r) => r.status === 'queued', 'the reaper to requeue the task', 30_000);
       await w.startAgent('backend-second');
-      const done = await w.ended(task.id);
+      const done = await w.waitForEnd(task.id);
       expect(done).toMatchObject({ status: 'completed', attempts: 2, agent: 'backend-second' });
       expect(done.git).toMatchObject({ branch: `dan/${task.id}`, merge: 'merged', keptAttempts: [`dan/${task.id}-attempt-1`] });
     } finally {
@@ -362,7 +354,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
       return turn;
     };
     await w.startAgent('backend-lapsed');
-    const task = await w.submitTask('Create the file lease.txt');
+    const task = await w.submit('Create the file lease.txt');
     await eventually(() => conversationRequests(w.server.requests).length >= 1, { what: 'the first attempt to call the model', timeoutMs: 60_000 });
     await w.startAgent('backend-takeover'); // idle: the only task is the first agent's
     // The network's merge lock, held here so that the first attempt waits for it with its change committed.
@@ -378,7 +370,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     } finally {
       await held.release();
     }
-    const done = await w.ended(task.id);
+    const done = await w.waitForEnd(task.id);
     expect(done).toMatchObject({ status: 'completed', attempts: 2, agent: 'backend-takeover', git: { merge: 'merged', keptAttempts: [`dan/${done.id}-attempt-1`] } });
     // The lapsed attempt says so in the task's log once it has the merge lock (after or before the new attempt merged).
     const lost = 'attempt 1 lost the task to another agent before its merge step (its lease lapsed): it neither commits nor merges';
@@ -399,7 +391,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     const sent = await runDan(['send-task', 'backend', 'Create the file review.txt for a reviewer', '--no-merge'], env);
     expect(sent.exitCode, String(sent.stderr)).toBe(0);
     const id = String(sent.stdout).trim();
-    const done = await w.ended(id);
+    const done = await w.waitForEnd(id);
     expect(done).toMatchObject({ status: 'completed', git: { merge: 'skipped', files: [{ path: 'review.txt', added: 2, removed: 0 }] } });
     expect(existsSync(path.join(w.workspace, 'review.txt'))).toBe(false);
 
@@ -434,8 +426,8 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     const mine = `${[...lines.slice(0, 7), 'line 8 (by the user)'].join('\n')}\n`;
     await writeFile(path.join(w.workspace, 'notes.txt'), mine);
 
-    const task = await w.submitTask('Edit the file notes.txt: change its first line');
-    const done = await w.ended(task.id);
+    const task = await w.submit('Edit the file notes.txt: change its first line');
+    const done = await w.waitForEnd(task.id);
     expect(done.status).toBe('completed');
     expect(done.git).toMatchObject({ merge: 'blocked', files: [{ path: 'notes.txt', added: 1, removed: 1 }] });
     expect(done.git!.mergeReason).toContain('uncommitted changes in the workspace to notes.txt');
@@ -489,7 +481,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     };
 
     const first = await w.spawnAgent('backend-merging', { DAN_GIT_BIN: wrapper });
-    const task = await w.submitTask('Create the file merged-once.txt');
+    const task = await w.submit('Create the file merged-once.txt');
     const pid = Number(await eventually(async () => (existsSync(marker) ? (await readFile(marker, 'utf8')).trim() : undefined), { what: 'the merge to reach update-ref', timeoutMs: 90_000 }));
     // The merge's files are in the folder already; the branch has not moved.
     expect(existsSync(path.join(w.workspace, 'first-try.txt'))).toBe(true);
@@ -503,7 +495,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     try {
       await w.waitFor(task.id, (r) => r.status === 'queued', 'the reaper to requeue the task', 30_000);
       await w.startAgent('backend-second');
-      const done = await w.ended(task.id);
+      const done = await w.waitForEnd(task.id);
       expect(done).toMatchObject({ status: 'completed', attempts: 2, agent: 'backend-second' });
       expect(done.git).toMatchObject({ merge: 'merged', keptAttempts: [`dan/${task.id}-attempt-1`], files: [{ path: 'second-try.txt', added: 1, removed: 0 }] });
     } finally {
