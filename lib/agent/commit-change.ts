@@ -1,6 +1,6 @@
 import { describeStat } from '../workspace/index.js';
 import { retryOnLock } from './prepare-worktree.js';
-import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
+import { holdsTask, loseTask, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
 
 /**
  * Stage: commits everything the run changed in the worktree to the task's branch, whatever the run's outcome:
@@ -9,6 +9,11 @@ import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
 export async function commitChange(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
   // A merge task commits nothing of its own before the merge: the branch is the other task's, committed.
   if (!ctx.workspace || !run.worktree || !run.git || run.target) return 'next';
+  // The worktree's path is the task's: after a takeover it is the next attempt's worktree.
+  if (!(await holdsTask(ctx, run))) {
+    loseTask(run, 'commit');
+    return 'next';
+  }
   const status = run.result?.status ?? 'failed';
   try {
     const change = await retryOnLock(() => ctx.workspace!.commit(run.worktree!, commitMessage(ctx, run, status), ctx.identity));

@@ -1,8 +1,8 @@
 import type { MergeLock } from '../messaging/index.js';
-import { pendingMergeSchema, type PendingMergeStore } from '../workspace/index.js';
+import { pendingMergeSchema, type MergeResult, type PendingMergeStore } from '../workspace/index.js';
 import { retryOnLock } from './prepare-worktree.js';
 import { runCli } from './run-cli.js';
-import { abortReason, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
+import { abortReason, holdsTask, loseTask, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
 
 /**
  * Stage: merges a completed task's branch into the integration branch, one merge at a time across the network
@@ -48,6 +48,10 @@ async function mergeTaskBranch(ctx: AgentContext, run: TaskRun): Promise<StageOu
       run.writer.push({ type: 'error', text: git.mergeReason });
       return 'next';
     }
+    if (outcome.state === 'lost') {
+      loseTask(run, 'merge');
+      return 'next';
+    }
     if (outcome.state === 'merged') {
       git.merge = 'merged';
       git.mergeCommit = outcome.mergeCommit;
@@ -78,10 +82,15 @@ async function mergeTaskBranch(ctx: AgentContext, run: TaskRun): Promise<StageOu
   }
 }
 
-/** One merge attempt under the network's merge lock, after repairing what a dead merge step left. */
-async function mergeOnce(ctx: AgentContext, run: TaskRun) {
+/**
+ * One merge attempt under the network's merge lock, after repairing what a dead merge step left. `lost` when
+ * the attempt no longer holds its task once it has the lock (its lease lapsed while it waited): the branch
+ * `dan/<id>` is the next attempt's by then.
+ */
+async function mergeOnce(ctx: AgentContext, run: TaskRun): Promise<MergeResult | { state: 'lost' }> {
   const lease = await ctx.mergeLock.acquire(ctx.agentId, run.controller.signal);
   try {
+    if (!(await holdsTask(ctx, run))) return { state: 'lost' };
     const pending = pendingStore(ctx.mergeLock);
     for (const note of await ctx.workspace!.recover(pending, ctx.config.heartbeatTtlMs)) run.writer.push({ type: 'info', text: note });
     const line = (run.record?.description ?? '').trim().split('\n')[0]!.slice(0, 100);

@@ -63,3 +63,20 @@ export type Stage = (ctx: AgentContext, run: TaskRun) => Promise<StageOutcome>;
 /** The abort reason of the run, if it was aborted by its agent. */
 export const abortReason = (run: TaskRun): AbortReason | undefined =>
   run.controller.signal.aborted ? (run.controller.signal.reason as AbortReason) : undefined;
+
+/**
+ * Whether this attempt still holds its task: the record is active and names this agent and this attempt. An
+ * attempt whose lease lapsed (its job lock not renewed in time) has lost the task to another agent, which
+ * works on the same branch name and worktree path: the lapsed attempt must then neither commit nor merge.
+ */
+export async function holdsTask(ctx: AgentContext, run: TaskRun): Promise<boolean> {
+  const record = await ctx.bus.tasks.find(run.taskId);
+  return record?.status === 'active' && record.agent === ctx.agentId && record.attempts === run.attempt;
+}
+
+/** Ends a lapsed attempt's pipeline like a reaped agent's: nothing more done, no result recorded. */
+export function loseTask(run: TaskRun, stage: string): void {
+  run.log.warn({ stage }, 'the task was handed to another agent (this attempt\'s lease lapsed): stopping before the step changes its branch');
+  run.writer.push({ type: 'info', text: `attempt ${run.attempt} lost the task to another agent before its ${stage} step (its lease lapsed): it neither commits nor merges` });
+  run.controller.abort('reaped');
+}
