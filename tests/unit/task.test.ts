@@ -187,8 +187,8 @@ describe('task priority', () => {
 describe('task spec', () => {
   const base = { domain: 'backend', description: 'add a health endpoint', timeoutS: 300, maxAttempts: 3 };
 
-  it('fills defaults: normal priority, empty context, no dependencies', () => {
-    expect(taskSpecSchema.parse(base)).toEqual({ ...base, priority: 'normal', context: {}, dependsOn: [] });
+  it('fills defaults: normal priority, empty context, no dependencies, merged when done', () => {
+    expect(taskSpecSchema.parse(base)).toEqual({ ...base, priority: 'normal', context: {}, dependsOn: [], noMerge: false });
   });
 
   it.each([
@@ -275,7 +275,18 @@ describe('task record hash', () => {
       dependsOn: [],
       children: [],
       cancelRequested: false,
+      noMerge: false,
     });
+  });
+
+  it('round-trips --no-merge and a merge task, and a git field through its schema', () => {
+    const spec = taskSpecSchema.parse({ domain: 'backend', description: 'x', timeoutS: 60, maxAttempts: 2, noMerge: true, mergeOf: newTaskId() });
+    const hash = newRecordFields(newTaskId(), spec, 'queued', 1);
+    const git = { branch: 'dan/x', integration: 'main', base: 'a'.repeat(40), files: [{ path: 'a.txt', added: 1, removed: 0 }], merge: 'skipped', keptAttempts: [] };
+    const record = recordFromHash(taskRecordHashSchema.parse({ ...hash, git: JSON.stringify(git) }));
+    expect(record).toMatchObject({ noMerge: true, mergeOf: spec.mergeOf, git });
+    expect(taskRecordHashSchema.safeParse({ ...hash, git: JSON.stringify({ ...git, merge: 'maybe' }) }).success).toBe(false);
+    expect(taskRecordHashSchema.safeParse({ ...hash, git: '{nope' }).success).toBe(false);
   });
 
   it('refuses a hash with a status outside the state machine or a context that is not JSON', () => {
