@@ -36,6 +36,8 @@ export interface GitRunOptions {
   input?: string;
   /** Author and committer for a commit. */
   identity?: { name: string; email: string };
+  /** Let git take optional locks (`status` then writes the index it refreshed). @default false */
+  optionalLocks?: boolean;
 }
 
 export interface GitOutput {
@@ -76,6 +78,7 @@ export class Git {
   /** Runs `git <args>` in `cwd`. */
   async run(cwd: string, args: readonly string[], options: GitRunOptions = {}): Promise<GitOutput> {
     const env = { ...this.env };
+    if (options.optionalLocks) delete env.GIT_OPTIONAL_LOCKS;
     if (options.identity) {
       env.GIT_AUTHOR_NAME = env.GIT_COMMITTER_NAME = options.identity.name;
       env.GIT_AUTHOR_EMAIL = env.GIT_COMMITTER_EMAIL = options.identity.email;

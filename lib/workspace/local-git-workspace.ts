@@ -4,7 +4,7 @@ import type { CommittedChange, GitWorkspace } from './git-workspace.js';
 import type { FileStat } from './task-git.js';
 import { mergeIntoIntegration, recoverWorkspace, type MergeResult, type PendingMergeStore } from './merge.js';
 import { ensureRepository, resolveCommit, type RepositoryState } from './repository.js';
-import { abortResolution, finishResolution, startResolution, type ResolutionStart } from './resolve.js';
+import { finishResolution, startResolution, type ResolutionStart } from './resolve.js';
 import { attachWorktree, diffStat, prepareWorktree, removeWorktree, saveWork, worktreePath, type Identity, type PreparedWorktree, type Worktree } from './worktrees.js';
 
 const PRUNE_IDENTITY = { name: 'dan prune', email: 'dan@dan.invalid' };
@@ -33,8 +33,8 @@ export class LocalGitWorkspace implements GitWorkspace {
   }
 
   async commit(worktree: Worktree, message: string, identity: Identity): Promise<CommittedChange> {
-    await saveWork(this.git, worktree.path, message, identity);
-    const head = await resolveCommit(this.git, worktree.path, 'HEAD');
+    // The new head; when nothing was staged, the branch's own head (the model may have committed itself).
+    const head = (await saveWork(this.git, worktree.path, message, identity)) ?? (await resolveCommit(this.git, worktree.path, 'HEAD'));
     if (head === worktree.base) return { commit: undefined, files: [] };
     return { commit: head, files: await diffStat(this.git, worktree.path, worktree.base, head) };
   }
@@ -105,7 +105,7 @@ export class LocalGitWorkspace implements GitWorkspace {
   }
 
   async remove(worktree: Worktree): Promise<void> {
-    await abortResolution(this.git, worktree.path).catch(() => undefined);
+    // Forced: its change is committed by now (a resolution left mid-merge was aborted), and ignored files go too.
     await removeWorktree(this.git, this.root, worktree.path);
   }
 }

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { GitError } from '../errors.js';
 import type { Git } from './git.js';
-import { integrationBranch, resolveCommit } from './repository.js';
-import type { Identity } from './worktrees.js';
+import { resolveCommit } from './repository.js';
+import { checkedOutBranch, type Identity } from './worktrees.js';
 
 /** A merge into the integration branch in flight: written before the workspace changes, cleared after. */
 export const pendingMergeSchema = z.object({ integration: z.string(), base: z.string().regex(/^[0-9a-f]{40,64}$/), merge: z.string().regex(/^[0-9a-f]{40,64}$/) });
@@ -37,7 +37,7 @@ export async function mergeIntoIntegration(
   identity: Identity,
   pending: PendingMergeStore,
 ): Promise<MergeResult> {
-  const integration = await integrationBranch(git, root);
+  const integration = await checkedOutBranch(git, root);
   const [head, headTree, tip] = (await git.text(root, ['rev-parse', 'HEAD', 'HEAD^{tree}', `${branch}^{commit}`])).split('\n') as [string, string, string];
 
   const computed = await git.run(root, ['merge-tree', '--write-tree', '--name-only', '--no-messages', head, tip], { ok: [0, 1] });
@@ -55,7 +55,6 @@ export async function mergeIntoIntegration(
 
   const merge = await git.text(root, ['commit-tree', tree!, '-p', head, '-p', tip, '-m', message], { identity });
   await pending.set({ integration, base: head, merge });
-  await git.run(root, ['update-index', '-q', '--refresh'], { ok: [0, 1] });
   const checkout = await git.run(root, ['read-tree', '-m', '-u', head, merge], { ok: [0, 128] });
   if (checkout.exitCode !== 0) {
     await pending.clear();
@@ -76,8 +75,7 @@ export async function mergeIntoIntegration(
 export async function recoverWorkspace(git: Git, root: string, pending: PendingMergeStore, staleAfterMs = 0): Promise<string[]> {
   const notes: string[] = [];
   const gitDir = path.join(root, '.git');
-  // The checked-out branch, read from .git/HEAD: no git process in the common case of nothing to repair.
-  const integration = /^ref: refs\/heads\/(.+)$/m.exec(await readFile(path.join(gitDir, 'HEAD'), 'utf8').catch(() => ''))?.[1] ?? (await integrationBranch(git, root));
+  const integration = await checkedOutBranch(git, root);
   for (const lock of [path.join(gitDir, 'index.lock'), path.join(gitDir, 'HEAD.lock'), path.join(gitDir, 'refs', 'heads', `${integration}.lock`)]) {
     const info = await stat(lock).catch(() => undefined);
     if (!info) continue;
@@ -128,7 +126,8 @@ async function names(git: Git, cwd: string, args: string[]): Promise<string[]> {
 async function dirtyFiles(git: Git, root: string, paths: readonly string[]): Promise<Set<string>> {
   // Limited to the paths the merge changes, so a large repository's other files are not scanned.
   const pathspec = paths.length <= 1000 ? ['--', ...paths.map((p) => `:(literal)${p}`)] : [];
-  const out = await git.run(root, ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--no-renames', ...pathspec]);
+  // Optional locks on: status also refreshes those paths' entries in the index, which the checkout relies on.
+  const out = await git.run(root, ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--no-renames', ...pathspec], { optionalLocks: true });
   const files = new Set<string>();
   for (const entry of out.stdout.split('\0')) if (entry.length > 3) files.add(entry.slice(3));
   return files;

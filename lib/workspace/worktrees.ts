@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
+import { GitError } from '../errors.js';
 import path from 'node:path';
 import type { Git } from './git.js';
 import { DAN_DIR, integrationBranch, resolveCommit } from './repository.js';
@@ -56,16 +57,32 @@ export async function prepareWorktree(git: Git, root: string, taskId: string, at
     }
   }
   let kept: string | undefined;
-  if (await git.succeeds(root, ['rev-parse', '--verify', '-q', `refs/heads/${branch}`])) {
-    kept = await freeAttemptName(git, root, taskId, Math.max(1, attempt - 1));
-    await git.run(root, ['branch', '-m', branch, kept]);
-    notes.push(`kept the earlier attempt's branch as ${kept} (never merged)`);
-  }
-  const integration = await integrationBranch(git, root);
+  // A first attempt finds no branch of its own (checked by `worktree add` below, which refuses an existing one).
+  if (attempt > 1 && (await git.succeeds(root, ['rev-parse', '--verify', '-q', `refs/heads/${branch}`]))) kept = await keepBranch(git, root, taskId, attempt, notes);
+  const integration = await checkedOutBranch(git, root);
   const base = await resolveCommit(git, root, 'HEAD');
   await mkdir(path.dirname(dir), { recursive: true });
-  await git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base]);
+  const added = await git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base], { ok: [0, 128, 255] });
+  if (added.exitCode !== 0) {
+    if (!/already exists/.test(added.stderr) || kept) throw new GitError(['worktree', 'add', '-b', branch], added.exitCode, added.stderr);
+    kept = await keepBranch(git, root, taskId, attempt, notes);
+    await git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base]);
+  }
   return { taskId, path: dir, branch, integration, base, kept, notes };
+}
+
+/** Renames an earlier attempt's branch `dan/<id>` to `dan/<id>-attempt-<n>`, where it is kept. */
+async function keepBranch(git: Git, root: string, taskId: string, attempt: number, notes: string[]): Promise<string> {
+  const kept = await freeAttemptName(git, root, taskId, Math.max(1, attempt - 1));
+  await git.run(root, ['branch', '-m', taskBranch(taskId), kept]);
+  notes.push(`kept the earlier attempt's branch as ${kept} (never merged)`);
+  return kept;
+}
+
+/** The branch checked out in the workspace, from .git/HEAD (no git process), else as git says. */
+export async function checkedOutBranch(git: Git, root: string): Promise<string> {
+  const head = await readFile(path.join(root, '.git', 'HEAD'), 'utf8').catch(() => '');
+  return /^ref: refs\/heads\/(.+)$/m.exec(head)?.[1] ?? (await integrationBranch(git, root));
 }
 
 async function freeAttemptName(git: Git, root: string, taskId: string, attempt: number): Promise<string> {
@@ -83,8 +100,12 @@ async function isRegisteredWorktree(git: Git, root: string, dir: string): Promis
 /** Commits everything in the worktree (new, changed and deleted files); the new head, or undefined when there was nothing. */
 export async function saveWork(git: Git, dir: string, message: string, identity: Identity): Promise<string | undefined> {
   await git.run(dir, ['add', '-A']);
-  if (await git.succeeds(dir, ['diff', '--cached', '--quiet'])) return undefined;
-  await git.run(dir, ['commit', '-q', '--no-verify', '-m', message], { identity });
+  // `commit` says 1 when nothing is staged.
+  const committed = await git.run(dir, ['commit', '-q', '--no-verify', '-m', message], { identity, ok: [0, 1] });
+  if (committed.exitCode === 1) {
+    if (/nothing (added )?to commit|no changes added/.test(committed.stdout + committed.stderr)) return undefined;
+    throw new GitError(['commit'], 1, committed.stderr || committed.stdout);
+  }
   return resolveCommit(git, dir, 'HEAD');
 }
 
