@@ -95,6 +95,16 @@ const envSchema = z.object({
   DAN_MAX_SUBTASKS: int(1, 100).default(12),
   /** Log entries kept per task stream (approximate). @default 10000 */
   DAN_LOG_MAXLEN: int(100, 10_000_000).default(10_000),
+  /**
+   * Days an ended task (its record, log stream and index entries; a goal with its subtasks) is kept before the
+   * leader removes it. 0 keeps them for ever. Fractions allowed. @default 7
+   */
+  DAN_RETENTION_DAYS: z.coerce.number().min(0).max(36_500).default(7),
+  /** `maxmemory` of the Redis `dan up` starts (compose passes the same variable to its Redis). @default 1gb */
+  DAN_REDIS_MAXMEMORY: z
+    .string()
+    .regex(/^[1-9][0-9]*(kb|mb|gb)?$/i, 'must be a size like 512mb or 2gb')
+    .default('1gb'),
   /** @default info */
   DAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Extra permission mode for the CLI (acceptEdits, bypassPermissions …); the domain's settings.json decides otherwise. */
@@ -162,6 +172,10 @@ export interface DanConfig {
   taskAttempts: number;
   maxSubtasks: number;
   logMaxLen: number;
+  /** DAN_RETENTION_DAYS in ms; 0: ended tasks are kept for ever. */
+  retentionMs: number;
+  /** DAN_REDIS_MAXMEMORY: the maxmemory of a Redis that `dan up` starts. */
+  redisMaxMemory: string;
   logLevel: DanEnv['DAN_LOG_LEVEL'];
   agentRole: DanEnv['AGENT_ROLE'];
   agentId: string | undefined;
@@ -243,6 +257,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     taskAttempts: e.DAN_TASK_ATTEMPTS,
     maxSubtasks: e.DAN_MAX_SUBTASKS,
     logMaxLen: e.DAN_LOG_MAXLEN,
+    retentionMs: Math.round(e.DAN_RETENTION_DAYS * 86_400_000),
+    redisMaxMemory: e.DAN_REDIS_MAXMEMORY.toLowerCase(),
     logLevel: e.DAN_LOG_LEVEL,
     agentRole: e.AGENT_ROLE,
     agentId: e.AGENT_ID,

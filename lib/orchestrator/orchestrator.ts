@@ -25,6 +25,8 @@ export interface OrchestratorOptions {
   startupTimeoutMs?: number;
   /** Work arriving wakes the leader's cycle early, but never sooner than this after the last one. @default 200 */
   wakeGapMs?: number;
+  /** The clock retention reads (tests simulate days with it). @default Date.now */
+  now?: () => number;
 }
 
 export type OrchestratorExit = 'stopped' | 'down';
@@ -182,9 +184,18 @@ export class Orchestrator {
       await this.collect(handles, registered);
       await this.scale(handles, registered);
       for (const parentId of await this.bus.tasks.openGraphs()) await this.graph.advance(parentId, { reconcile: true });
+      await this.expireEnded();
     } catch (error) {
       this.log.error({ err: error }, 'orchestrator cycle failed; retrying next cycle');
     }
+  }
+
+  /** Retention (DAN_RETENTION_DAYS): ended tasks older than the retention period go, with their logs. */
+  private async expireEnded(): Promise<void> {
+    const { retentionMs } = this.options.config;
+    if (retentionMs <= 0) return;
+    const removed = await this.bus.tasks.expireEnded((this.options.now ?? Date.now)() - retentionMs);
+    if (removed > 0) this.log.info({ removed }, 'retention: removed ended tasks and their logs');
   }
 
   private async advanceParentOf(taskId: string): Promise<void> {

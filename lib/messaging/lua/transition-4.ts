@@ -1,10 +1,11 @@
-import { hsetTable } from './includes.js';
+import { hsetTable, indexStatus } from './includes.js';
 
 /**
  * Moves a task from one status to another through the state machine, with fencing, then appends the
  * transition to the task's log and publishes it: the record, the log, the event, in that order, atomically.
+ * The open and ended indexes follow the new status (see indexStatus).
  *
- * KEYS[1] task hash, KEYS[2] task log stream
+ * KEYS[1] task hash, KEYS[2] task log stream, KEYS[3] open tasks (set), KEYS[4] ended tasks (zset)
  * ARGV[1]  target status
  * ARGV[2]  statuses allowed as the source, space-separated (the state machine, computed in lib/task.ts)
  * ARGV[3]  fencing: the agent the record must name, or ''
@@ -20,7 +21,7 @@ import { hsetTable } from './includes.js';
  * ARGV[13] task id (named in the log entry and event: a damaged record may have lost its own `id` field)
  * Returns { outcome, from, attempts }: outcome ok | missing | illegal | fenced | exhausted | cancelled
  */
-export const transition = `${hsetTable}
+export const transition = `${hsetTable}${indexStatus}
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'missing', '', '0'} end
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
@@ -64,6 +65,7 @@ if ARGV[6] ~= '' then
 end
 
 local id = ARGV[13]
+indexStatus(KEYS[1], KEYS[3], KEYS[4], id, to, ARGV[10])
 local entry = { ts = tonumber(ARGV[10]), type = 'status', status = to, text = text, task = id }
 local event = { kind = 'task', id = id, domain = redis.call('HGET', KEYS[1], 'domain') or '', status = to, ts = tonumber(ARGV[10]) }
 if ARGV[9] ~= '' then
