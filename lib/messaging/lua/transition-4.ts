@@ -73,7 +73,8 @@ if ARGV[9] ~= '' then
   event['agent'] = ARGV[9]
 end
 if text ~= '' then event['reason'] = text end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[12], '*', 'e', cjson.encode(entry))
+-- pcall: a log key that cannot take the entry (another type) must not stop the record from changing.
+redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[12], '*', 'e', cjson.encode(entry))
 redis.call('PUBLISH', ARGV[11], cjson.encode(event))
 return {outcome, status, tostring(attempts)}
 `;
