@@ -39,6 +39,13 @@ export class Keys {
   get agents(): string {
     return `${this.prefix}agents`;
   }
+  /**
+   * Agents reaped whose work is not yet released (tasks handed back, container removed): the reaper's durable
+   * to-do list, drained idempotently every cycle, so a reaper that dies mid-way leaves nothing behind.
+   */
+  get toRelease(): string {
+    return `${this.prefix}agents:release`;
+  }
   agent(id: string): string {
     return `${this.prefix}agent:${id}`;
   }

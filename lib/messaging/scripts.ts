@@ -14,7 +14,7 @@ const DEFINITIONS = {
   danTransition: { numberOfKeys: 4, lua: transition },
   danRequestCancel: { numberOfKeys: 2, lua: requestCancel },
   danHeartbeat: { numberOfKeys: 3, lua: heartbeat },
-  danReap: { numberOfKeys: 3, lua: reap },
+  danReap: { numberOfKeys: 4, lua: reap },
   danAcquireLease: { numberOfKeys: 1, lua: acquireLease },
   danReleaseLease: { numberOfKeys: 1, lua: releaseLease },
 } as const;
@@ -65,7 +65,7 @@ export class Scripts {
     return this.call('danHeartbeat', keys, args);
   }
 
-  reap(keys: [string, string, string], args: ScriptArg[]): Promise<string[]> {
+  reap(keys: [string, string, string, string], args: ScriptArg[]): Promise<string[]> {
     return this.call('danReap', keys, args);
   }
 

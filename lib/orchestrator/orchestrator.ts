@@ -63,8 +63,10 @@ export class Orchestrator {
     this.id = options.id ?? options.config.agentId ?? `orchestrator-${randomBytes(4).toString('hex')}`;
     this.log = options.logger.child({ component: 'orchestrator', orchestratorId: this.id });
     this.lease = new LeaderLease(bus.redis, bus.keys, this.id, { ttlMs: options.config.heartbeatTtlMs });
-    this.reaper = new Reaper(registry, (error, agent) => this.log.error({ err: error, agentId: agent.id }, 'reaping an agent failed'));
-    this.reaper.onReap((agent) => this.onReaped(agent));
+    this.reaper = new Reaper(registry, (error, agent) => this.log.error({ err: error, agentId: agent.id }, 'reaping an agent failed; the next cycle resumes it'), {
+      resumeAfterMs: options.config.heartbeatTtlMs,
+    });
+    this.reaper.onReap((agent, resumed) => this.onReaped(agent, resumed));
     this.graph = new TaskGraph(bus, this.log);
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
   }
@@ -207,15 +209,18 @@ export class Orchestrator {
     }
   }
 
-  /** Reaper handler: keep the dead agent's last lines, remove its container or process, free its tasks. */
-  private async onReaped(agent: AgentRecord): Promise<void> {
-    this.stats.reaped += 1;
+  /**
+   * Reaper handler: keep the dead agent's last lines, remove its container or process, free its tasks. Idempotent:
+   * a reap that did not finish (this orchestrator or another died, Redis refused a write) is run again, `resumed`.
+   */
+  private async onReaped(agent: AgentRecord, resumed: boolean): Promise<void> {
+    if (!resumed) this.stats.reaped += 1;
     const log = this.log.child({ agentId: agent.id, domain: agent.domain });
     const lines = await this.options.runtime.logs(agent.id, { tail: 50 }).catch(() => '');
     if (lines) await this.registry.keepLogs(agent.id, lines);
     await this.options.runtime.remove(agent.id).catch((error) => log.warn({ err: error }, 'removing the dead agent failed'));
     const released = await releaseAgentTasks(this.bus, agent, 'died (heartbeat expired)', log);
-    log.warn({ tasks: released }, 'reaped a dead agent');
+    log.warn({ tasks: released }, resumed ? 'finished releasing a reaped agent' : 'reaped a dead agent');
   }
 
   /**

@@ -17,8 +17,9 @@ return 1
 
 /**
  * Reaps one agent if, and only if, it is still registered and its heartbeat has expired, so two reapers
- * racing never both act on it.
- * KEYS[1] agents set, KEYS[2] heartbeat key, KEYS[3] agent hash
+ * racing never both act on it. In the same step the agent enters the to-release set: releasing its work is the
+ * second step, done (and redone after a crash) until the reaper removes it from there.
+ * KEYS[1] agents set, KEYS[2] heartbeat key, KEYS[3] agent hash, KEYS[4] to-release set
  * ARGV[1] agent id, ARGV[2] now ms, ARGV[3] events channel, ARGV[4] keep dead record (s)
  * Returns the agent hash as a flat list, or an empty list when there is nothing to reap.
  */
@@ -26,6 +27,7 @@ export const reap = `
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return {} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
 redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('HSET', KEYS[3], 'status', 'dead', 'reapedAt', ARGV[2])
 local record = redis.call('HGETALL', KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
