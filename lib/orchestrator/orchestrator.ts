@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { DanConfig } from '../config.js';
 import { listDomains } from '../domains.js';
 import type { Logger } from '../log.js';
-import { Bus, MergeLock } from '../messaging/index.js';
+import { Bus, createRedis, MergeLock, type Redis } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat, LeaderLease, Reaper, type AgentRecord } from '../registry/index.js';
 import type { AgentHandle, Runtime } from '../runtime/index.js';
 import { isTerminal } from '../task.js';
@@ -39,6 +39,8 @@ export class Orchestrator {
   readonly id: string;
   private readonly log: Logger;
   private readonly lease: LeaderLease;
+  /** The lease's own connection, with a command timeout: a renewal never waits on a paused Redis. */
+  private readonly leaseConnection: Redis;
   private readonly reaper: Reaper;
   private readonly graph: TaskGraph;
   private goals: GoalWorker | undefined;
@@ -62,7 +64,10 @@ export class Orchestrator {
   ) {
     this.id = options.id ?? options.config.agentId ?? `orchestrator-${randomBytes(4).toString('hex')}`;
     this.log = options.logger.child({ component: 'orchestrator', orchestratorId: this.id });
-    this.lease = new LeaderLease(bus.redis, bus.keys, this.id, { ttlMs: options.config.heartbeatTtlMs });
+    const ttlMs = options.config.heartbeatTtlMs;
+    this.leaseConnection = createRedis(options.config.redisUrl, { name: `dan-orchestrator:${this.id}:lease`, commandTimeoutMs: Math.max(50, Math.floor(ttlMs / 3)) });
+    this.leaseConnection.on('error', (error) => this.log.debug({ err: error }, 'lease connection error'));
+    this.lease = new LeaderLease(this.leaseConnection, bus.keys, this.id, { ttlMs });
     this.reaper = new Reaper(registry, (error, agent) => this.log.error({ err: error, agentId: agent.id }, 'reaping an agent failed; the next cycle resumes it'), {
       resumeAfterMs: options.config.heartbeatTtlMs,
     });
@@ -276,7 +281,14 @@ export class Orchestrator {
       maxAgents: config.maxAgents,
     });
     for (const decision of decisions) {
-      for (let i = 0; i < decision.spawn; i++) await this.spawn(decision.domain);
+      for (let i = 0; i < decision.spawn; i++) {
+        // A spawn can take seconds (an image, a slow engine): a leader whose lease lapsed meanwhile stops here.
+        if (!this.lease.isLeader) {
+          this.log.warn({ domain: decision.domain }, 'no longer leader: spawning nothing more');
+          return decisions;
+        }
+        await this.spawn(decision.domain);
+      }
     }
     return decisions;
   }
@@ -322,6 +334,7 @@ export class Orchestrator {
       await stopAgents(this.options.runtime, this.log).catch((error) => this.log.error({ err: error }, 'stopping the agents failed'));
     }
     await this.registry.deregister(this.id, 'main').catch(() => {});
+    this.leaseConnection.disconnect();
     await this.bus.close();
     this.resolveExit(reason);
   }
