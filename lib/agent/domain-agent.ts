@@ -118,8 +118,10 @@ export class DomainAgent {
       host: os.hostname(),
       pid: process.pid,
     });
-    this.heartbeat = new Heartbeat(this.registry, agentId, { intervalMs: config.heartbeatMs, healthFile: config.healthFile });
+    this.heartbeat = new Heartbeat(this.registry, agentId, { intervalMs: config.heartbeatMs, healthFile: config.healthFile, tasks: () => [...this.running.keys()] });
     this.heartbeat.on('reaped', () => void this.onReaped()); // ends in stop(), which never rejects
+    // The record's cancel request is the authority: a cancel message lost in a reconnect is caught here.
+    this.heartbeat.on('cancel', (taskId, reason) => this.onControl({ type: 'cancel', taskId, reason }));
     this.heartbeat.on('error', (error) => this.log.warn({ err: error }, 'heartbeat failed; retrying'));
     this.heartbeat.start();
 
@@ -231,7 +233,7 @@ export class DomainAgent {
     switch (message.type) {
       case 'cancel': {
         const running = this.running.get(message.taskId);
-        if (running) {
+        if (running && !running.controller.signal.aborted) {
           this.log.info({ taskId: message.taskId, reason: message.reason }, 'cancelling task on request');
           running.cancelReason = message.reason;
           running.controller.abort('cancelled');

@@ -13,7 +13,8 @@ const DEFINITIONS = {
   danCommitPlan: { lua: commitPlan },
   danTransition: { numberOfKeys: 4, lua: transition },
   danRequestCancel: { numberOfKeys: 2, lua: requestCancel },
-  danHeartbeat: { numberOfKeys: 3, lua: heartbeat },
+  // A variable number of keys: the count is the first argument of each call.
+  danHeartbeat: { lua: heartbeat },
   danReap: { numberOfKeys: 4, lua: reap },
   danAcquireLease: { numberOfKeys: 1, lua: acquireLease },
   danReleaseLease: { numberOfKeys: 1, lua: releaseLease },
@@ -61,8 +62,8 @@ export class Scripts {
     return this.call('danRequestCancel', keys, args);
   }
 
-  heartbeat(keys: [string, string, string], args: ScriptArg[]): Promise<number> {
-    return this.call('danHeartbeat', keys, args);
+  heartbeat(keys: string[], args: ScriptArg[]): Promise<Array<number | string>> {
+    return this.call('danHeartbeat', [String(keys.length), ...keys], args);
   }
 
   reap(keys: [string, string, string, string], args: ScriptArg[]): Promise<string[]> {

@@ -95,11 +95,21 @@ export class AgentRegistry {
 
   /** Renews the heartbeat. Returns false when the agent has been reaped: it must stop work and exit. */
   async heartbeat(id: string): Promise<boolean> {
-    const alive = await this.scripts.heartbeat(
-      [this.keys.agents, this.keys.heartbeat(id), this.keys.agent(id)],
-      [id, this.options.heartbeatTtlMs, this.now()],
+    return (await this.beat(id, [])).alive;
+  }
+
+  /**
+   * Renews the heartbeat and reads, in the same step, which of `taskIds` (the tasks the agent runs) have a cancel
+   * request on their record, with the reason given.
+   */
+  async beat(id: string, taskIds: readonly string[]): Promise<{ alive: boolean; cancelled: Array<{ taskId: string; reason: string }> }> {
+    const reply = await this.scripts.heartbeat(
+      [this.keys.agents, this.keys.heartbeat(id), this.keys.agent(id), ...taskIds.map((t) => this.keys.task(t))],
+      [id, this.options.heartbeatTtlMs, this.now(), ...taskIds],
     );
-    return alive === 1;
+    const cancelled: Array<{ taskId: string; reason: string }> = [];
+    for (let i = 1; i + 1 < reply.length; i += 2) cancelled.push({ taskId: String(reply[i]), reason: String(reply[i + 1]) });
+    return { alive: Number(reply[0]) === 1, cancelled };
   }
 
   /** Updates an agent's status and the tasks it holds. */

@@ -12,7 +12,8 @@ import { hsetTable, indexStatus } from './includes.js';
  * ARGV[4]  fencing: the attempt number the record must hold, or ''
  * ARGV[5]  fields to set (JSON object of strings)
  * ARGV[6]  fields to delete, space-separated, or ''
- * ARGV[7]  mode: '' plain, 'claim' (an agent takes the task: attempts+1, checks attempts and cancel request)
+ * ARGV[7]  mode: '' plain, 'claim' (an agent takes the task: attempts+1, checks attempts and cancel request).
+ *          A move to `completed` of a record whose cancel was requested ends it `cancelled` instead.
  * ARGV[8]  log text of the transition
  * ARGV[9]  agent named in the log entry and event, or ''
  * ARGV[10] now (ms)
@@ -55,6 +56,13 @@ if ARGV[7] == 'claim' then
     attempts = attempts + 1
     fields['attempts'] = tostring(attempts)
   end
+elseif to == 'completed' and redis.call('HGET', KEYS[1], 'cancelRequested') == '1' then
+  -- A cancel request on the record wins over a run that completed anyway (its agent missed the message).
+  local reason = redis.call('HGET', KEYS[1], 'reason') or 'cancel requested'
+  to = 'cancelled'
+  outcome = 'cancelled'
+  text = 'cancelled: ' .. reason .. ' (the run completed after the cancel was requested; its result is not recorded)'
+  fields = { finishedAt = ARGV[10], reason = reason }
 end
 
 fields['status'] = to
