@@ -198,6 +198,9 @@ export class DomainAgent {
       if (recorded && run.worktree && !run.worktree.keep) {
         await this.context.workspace?.remove(run.worktree).catch((error) => log.warn({ err: error }, 'could not remove the worktree'));
       }
+    } catch (error) {
+      if (error instanceof WaitingError) throw error;
+      await this.handBackAfterError(job, token, taskId, attempt, error as Error, log);
     } finally {
       this.running.delete(taskId);
       this.tasksDone += 1;
@@ -216,6 +219,25 @@ export class DomainAgent {
       text: `${why}; back on the queue`,
       fields: { reason: why },
     });
+  }
+
+  /**
+   * The catch-all of the task path: an error Redis answered with (READONLY after a failover, OOM, WRONGTYPE, a denied
+   * command) or any other failure after the claim hands the task back, fenced on this attempt, so it runs again (or
+   * ends failed once its attempts are used up) instead of staying active under a live agent for ever. If even the
+   * hand-back fails, this agent leaves: once it is not live, the reconciler (or, if it cannot deregister, the
+   * reaper after its heartbeat expires) releases the task.
+   */
+  private async handBackAfterError(job: Job<TaskJobData>, token: string | undefined, taskId: string, attempt: number, error: Error, log: Logger): Promise<never> {
+    log.error({ err: error }, 'the task failed inside the agent; handing it back');
+    try {
+      await this.requeue(taskId, attempt, `agent ${this.options.agentId} failed: ${error.message.split('\n')[0]!.slice(0, 300)}`);
+    } catch (again) {
+      log.error({ err: again }, 'could not hand the task back either; this agent leaves so that its task is released');
+      void this.stop('stopped'); // never rejects; `exited` reports the end
+      throw error;
+    }
+    return this.giveBack(job, token);
   }
 
   /** Hands a job back to the queue at once (it is ours only while we hold its lock). */

@@ -11,6 +11,7 @@ import { ensureWorkspace, LocalGitWorkspace } from '../workspace/index.js';
 import { agentEnv } from './agent-env.js';
 import { GoalWorker } from './goal-worker.js';
 import { TaskGraph } from './task-graph.js';
+import { Reconciler } from './reconciler.js';
 import { releaseAgentTasks } from './release-tasks.js';
 import { decideScaling, type DomainLoad, type ScalingDecision } from './scaling.js';
 
@@ -43,6 +44,7 @@ export class Orchestrator {
   private readonly leaseConnection: Redis;
   private readonly reaper: Reaper;
   private readonly graph: TaskGraph;
+  private readonly reconciler: Reconciler;
   private goals: GoalWorker | undefined;
   private heartbeat: Heartbeat | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -73,6 +75,7 @@ export class Orchestrator {
     });
     this.reaper.onReap((agent, resumed) => this.onReaped(agent, resumed));
     this.graph = new TaskGraph(bus, this.log);
+    this.reconciler = new Reconciler(bus, this.log, { graceMs: ttlMs });
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
   }
 
@@ -191,6 +194,7 @@ export class Orchestrator {
       await this.collect(handles, registered);
       await this.scale(handles, registered);
       for (const parentId of await this.bus.tasks.openGraphs()) await this.graph.advance(parentId, { reconcile: true });
+      await this.reconciler.reconcileOnce();
       await this.expireEnded();
     } catch (error) {
       this.log.error({ err: error }, 'orchestrator cycle failed; retrying next cycle');

@@ -68,7 +68,8 @@ end
 fields['status'] = to
 fields['updatedAt'] = ARGV[10]
 hsetTable(KEYS[1], fields)
-if ARGV[6] ~= '' then
+-- The fields to delete belong to the move asked for: a claim that ended the task instead keeps its error.
+if ARGV[6] ~= '' and outcome == 'ok' then
   for f in string.gmatch(ARGV[6], '%S+') do redis.call('HDEL', KEYS[1], f) end
 end
 
