@@ -47,6 +47,11 @@ const envSchema = z.object({
   DAN_GIT_BIN: z.string().min(1).default('git'),
   /** Docker runtime: the volume name or absolute host path mounted at /workspace. @default <network>-workspace */
   DAN_WORKSPACE_VOLUME: z.string().min(1).optional(),
+  /**
+   * When set, an absolute DAN_WORKSPACE_VOLUME must lie inside this host directory. Unset, any host path is
+   * allowed but `/`, system directories and the Docker socket's. @default unset
+   */
+  DAN_WORKSPACE_ROOT: z.string().regex(/^\//, 'must be an absolute path').optional(),
   /** Templates folder holding main-orchestrator/ and domain-templates/. @default the package's agents/ */
   DAN_TEMPLATES: z.string().min(1).optional(),
   /** The Claude Code CLI the executor runs. @default the package's own claude */
@@ -222,6 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       `DAN_MIN_AGENTS_PER_DOMAIN (${e.DAN_MIN_AGENTS_PER_DOMAIN}) must not exceed DAN_MAX_AGENTS_PER_DOMAIN (${e.DAN_MAX_AGENTS_PER_DOMAIN})`,
     );
   }
+  if (e.DAN_WORKSPACE_VOLUME && path.isAbsolute(e.DAN_WORKSPACE_VOLUME)) checkWorkspaceVolume(e.DAN_WORKSPACE_VOLUME, e.DAN_WORKSPACE_ROOT);
   const root = packageRoot();
   const inContainer = existsSync('/.dockerenv') || env.DAN_IN_CONTAINER === '1';
   return {
@@ -267,6 +273,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     stopAgentsOnExit: e.DAN_STOP_AGENTS_ON_EXIT,
     web: { host: e.DAN_WEB_HOST, port: e.DAN_WEB_PORT, apiToken: e.DAN_API_TOKEN, allowUnauthenticated: e.DAN_WEB_ALLOW_UNAUTHENTICATED },
   };
+}
+
+/** Host directories an agent container must never get as its workspace: the host itself, or the keys to it. */
+const FORBIDDEN_HOST_DIRS = ['/', '/etc', '/bin', '/sbin', '/lib', '/lib64', '/usr', '/boot', '/dev', '/proc', '/sys', '/run', '/var', '/var/run', '/var/lib', '/var/lib/docker', '/root', '/home'];
+
+/**
+ * Refuses a host path as the agents' workspace when it is outside DAN_WORKSPACE_ROOT (when set), or is `/`, a
+ * system directory, or a directory holding one (the Docker socket included): mounted read-write into every agent,
+ * it would hand a model the host.
+ */
+function checkWorkspaceVolume(volume: string, allowedRoot: string | undefined): void {
+  const resolved = path.resolve(volume);
+  const refuse = (why: string): never => {
+    throw new ConfigError('DAN_WORKSPACE_VOLUME', `DAN_WORKSPACE_VOLUME=${JSON.stringify(volume)} is refused: ${why}`);
+  };
+  if (allowedRoot !== undefined) {
+    const rootDir = path.resolve(allowedRoot);
+    if (resolved !== rootDir && !resolved.startsWith(`${rootDir}/`)) refuse(`it is outside DAN_WORKSPACE_ROOT (${rootDir})`);
+    return;
+  }
+  if (FORBIDDEN_HOST_DIRS.includes(resolved)) refuse('it is the host\'s root or a system directory; mount a directory of its own (or set DAN_WORKSPACE_ROOT)');
+  for (const system of ['/etc', '/proc', '/sys', '/dev', '/boot', '/var/run', '/run', '/var/lib/docker']) {
+    if (resolved.startsWith(`${system}/`)) refuse(`it is inside ${system}`);
+  }
 }
 
 /** The variables passed through to the Claude Code CLI (never stored, never logged). */
