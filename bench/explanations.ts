@@ -121,4 +121,12 @@ export const EXPLANATIONS: Record<string, string> = {
     'record and publishes) to the moment the client parsed it, so it includes Redis pub/sub and the fan-out. Last,',
     "the dashboard's JavaScript as `npm run build` leaves it in dist/web/assets, gzipped at level 9.",
   ].join('\n'),
+  retention: [
+    "A soak of the record path with retention on (DAN_RETENTION_DAYS=7): tasks are created, claimed, given five log",
+    'lines and ended, evenly over 21 simulated days; the clock the store writes with and the leader\'s retention',
+    'sweep reads is simulated, one sweep per simulated hour. Without retention every task hash, log stream and',
+    'index entry stays for ever and memory grows with every task; with it, after the first retention period each',
+    "day's expiring tasks make room for the day's new ones, and `used_memory` must stay flat (peak within 10% of",
+    'the first retention period).',
+  ].join('\n'),
 };

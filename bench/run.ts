@@ -3,7 +3,7 @@
  * and writes docs/BENCHMARKS.md with the machine, the command and the figures.
  *
  *   npm run bench                          everything (about 6 minutes on 2 cores)
- *   npm run bench -- --only dispatch,logs  some of: dispatch throughput git cold-start registry failover logs memory web
+ *   npm run bench -- --only dispatch,logs  some of: dispatch throughput git cold-start registry failover logs memory web retention
  *   npm run bench -- --quick               smaller counts, for trying things out (the report says so)
  *   npm run bench -- --no-build            use dist/ and the agent image as they are
  *   npm run bench -- --out FILE            write the report elsewhere (default docs/BENCHMARKS.md); the figures
@@ -29,12 +29,13 @@ import { benchGitStep, benchGitThroughput } from './git.js';
 import { benchLogs } from './logs.js';
 import { benchMemory } from './memory.js';
 import { benchRegistryScale } from './registry-scale.js';
+import { benchRetention } from './retention.js';
 import { markdown, textTable, type Machine, type RunReport } from './report.js';
 import type { Figure, Skipped } from './stats.js';
 import { benchThroughput } from './throughput.js';
 import { benchWeb } from './web.js';
 
-const ALL = ['dispatch', 'throughput', 'git', 'cold-start', 'registry', 'failover', 'logs', 'memory', 'web'] as const;
+const ALL = ['dispatch', 'throughput', 'git', 'cold-start', 'registry', 'failover', 'logs', 'memory', 'web', 'retention'] as const;
 type BenchName = (typeof ALL)[number];
 
 function parseArgs(argv: string[]): { only: Set<BenchName>; quick: boolean; build: boolean; out: string; render?: string } {
@@ -123,6 +124,7 @@ async function main(): Promise<void> {
     logs: () => benchLogs(redis, q ? 10_000 : 50_000),
     memory: () => benchMemory(redis, q ? 20_000 : 45_000),
     web: () => benchWeb(redis, q ? 100 : 500),
+    retention: () => benchRetention(redis, q ? 10_000 : 100_000),
   };
   try {
     for (const name of ALL) {

@@ -47,6 +47,11 @@ const envSchema = z.object({
   DAN_GIT_BIN: z.string().min(1).default('git'),
   /** Docker runtime: the volume name or absolute host path mounted at /workspace. @default <network>-workspace */
   DAN_WORKSPACE_VOLUME: z.string().min(1).optional(),
+  /**
+   * When set, an absolute DAN_WORKSPACE_VOLUME must lie inside this host directory. Unset, any host path is
+   * allowed but `/`, system directories and the Docker socket's. @default unset
+   */
+  DAN_WORKSPACE_ROOT: z.string().regex(/^\//, 'must be an absolute path').optional(),
   /** Templates folder holding main-orchestrator/ and domain-templates/. @default the package's agents/ */
   DAN_TEMPLATES: z.string().min(1).optional(),
   /** The Claude Code CLI the executor runs. @default the package's own claude */
@@ -95,6 +100,16 @@ const envSchema = z.object({
   DAN_MAX_SUBTASKS: int(1, 100).default(12),
   /** Log entries kept per task stream (approximate). @default 10000 */
   DAN_LOG_MAXLEN: int(100, 10_000_000).default(10_000),
+  /**
+   * Days an ended task (its record, log stream and index entries; a goal with its subtasks) is kept before the
+   * leader removes it. 0 keeps them for ever. Fractions allowed. @default 7
+   */
+  DAN_RETENTION_DAYS: z.coerce.number().min(0).max(36_500).default(7),
+  /** `maxmemory` of the Redis `dan up` starts (compose passes the same variable to its Redis). @default 1gb */
+  DAN_REDIS_MAXMEMORY: z
+    .string()
+    .regex(/^[1-9][0-9]*(kb|mb|gb)?$/i, 'must be a size like 512mb or 2gb')
+    .default('1gb'),
   /** @default info */
   DAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Extra permission mode for the CLI (acceptEdits, bypassPermissions …); the domain's settings.json decides otherwise. */
@@ -162,6 +177,10 @@ export interface DanConfig {
   taskAttempts: number;
   maxSubtasks: number;
   logMaxLen: number;
+  /** DAN_RETENTION_DAYS in ms; 0: ended tasks are kept for ever. */
+  retentionMs: number;
+  /** DAN_REDIS_MAXMEMORY: the maxmemory of a Redis that `dan up` starts. */
+  redisMaxMemory: string;
   logLevel: DanEnv['DAN_LOG_LEVEL'];
   agentRole: DanEnv['AGENT_ROLE'];
   agentId: string | undefined;
@@ -208,6 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       `DAN_MIN_AGENTS_PER_DOMAIN (${e.DAN_MIN_AGENTS_PER_DOMAIN}) must not exceed DAN_MAX_AGENTS_PER_DOMAIN (${e.DAN_MAX_AGENTS_PER_DOMAIN})`,
     );
   }
+  if (e.DAN_WORKSPACE_VOLUME && path.isAbsolute(e.DAN_WORKSPACE_VOLUME)) checkWorkspaceVolume(e.DAN_WORKSPACE_VOLUME, e.DAN_WORKSPACE_ROOT);
   const root = packageRoot();
   const inContainer = existsSync('/.dockerenv') || env.DAN_IN_CONTAINER === '1';
   return {
@@ -243,6 +263,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     taskAttempts: e.DAN_TASK_ATTEMPTS,
     maxSubtasks: e.DAN_MAX_SUBTASKS,
     logMaxLen: e.DAN_LOG_MAXLEN,
+    retentionMs: Math.round(e.DAN_RETENTION_DAYS * 86_400_000),
+    redisMaxMemory: e.DAN_REDIS_MAXMEMORY.toLowerCase(),
     logLevel: e.DAN_LOG_LEVEL,
     agentRole: e.AGENT_ROLE,
     agentId: e.AGENT_ID,
@@ -251,6 +273,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     stopAgentsOnExit: e.DAN_STOP_AGENTS_ON_EXIT,
     web: { host: e.DAN_WEB_HOST, port: e.DAN_WEB_PORT, apiToken: e.DAN_API_TOKEN, allowUnauthenticated: e.DAN_WEB_ALLOW_UNAUTHENTICATED },
   };
+}
+
+/** Host directories an agent container must never get as its workspace: the host itself, or the keys to it. */
+const FORBIDDEN_HOST_DIRS = ['/', '/etc', '/bin', '/sbin', '/lib', '/lib64', '/usr', '/boot', '/dev', '/proc', '/sys', '/run', '/var', '/var/run', '/var/lib', '/var/lib/docker', '/root', '/home'];
+
+/**
+ * Refuses a host path as the agents' workspace when it is outside DAN_WORKSPACE_ROOT (when set), or is `/`, a
+ * system directory, or a directory holding one (the Docker socket included): mounted read-write into every agent,
+ * it would hand a model the host.
+ */
+function checkWorkspaceVolume(volume: string, allowedRoot: string | undefined): void {
+  const resolved = path.resolve(volume);
+  const refuse = (why: string): never => {
+    throw new ConfigError('DAN_WORKSPACE_VOLUME', `DAN_WORKSPACE_VOLUME=${JSON.stringify(volume)} is refused: ${why}`);
+  };
+  if (allowedRoot !== undefined) {
+    const rootDir = path.resolve(allowedRoot);
+    if (resolved !== rootDir && !resolved.startsWith(`${rootDir}/`)) refuse(`it is outside DAN_WORKSPACE_ROOT (${rootDir})`);
+    return;
+  }
+  if (FORBIDDEN_HOST_DIRS.includes(resolved)) refuse('it is the host\'s root or a system directory; mount a directory of its own (or set DAN_WORKSPACE_ROOT)');
+  for (const system of ['/etc', '/proc', '/sys', '/dev', '/boot', '/var/run', '/run', '/var/lib/docker']) {
+    if (resolved.startsWith(`${system}/`)) refuse(`it is inside ${system}`);
+  }
 }
 
 /** The variables passed through to the Claude Code CLI (never stored, never logged). */

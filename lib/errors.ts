@@ -93,15 +93,17 @@ export class IllegalTransitionError extends DanError {
 }
 
 export class RedisUnreachableError extends DanError {
-  constructor(
-    readonly url: string,
-    options: DanErrorOptions = {},
-  ) {
-    super('DAN_REDIS_UNREACHABLE', `cannot reach Redis at ${url}: start it or set REDIS_URL`, {
+  /** The URL, password redacted. */
+  readonly url: string;
+
+  constructor(url: string, options: DanErrorOptions = {}) {
+    // Redacted here, whoever builds the error: its message and details are printed and logged.
+    super('DAN_REDIS_UNREACHABLE', `cannot reach Redis at ${redactUrl(url)}: start it or set REDIS_URL`, {
       retryable: true,
       ...options,
-      details: { url },
+      details: { url: redactUrl(url) },
     });
+    this.url = redactUrl(url);
     this.name = 'RedisUnreachableError';
   }
 }

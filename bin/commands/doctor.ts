@@ -99,6 +99,7 @@ async function checkRedis(config: DanConfig): Promise<Check[]> {
             'redis-cli CONFIG SET maxmemory-policy noeviction (and maxmemory-policy noeviction in redis.conf)',
           ),
     ));
+    checks.push(await memoryCheck(redis));
     checks.push(await configCheck(redis, 'redis persistence', 'appendonly', 'yes', (value) =>
       value === 'yes'
         ? ok('redis persistence', 'append-only file on')
@@ -111,6 +112,35 @@ async function checkRedis(config: DanConfig): Promise<Check[]> {
     return checks;
   } finally {
     redis.disconnect();
+  }
+}
+
+/** Share of `maxmemory` in use from which `dan doctor` warns: past it, a burst of work can fill Redis. */
+export const MEMORY_WARN_SHARE = 0.8;
+
+const mb = (bytes: number): string => `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+
+/**
+ * Redis memory against its `maxmemory`. With noeviction, a full Redis refuses writes, heartbeats included, and
+ * every agent would be reaped: no limit at all, or one 80% used, is a warning.
+ */
+async function memoryCheck(redis: Redis): Promise<Check> {
+  const name = 'redis memory';
+  try {
+    const info = await redis.info('memory');
+    const used = Number(/^used_memory:(\d+)/m.exec(info)?.[1]);
+    const max = Number(/^maxmemory:(\d+)/m.exec(info)?.[1]);
+    if (!Number.isFinite(used) || !Number.isFinite(max)) return warn(name, 'INFO memory did not say used_memory and maxmemory', 'check Redis by hand: redis-cli INFO memory');
+    if (max === 0) {
+      return warn(name, `${mb(used)} used, no maxmemory: Redis grows until the machine runs out`, 'set maxmemory (compose and `dan up` use DAN_REDIS_MAXMEMORY, default 1gb)');
+    }
+    const share = used / max;
+    const found = `${mb(used)} of ${mb(max)} maxmemory used (${Math.round(share * 100)}%)`;
+    return share >= MEMORY_WARN_SHARE
+      ? warn(name, found, 'raise maxmemory (DAN_REDIS_MAXMEMORY) or keep ended tasks for fewer days (DAN_RETENTION_DAYS); a full Redis refuses heartbeats and results')
+      : ok(name, found);
+  } catch (error) {
+    return warn(name, `cannot read INFO memory: ${message(error)}`, 'check Redis memory by hand: redis-cli INFO memory');
   }
 }
 

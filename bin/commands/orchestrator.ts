@@ -80,7 +80,7 @@ async function startLocalRedis(config: DanConfig, logger: Logger): Promise<Child
   const dir = path.resolve('.dan', 'redis');
   mkdirSync(dir, { recursive: true });
   const port = url.port || '6379';
-  const args = ['--port', port, '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', ''];
+  const args = ['--port', port, '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory', config.redisMaxMemory, '--maxmemory-policy', 'noeviction', '--save', ''];
   const child = spawn('redis-server', args, { stdio: 'ignore' });
   const failed = new Promise<never>((_, reject) => child.once('error', reject));
   failed.catch(() => {});

@@ -118,8 +118,10 @@ export class DomainAgent {
       host: os.hostname(),
       pid: process.pid,
     });
-    this.heartbeat = new Heartbeat(this.registry, agentId, { intervalMs: config.heartbeatMs, healthFile: config.healthFile });
+    this.heartbeat = new Heartbeat(this.registry, agentId, { intervalMs: config.heartbeatMs, healthFile: config.healthFile, tasks: () => [...this.running.keys()] });
     this.heartbeat.on('reaped', () => void this.onReaped()); // ends in stop(), which never rejects
+    // The record's cancel request is the authority: a cancel message lost in a reconnect is caught here.
+    this.heartbeat.on('cancel', (taskId, reason) => this.onControl({ type: 'cancel', taskId, reason }));
     this.heartbeat.on('error', (error) => this.log.warn({ err: error }, 'heartbeat failed; retrying'));
     this.heartbeat.start();
 
@@ -196,6 +198,9 @@ export class DomainAgent {
       if (recorded && run.worktree && !run.worktree.keep) {
         await this.context.workspace?.remove(run.worktree).catch((error) => log.warn({ err: error }, 'could not remove the worktree'));
       }
+    } catch (error) {
+      if (error instanceof WaitingError) throw error;
+      await this.handBackAfterError(job, token, taskId, attempt, error as Error, log);
     } finally {
       this.running.delete(taskId);
       this.tasksDone += 1;
@@ -216,6 +221,25 @@ export class DomainAgent {
     });
   }
 
+  /**
+   * The catch-all of the task path: an error Redis answered with (READONLY after a failover, OOM, WRONGTYPE, a denied
+   * command) or any other failure after the claim hands the task back, fenced on this attempt, so it runs again (or
+   * ends failed once its attempts are used up) instead of staying active under a live agent for ever. If even the
+   * hand-back fails, this agent leaves: once it is not live, the reconciler (or, if it cannot deregister, the
+   * reaper after its heartbeat expires) releases the task.
+   */
+  private async handBackAfterError(job: Job<TaskJobData>, token: string | undefined, taskId: string, attempt: number, error: Error, log: Logger): Promise<never> {
+    log.error({ err: error }, 'the task failed inside the agent; handing it back');
+    try {
+      await this.requeue(taskId, attempt, `agent ${this.options.agentId} failed: ${error.message.split('\n')[0]!.slice(0, 300)}`);
+    } catch (again) {
+      log.error({ err: again }, 'could not hand the task back either; this agent leaves so that its task is released');
+      void this.stop('stopped'); // never rejects; `exited` reports the end
+      throw error;
+    }
+    return this.giveBack(job, token);
+  }
+
   /** Hands a job back to the queue at once (it is ours only while we hold its lock). */
   private async giveBack(job: Job<TaskJobData>, token: string | undefined): Promise<never> {
     try {
@@ -231,7 +255,7 @@ export class DomainAgent {
     switch (message.type) {
       case 'cancel': {
         const running = this.running.get(message.taskId);
-        if (running) {
+        if (running && !running.controller.signal.aborted) {
           this.log.info({ taskId: message.taskId, reason: message.reason }, 'cancelling task on request');
           running.cancelReason = message.reason;
           running.controller.abort('cancelled');

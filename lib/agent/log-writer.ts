@@ -1,11 +1,13 @@
 import type { Logger } from '../log.js';
-import type { LogStream } from '../messaging/index.js';
+import { isConnectionError, type LogStream } from '../messaging/index.js';
 import type { LogEntryInput } from '../task.js';
 
 /**
  * Appends a task's log entries to its stream in order, batching whatever arrived while the previous batch
- * was in flight into one pipelined round trip. If Redis is briefly away the entries wait and are retried;
- * `flush()` resolves once everything pushed so far is stored.
+ * was in flight into one pipelined round trip. If Redis is briefly away the entries wait and are retried; an error
+ * Redis answers with (the stream key of another type, a denied command, out of memory) is not retried: the batch
+ * is dropped and logged, so a log that cannot be written never holds back the task's result. `flush()` resolves
+ * once everything pushed so far is stored or dropped.
  */
 export class LogWriter {
   private pending: LogEntryInput[] = [];
@@ -48,6 +50,10 @@ export class LogWriter {
             await this.logs.append(this.taskId, batch);
             break;
           } catch (error) {
+            if (!isConnectionError(error)) {
+              this.logger.error({ err: error, taskId: this.taskId, entries: batch.length }, 'Redis refused the log entries; dropped them');
+              break;
+            }
             this.logger.warn({ err: error, taskId: this.taskId }, 'appending log entries failed; retrying');
             await new Promise((r) => setTimeout(r, this.options.retryMs ?? 500));
           }

@@ -3,6 +3,7 @@ export { Bus, type CancelOutcome, type BusOptions } from './bus.js';
 export { EventBus } from './event-bus.js';
 export { Keys } from './keys.js';
 export { LogStream, compareStreamIds, type StoredLogEntry } from './log-stream.js';
+export { isConnectionError } from './redis-errors.js';
 export { connectRedis, createRedis, type Redis, type RedisConnectionOptions } from './redis-connection.js';
 export { Scripts } from './scripts.js';
 export { TaskQueues, type QueueCounts, type TaskJobData } from './task-queues.js';

@@ -22,11 +22,29 @@ export class Keys {
   get graphs(): string {
     return `${this.prefix}graphs`;
   }
+  /**
+   * Top-level tasks (no parent) that ended, scored by when: what retention expires (DAN_RETENTION_DAYS). A
+   * subtask is not listed: it goes with its goal.
+   */
+  get ended(): string {
+    return `${this.prefix}tasks:ended`;
+  }
+  /** Ids of tasks not yet ended (waiting, queued, active): what the reconciler compares with queues and agents. */
+  get open(): string {
+    return `${this.prefix}tasks:open`;
+  }
   get events(): string {
     return `${this.prefix}events`;
   }
   get agents(): string {
     return `${this.prefix}agents`;
+  }
+  /**
+   * Agents reaped whose work is not yet released (tasks handed back, container removed): the reaper's durable
+   * to-do list, drained idempotently every cycle, so a reaper that dies mid-way leaves nothing behind.
+   */
+  get toRelease(): string {
+    return `${this.prefix}agents:release`;
   }
   agent(id: string): string {
     return `${this.prefix}agent:${id}`;

@@ -14,6 +14,11 @@ export interface RedisConnectionOptions {
    */
   mode?: 'service' | 'cli';
   connectTimeoutMs?: number;
+  /**
+   * Fail a command that has had no reply for this long (ioredis `commandTimeout`), instead of waiting for ever on a
+   * Redis that is paused or cut off. For connections whose callers must notice an outage in time (the leader lease).
+   */
+  commandTimeoutMs?: number;
 }
 
 /** The one place that constructs ioredis connections. Nothing connects until `connect()` or a first command. */
@@ -24,6 +29,7 @@ export function createRedis(url: string, options: RedisConnectionOptions = {}): 
     lazyConnect: true,
     connectTimeout: options.connectTimeoutMs ?? (mode === 'cli' ? 3000 : 10_000),
     enableReadyCheck: true,
+    commandTimeout: options.commandTimeoutMs,
   };
   const modeOptions: RedisOptions =
     mode === 'cli'

@@ -1,18 +1,21 @@
 import type { Redis } from 'ioredis';
 import { commitPlan } from './lua/commit-plan.js';
-import { createTask } from './lua/create-task-4.js';
+import { createTask } from './lua/create-task-5.js';
+import { expireEnded } from './lua/expire-ended-4.js';
 import { requestCancel } from './lua/request-cancel-2.js';
 import { acquireLease, heartbeat, reap, releaseLease } from './lua/registry.js';
-import { transition } from './lua/transition-2.js';
+import { transition } from './lua/transition-4.js';
 
 const DEFINITIONS = {
-  danCreateTask: { numberOfKeys: 4, lua: createTask },
+  danCreateTask: { numberOfKeys: 5, lua: createTask },
+  danExpireEnded: { numberOfKeys: 4, lua: expireEnded },
   // A variable number of keys: the count is the first argument of each call.
   danCommitPlan: { lua: commitPlan },
-  danTransition: { numberOfKeys: 2, lua: transition },
+  danTransition: { numberOfKeys: 4, lua: transition },
   danRequestCancel: { numberOfKeys: 2, lua: requestCancel },
-  danHeartbeat: { numberOfKeys: 3, lua: heartbeat },
-  danReap: { numberOfKeys: 3, lua: reap },
+  // A variable number of keys: the count is the first argument of each call.
+  danHeartbeat: { lua: heartbeat },
+  danReap: { numberOfKeys: 4, lua: reap },
   danAcquireLease: { numberOfKeys: 1, lua: acquireLease },
   danReleaseLease: { numberOfKeys: 1, lua: releaseLease },
 } as const;
@@ -39,15 +42,19 @@ export class Scripts {
     return command.call(this.redis, ...keys, ...args);
   }
 
-  createTask(keys: [string, string, string, string], args: ScriptArg[]): Promise<number> {
+  createTask(keys: [string, string, string, string, string], args: ScriptArg[]): Promise<number> {
     return this.call('danCreateTask', keys, args);
+  }
+
+  expireEnded(keys: [string, string, string, string], args: ScriptArg[]): Promise<[number, number]> {
+    return this.call('danExpireEnded', keys, args);
   }
 
   commitPlan(keys: string[], args: ScriptArg[]): Promise<'ok' | 'fenced' | 'planned' | 'exists'> {
     return this.call('danCommitPlan', [String(keys.length), ...keys], args);
   }
 
-  transition(keys: [string, string], args: ScriptArg[]): Promise<[string, string, string]> {
+  transition(keys: [string, string, string, string], args: ScriptArg[]): Promise<[string, string, string]> {
     return this.call('danTransition', keys, args);
   }
 
@@ -55,11 +62,11 @@ export class Scripts {
     return this.call('danRequestCancel', keys, args);
   }
 
-  heartbeat(keys: [string, string, string], args: ScriptArg[]): Promise<number> {
-    return this.call('danHeartbeat', keys, args);
+  heartbeat(keys: string[], args: ScriptArg[]): Promise<Array<number | string>> {
+    return this.call('danHeartbeat', [String(keys.length), ...keys], args);
   }
 
-  reap(keys: [string, string, string], args: ScriptArg[]): Promise<string[]> {
+  reap(keys: [string, string, string, string], args: ScriptArg[]): Promise<string[]> {
     return this.call('danReap', keys, args);
   }
 

@@ -90,7 +90,7 @@ export class TaskStore {
     const event = { kind: 'task', id, domain: spec.domain, status, ts: now };
     const parentKey = spec.parent ? this.keys.task(spec.parent) : this.keys.task(id);
     const created = await this.scripts.createTask(
-      [this.keys.task(id), this.keys.tasks, this.keys.taskLog(id), parentKey],
+      [this.keys.task(id), this.keys.tasks, this.keys.taskLog(id), parentKey, this.keys.open],
       [id, JSON.stringify(fields), now, JSON.stringify(entry), this.keys.events, JSON.stringify(event), this.options.logMaxLen],
     );
     if (created !== 1) throw new DanError('DAN_BAD_INPUT', `task ${id} already exists`, { details: { taskId: id } });
@@ -111,7 +111,7 @@ export class TaskStore {
     fence: { agent: string; attempts: number },
   ): Promise<'ok' | 'fenced' | 'planned' | 'exists'> {
     const now = this.now();
-    const keys = [this.keys.task(parentId), this.keys.tasks, this.keys.graphs];
+    const keys = [this.keys.task(parentId), this.keys.tasks, this.keys.graphs, this.keys.open];
     const args: Array<string | number> = [fence.agent, fence.attempts, JSON.stringify(plan), now, this.keys.events, this.options.logMaxLen, parentId];
     for (const { id, spec } of children) {
       const fields = newRecordFields(id, { ...spec, parent: parentId }, 'waiting', now);
@@ -207,7 +207,7 @@ export class TaskStore {
     const fields: Record<string, string> = {};
     for (const [k, v] of Object.entries(options.fields ?? {})) if (v !== undefined) fields[k] = String(v);
     const [outcome, from, attempts] = await this.scripts.transition(
-      [this.keys.task(id), this.keys.taskLog(id)],
+      [this.keys.task(id), this.keys.taskLog(id), this.keys.open, this.keys.ended],
       [
         to,
         ALLOWED_FROM[to],
@@ -252,6 +252,27 @@ export class TaskStore {
       .xadd(this.keys.taskLog(id), 'MAXLEN', '~', this.options.logMaxLen, '*', 'e', JSON.stringify(entry))
       .exec();
     for (const [error] of replies ?? []) if (error) throw error;
+  }
+
+  /**
+   * Retention: removes every task that ended at or before `cutoffMs` (and, for a goal, its subtasks) with its log
+   * stream and index entries, in batches of `batch` ended tasks, each batch one script. Returns the records removed.
+   */
+  async expireEnded(cutoffMs: number, batch = 200): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const [seen, gone] = await this.scripts.expireEnded(
+        [this.keys.ended, this.keys.tasks, this.keys.open, this.keys.graphs],
+        [cutoffMs, this.keys.prefix, batch],
+      );
+      removed += gone;
+      if (seen < batch) return removed;
+    }
+  }
+
+  /** Ids of tasks that have not ended (the open index). */
+  openIds(): Promise<string[]> {
+    return this.redis.smembers(this.keys.open);
   }
 
   /** Marks an active task cancel-requested; returns the agent to tell, or why not. */

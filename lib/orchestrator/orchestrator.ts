@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { DanConfig } from '../config.js';
 import { listDomains } from '../domains.js';
 import type { Logger } from '../log.js';
-import { Bus, MergeLock } from '../messaging/index.js';
+import { Bus, createRedis, MergeLock, type Redis } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat, LeaderLease, Reaper, type AgentRecord } from '../registry/index.js';
 import type { AgentHandle, Runtime } from '../runtime/index.js';
 import { isTerminal } from '../task.js';
@@ -11,6 +11,7 @@ import { ensureWorkspace, LocalGitWorkspace } from '../workspace/index.js';
 import { agentEnv } from './agent-env.js';
 import { GoalWorker } from './goal-worker.js';
 import { TaskGraph } from './task-graph.js';
+import { Reconciler } from './reconciler.js';
 import { releaseAgentTasks } from './release-tasks.js';
 import { decideScaling, type DomainLoad, type ScalingDecision } from './scaling.js';
 
@@ -25,6 +26,8 @@ export interface OrchestratorOptions {
   startupTimeoutMs?: number;
   /** Work arriving wakes the leader's cycle early, but never sooner than this after the last one. @default 200 */
   wakeGapMs?: number;
+  /** The clock retention reads (tests simulate days with it). @default Date.now */
+  now?: () => number;
 }
 
 export type OrchestratorExit = 'stopped' | 'down';
@@ -37,8 +40,11 @@ export class Orchestrator {
   readonly id: string;
   private readonly log: Logger;
   private readonly lease: LeaderLease;
+  /** The lease's own connection, with a command timeout: a renewal never waits on a paused Redis. */
+  private readonly leaseConnection: Redis;
   private readonly reaper: Reaper;
   private readonly graph: TaskGraph;
+  private readonly reconciler: Reconciler;
   private goals: GoalWorker | undefined;
   private heartbeat: Heartbeat | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -60,10 +66,16 @@ export class Orchestrator {
   ) {
     this.id = options.id ?? options.config.agentId ?? `orchestrator-${randomBytes(4).toString('hex')}`;
     this.log = options.logger.child({ component: 'orchestrator', orchestratorId: this.id });
-    this.lease = new LeaderLease(bus.redis, bus.keys, this.id, { ttlMs: options.config.heartbeatTtlMs });
-    this.reaper = new Reaper(registry, (error, agent) => this.log.error({ err: error, agentId: agent.id }, 'reaping an agent failed'));
-    this.reaper.onReap((agent) => this.onReaped(agent));
+    const ttlMs = options.config.heartbeatTtlMs;
+    this.leaseConnection = createRedis(options.config.redisUrl, { name: `dan-orchestrator:${this.id}:lease`, commandTimeoutMs: Math.max(50, Math.floor(ttlMs / 3)) });
+    this.leaseConnection.on('error', (error) => this.log.debug({ err: error }, 'lease connection error'));
+    this.lease = new LeaderLease(this.leaseConnection, bus.keys, this.id, { ttlMs });
+    this.reaper = new Reaper(registry, (error, agent) => this.log.error({ err: error, agentId: agent.id }, 'reaping an agent failed; the next cycle resumes it'), {
+      resumeAfterMs: options.config.heartbeatTtlMs,
+    });
+    this.reaper.onReap((agent, resumed) => this.onReaped(agent, resumed));
     this.graph = new TaskGraph(bus, this.log);
+    this.reconciler = new Reconciler(bus, this.log, { graceMs: ttlMs });
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
   }
 
@@ -182,9 +194,19 @@ export class Orchestrator {
       await this.collect(handles, registered);
       await this.scale(handles, registered);
       for (const parentId of await this.bus.tasks.openGraphs()) await this.graph.advance(parentId, { reconcile: true });
+      await this.reconciler.reconcileOnce();
+      await this.expireEnded();
     } catch (error) {
       this.log.error({ err: error }, 'orchestrator cycle failed; retrying next cycle');
     }
+  }
+
+  /** Retention (DAN_RETENTION_DAYS): ended tasks older than the retention period go, with their logs. */
+  private async expireEnded(): Promise<void> {
+    const { retentionMs } = this.options.config;
+    if (retentionMs <= 0) return;
+    const removed = await this.bus.tasks.expireEnded((this.options.now ?? Date.now)() - retentionMs);
+    if (removed > 0) this.log.info({ removed }, 'retention: removed ended tasks and their logs');
   }
 
   private async advanceParentOf(taskId: string): Promise<void> {
@@ -196,15 +218,18 @@ export class Orchestrator {
     }
   }
 
-  /** Reaper handler: keep the dead agent's last lines, remove its container or process, free its tasks. */
-  private async onReaped(agent: AgentRecord): Promise<void> {
-    this.stats.reaped += 1;
+  /**
+   * Reaper handler: keep the dead agent's last lines, remove its container or process, free its tasks. Idempotent:
+   * a reap that did not finish (this orchestrator or another died, Redis refused a write) is run again, `resumed`.
+   */
+  private async onReaped(agent: AgentRecord, resumed: boolean): Promise<void> {
+    if (!resumed) this.stats.reaped += 1;
     const log = this.log.child({ agentId: agent.id, domain: agent.domain });
     const lines = await this.options.runtime.logs(agent.id, { tail: 50 }).catch(() => '');
     if (lines) await this.registry.keepLogs(agent.id, lines);
     await this.options.runtime.remove(agent.id).catch((error) => log.warn({ err: error }, 'removing the dead agent failed'));
     const released = await releaseAgentTasks(this.bus, agent, 'died (heartbeat expired)', log);
-    log.warn({ tasks: released }, 'reaped a dead agent');
+    log.warn({ tasks: released }, resumed ? 'finished releasing a reaped agent' : 'reaped a dead agent');
   }
 
   /**
@@ -260,7 +285,14 @@ export class Orchestrator {
       maxAgents: config.maxAgents,
     });
     for (const decision of decisions) {
-      for (let i = 0; i < decision.spawn; i++) await this.spawn(decision.domain);
+      for (let i = 0; i < decision.spawn; i++) {
+        // A spawn can take seconds (an image, a slow engine): a leader whose lease lapsed meanwhile stops here.
+        if (!this.lease.isLeader) {
+          this.log.warn({ domain: decision.domain }, 'no longer leader: spawning nothing more');
+          return decisions;
+        }
+        await this.spawn(decision.domain);
+      }
     }
     return decisions;
   }
@@ -306,6 +338,7 @@ export class Orchestrator {
       await stopAgents(this.options.runtime, this.log).catch((error) => this.log.error({ err: error }, 'stopping the agents failed'));
     }
     await this.registry.deregister(this.id, 'main').catch(() => {});
+    this.leaseConnection.disconnect();
     await this.bus.close();
     this.resolveExit(reason);
   }

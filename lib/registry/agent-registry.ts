@@ -95,11 +95,21 @@ export class AgentRegistry {
 
   /** Renews the heartbeat. Returns false when the agent has been reaped: it must stop work and exit. */
   async heartbeat(id: string): Promise<boolean> {
-    const alive = await this.scripts.heartbeat(
-      [this.keys.agents, this.keys.heartbeat(id), this.keys.agent(id)],
-      [id, this.options.heartbeatTtlMs, this.now()],
+    return (await this.beat(id, [])).alive;
+  }
+
+  /**
+   * Renews the heartbeat and reads, in the same step, which of `taskIds` (the tasks the agent runs) have a cancel
+   * request on their record, with the reason given.
+   */
+  async beat(id: string, taskIds: readonly string[]): Promise<{ alive: boolean; cancelled: Array<{ taskId: string; reason: string }> }> {
+    const reply = await this.scripts.heartbeat(
+      [this.keys.agents, this.keys.heartbeat(id), this.keys.agent(id), ...taskIds.map((t) => this.keys.task(t))],
+      [id, this.options.heartbeatTtlMs, this.now(), ...taskIds],
     );
-    return alive === 1;
+    const cancelled: Array<{ taskId: string; reason: string }> = [];
+    for (let i = 1; i + 1 < reply.length; i += 2) cancelled.push({ taskId: String(reply[i]), reason: String(reply[i + 1]) });
+    return { alive: Number(reply[0]) === 1, cancelled };
   }
 
   /** Updates an agent's status and the tasks it holds. */
@@ -154,7 +164,7 @@ export class AgentRegistry {
   async reap(id: string): Promise<AgentRecord | undefined> {
     const now = this.now();
     const flat = await this.scripts.reap(
-      [this.keys.agents, this.keys.heartbeat(id), this.keys.agent(id)],
+      [this.keys.agents, this.keys.heartbeat(id), this.keys.agent(id), this.keys.toRelease],
       [id, now, this.keys.events, this.options.keepDeadS ?? 86_400],
     );
     if (flat.length === 0) return undefined;
@@ -163,6 +173,26 @@ export class AgentRegistry {
     const parsed = agentRecordSchema.safeParse({ id, role: 'domain', domain: '', runtime: '', startedAt: 0, ...hash });
     if (!parsed.success) return { ...minimalRecord(id, now), alive: false, taskIds: [] };
     return { ...parsed.data, alive: false, taskIds: splitTasks(parsed.data.tasks) };
+  }
+
+  /**
+   * Reaped agents whose work is not yet released (see {@link Keys.toRelease}), with their records as the reap left
+   * them, reaped at least `olderThanMs` ago (a younger one is likely still being released by its reaper). An agent
+   * whose record has expired meanwhile comes back with no tasks.
+   */
+  async pendingRelease(olderThanMs = 0): Promise<AgentRecord[]> {
+    const ids = await this.redis.smembers(this.keys.toRelease);
+    if (ids.length === 0) return [];
+    const found = new Map((await this.records(ids)).map((a) => [a.id, a]));
+    const cutoff = this.now() - olderThanMs;
+    return ids
+      .map((id) => found.get(id) ?? { ...minimalRecord(id, 0), alive: false, taskIds: [] })
+      .filter((a) => (a.reapedAt ?? 0) <= cutoff);
+  }
+
+  /** The second step of a reap is done: the agent leaves the to-release set. */
+  async released(id: string): Promise<void> {
+    await this.redis.srem(this.keys.toRelease, id);
   }
 
   /** Keeps a reaped agent's last log lines in its record. */

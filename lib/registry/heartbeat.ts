@@ -9,14 +9,17 @@ export interface HeartbeatOptions {
    * agent from a wedged one without Redis. A failure to write it is reported as 'error' and changes nothing else.
    */
   healthFile?: string;
+  /** The tasks the agent runs now: each renewal also reports those whose record asks for a cancel. */
+  tasks?: () => readonly string[];
 }
 
 /**
  * Renews an agent's heartbeat every interval. Emits 'reaped' once when the registry says the agent has been
- * reaped (it must stop its work without recording a result, and exit), and 'error' when a renewal fails
- * (Redis down: the loop keeps trying, the TTL decides).
+ * reaped (it must stop its work without recording a result, and exit), 'cancel' (on every renewal, until the task
+ * ends) for a running task whose record asks for a cancel, and 'error' when a renewal fails (Redis down: the loop
+ * keeps trying, the TTL decides).
  */
-export class Heartbeat extends EventEmitter<{ reaped: []; error: [Error] }> {
+export class Heartbeat extends EventEmitter<{ reaped: []; cancel: [taskId: string, reason: string]; error: [Error] }> {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private reaped = false;
@@ -34,12 +37,15 @@ export class Heartbeat extends EventEmitter<{ reaped: []; error: [Error] }> {
     void this.touch(); // reports its own failure as 'error'
     const tick = async (): Promise<void> => {
       try {
-        const alive = await this.registry.heartbeat(this.agentId);
+        const { alive, cancelled } = await this.registry.beat(this.agentId, this.options.tasks?.() ?? []);
         if (!alive && !this.reaped) {
           this.reaped = true;
           this.emit('reaped');
         }
-        if (alive) await this.touch();
+        if (alive) {
+          for (const { taskId, reason } of cancelled) this.emit('cancel', taskId, reason);
+          await this.touch();
+        }
       } catch (error) {
         this.emit('error', error as Error);
       }

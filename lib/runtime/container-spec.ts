@@ -61,8 +61,9 @@ export function agentLabels(network: string, spec: AgentSpec): Record<string, st
 }
 
 /**
- * The create options of an agent container: non-root, no capabilities, no new privileges, limited memory,
- * CPU and PIDs, the workspace and nothing else mounted, on the network's Docker network.
+ * The create options of an agent container: non-root, no capabilities, no new privileges, limited memory (no
+ * swap), CPU and PIDs, a read-only root filesystem with scratch tmpfs for /tmp and the agent's home, the
+ * workspace and nothing else mounted, on the network's Docker network.
  */
 export function agentContainerOptions(settings: ContainerSettings, spec: AgentSpec, name: string): Docker.ContainerCreateOptions {
   if (!AGENT_ID.test(spec.agentId)) {
@@ -91,6 +92,11 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
     Labels: agentLabels(settings.network, spec),
     HostConfig: {
       Memory: Math.round(settings.memoryMb * 1024 * 1024),
+      // Swap equal to memory: no swap at all, so the memory limit is the limit.
+      MemorySwap: Math.round(settings.memoryMb * 1024 * 1024),
+      // The image cannot be changed from inside: only the workspace and these scratch dirs are writable.
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=512m', '/home/agent': 'rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0700' },
       NanoCpus: Math.round(settings.cpus * 1e9),
       PidsLimit: settings.pidsLimit,
       CapDrop: ['ALL'],

@@ -7,6 +7,7 @@ import { runDan } from '../helpers/cli.js';
 import { createRedis, Keys } from '../../lib/messaging/index.js';
 import { AgentRegistry } from '../../lib/registry/index.js';
 import { deleteNetworkKeys, redisUrl, uniqueNetwork } from '../helpers/network.js';
+import { RedisServer } from '../helpers/redis-server.js';
 
 // `dan doctor` as a user runs it: the real CLI against the test Redis, the repository's claude binary and
 // templates, a temporary workspace. Docker is only needed by the docker runtime, so these checks never ask
@@ -74,7 +75,7 @@ describe('dan doctor', () => {
   it('on a healthy machine prints one line per check, none FAIL, and exits 0', async () => {
     const { exitCode, lines, stderr } = await doctor([]);
     expect(exitCode, `${lines.join('\n')}\n${stderr}`).toBe(0);
-    for (const name of ['redis', 'redis eviction', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace']) {
+    for (const name of ['redis', 'redis eviction', 'redis memory', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace']) {
       expect(line(lines, name), `a line for ${name} in:\n${lines.join('\n')}`).toBeDefined();
     }
     expect(lines.every((l) => /^(ok|warn|FAIL) /.test(l))).toBe(true);
@@ -101,6 +102,30 @@ describe('dan doctor', () => {
     expect(line(lines, 'redis eviction')).toBeUndefined();
   });
 
+  it('warns when Redis has no maxmemory, and when 80% of it is used; says ok below that', async () => {
+    // A Redis of its own: the shared one's settings are not this test's to change.
+    const server = await RedisServer.start();
+    const redis = createRedis(server.url(), { name: 'doctor-memory' });
+    try {
+      const memory = async () => (await doctorJson([], { REDIS_URL: server.url() })).report.checks.find((c) => c.name === 'redis memory');
+      expect(await memory()).toMatchObject({ status: 'warn', found: expect.stringMatching(/no maxmemory/) });
+      // What it holds: what it used before, plus the value (the writing connection's query buffer is freed later).
+      const before = Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1]);
+      await redis.set('doctor-fill', 'x'.repeat(2_000_000));
+      const used = before + Number(await redis.memory('USAGE', 'doctor-fill'));
+      await redis.config('SET', 'maxmemory', String(used * 4));
+      expect(await memory()).toMatchObject({ status: 'ok', found: expect.stringMatching(/ of [\d.]+ MB maxmemory used \(\d+%\)$/) });
+      // What it holds is 90% of the new limit (doctor only reads, so a nearly full Redis serves it).
+      await redis.config('SET', 'maxmemory', String(Math.round(used / 0.9)));
+      const full = await memory();
+      expect(full).toMatchObject({ status: 'warn', fix: expect.stringMatching(/DAN_RETENTION_DAYS/) });
+      expect(Number(/\((\d+)%\)/.exec(full!.found)?.[1])).toBeGreaterThanOrEqual(80);
+    } finally {
+      redis.disconnect();
+      await server.stop();
+    }
+  });
+
   it('names the orchestrators that run on the network', async () => {
     const network = uniqueNetwork('doctor');
     const redis = createRedis(redisUrl(), { name: 'doctor-test' });
@@ -122,7 +147,7 @@ describe('dan doctor', () => {
     const { exitCode, report } = await doctorJson([]);
     expect(exitCode).toBe(0);
     expect(report.ok).toBe(true);
-    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'orchestrator', 'redis eviction', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace']);
+    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'orchestrator', 'redis eviction', 'redis memory', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace']);
     // A fresh network has no orchestrator: tasks would stay queued, and doctor says so.
     expect(report.checks[1]).toMatchObject({ name: 'orchestrator', status: 'warn', fix: 'docker compose up -d, or dan up' });
     expect(report.checks[1]!.found).toMatch(/^none running on network "dan-doctor-/);

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Bus, type Redis } from '../../lib/messaging/index.js';
 import { AgentRegistry, Heartbeat, LeaderLease, Reaper, type AgentRecord, type RegisterInput } from '../../lib/registry/index.js';
-import type { DanEvent } from '../../lib/task.js';
+import { releaseAgentTasks } from '../../lib/orchestrator/index.js';
+import { taskSpecSchema, type DanEvent } from '../../lib/task.js';
 import { eventually, openNetwork, type TestNetwork } from '../helpers/network.js';
 
 // The test network's timing (tests/helpers/network.ts): heartbeat every 200 ms, TTL 1000 ms.
@@ -169,6 +170,35 @@ describe('reaper', () => {
     expect(ran).toEqual(['a1']);
   });
 
+  it("finishes a reap that did not finish: the agent's tasks are released by the next cycle, of this reaper or another", async () => {
+    const { id: taskId } = await net.bus.submit(taskSpecSchema.parse({ domain: 'backend', description: 'held', timeoutS: 60, maxAttempts: 3 }));
+    await registry.register(agent('a1'));
+    await registry.setState('a1', 'busy', [taskId]);
+    await net.bus.tasks.transition(taskId, 'active', { mode: 'claim', agent: 'a1', fields: { agent: 'a1' } });
+    await eventually(() => expiredIncludes('a1'), { timeoutMs: 15_000, what: 'a1 to expire' });
+    // The first reaper reaps a1, then fails before its tasks are released (Redis refused, or it died there).
+    const first = new Reaper(registry, () => {}, { resumeAfterMs: 0 }).onReap(async () => {
+      throw new Error('died between the reap and the release');
+    });
+    expect((await first.reapOnce()).map((a) => a.id)).toEqual(['a1']);
+    expect(await registry.ids()).toEqual([]);
+    expect(await net.bus.tasks.get(taskId)).toMatchObject({ status: 'active', agent: 'a1' });
+
+    // Another reaper (a new leader) resumes it: the agent is not live any more, but its release is still due.
+    const resumed: boolean[] = [];
+    const second = new Reaper(registryOn(await otherConnection('second')), () => {}, { resumeAfterMs: 0 }).onReap(async (a, again) => {
+      resumed.push(again);
+      await releaseAgentTasks(net.bus, a, 'died');
+    });
+    expect(await second.reapOnce()).toEqual([]);
+    expect(resumed).toEqual([true]);
+    expect(await net.bus.tasks.get(taskId)).toMatchObject({ status: 'queued', attempts: 1 });
+    // Done once is done: the next cycle has nothing to resume.
+    await second.reapOnce();
+    expect(resumed).toEqual([true]);
+    expect(await net.redis.scard(net.bus.keys.toRelease)).toBe(0);
+  });
+
   it('acts on each dead agent exactly once when reapers on separate connections race', async () => {
     const ids = Array.from({ length: 60 }, (_, i) => `agent-${String(i).padStart(2, '0')}`);
     for (const [i, id] of ids.entries()) await registry.register(agent(id, i % 2 === 0 ? 'backend' : 'frontend'));
@@ -322,7 +352,8 @@ describe('leader lease', () => {
 
     expect(await paused.tryAcquire()).toBe(false);
     expect(paused.isLeader).toBe(false);
-    expect(lost).toEqual(['another orchestrator holds the lease']);
+    // It stepped down by its own deadline, before the key could expire and the other take it.
+    expect(lost).toEqual(['lease not renewed before its local deadline']);
     expect(await net.redis.get(net.bus.keys.leader)).toBe('orch-other');
   });
 });

@@ -1,3 +1,5 @@
+import { TERMINAL_STATUSES } from '../../task.js';
+
 /**
  * Lua functions shared by dan's scripts, prepended to a script's text where it uses them (Redis has no
  * includes of its own; BullMQ does the same at build time).
@@ -34,5 +36,29 @@ local function addChildren(parentKey, ids)
   local all = (children and children ~= '' and children ~= '[]') and cjson.decode(children) or {}
   for _, id in ipairs(ids) do all[#all + 1] = id end
   if #all > 0 then redis.call('HSET', parentKey, 'children', cjson.encode(all)) end
+end
+`;
+
+/** The terminal statuses as a Lua set, from the state machine in lib/task.ts. */
+const terminalSet = `{ ${[...TERMINAL_STATUSES].map((s) => `['${s}'] = true`).join(', ')} }`;
+
+/**
+ * `indexStatus(taskKey, openKey, endedKey, id, status, now)`: keeps the two status indexes of a task in step with
+ * its record. A task not ended is in the open set (the reconciler's worklist); an ended one leaves it, and, when
+ * it has no parent record (a subtask goes with its goal), enters the ended set scored by `now`, which retention
+ * reads.
+ */
+export const indexStatus = `
+local TERMINAL = ${terminalSet}
+local function indexStatus(taskKey, openKey, endedKey, id, status, now)
+  if not TERMINAL[status] then
+    redis.call('SADD', openKey, id)
+    return
+  end
+  redis.call('SREM', openKey, id)
+  local parent = redis.call('HGET', taskKey, 'parent')
+  -- The parent's key is this task's key with the id swapped: the same prefix.
+  if parent and parent ~= '' and redis.call('EXISTS', string.sub(taskKey, 1, #taskKey - #id) .. parent) == 1 then return end
+  redis.call('ZADD', endedKey, now, id)
 end
 `;

@@ -12,6 +12,6 @@ if status ~= 'active' then return {'not_active', status, ''} end
 local agent = redis.call('HGET', KEYS[1], 'agent') or ''
 redis.call('HSET', KEYS[1], 'cancelRequested', '1', 'reason', ARGV[2], 'updatedAt', ARGV[1])
 local entry = { ts = tonumber(ARGV[1]), type = 'info', text = 'cancel requested: ' .. ARGV[2], task = ARGV[4] }
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'e', cjson.encode(entry))
+redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'e', cjson.encode(entry))
 return {'ok', status, agent}
 `;
