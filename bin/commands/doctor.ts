@@ -288,7 +288,7 @@ async function checkRepository(config: DanConfig, env: NodeJS.ProcessEnv): Promi
   const dir = config.runtime === 'docker' && !viaMount ? config.workspaceVolume : config.workspace;
   const git = new Git({ bin: config.gitBin, env });
   try {
-    await git.run(dir, ['--version']);
+    await git.run('/', ['--version']);
   } catch (error) {
     return fail('repository', `cannot run ${config.gitBin}: ${message(error)}`, 'install git (apt-get install git), or set DAN_GIT_BIN');
   }
