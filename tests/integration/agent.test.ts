@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -379,6 +380,8 @@ describe('domain agent with the real claude CLI', () => {
     expect(await w.registry().ids()).not.toContain(agent.id);
     expect((await w.registry().get(agent.id))?.status).toBe('stopped');
     expect(agent.text()).toContain('"reason":"idle"');
+    // Its CLI config dir went with it, and so did the network's folder it was the last one in.
+    expect(existsSync(path.join(os.tmpdir(), 'dan', w.net.network))).toBe(false);
   });
 
   it('when reaped while it works, stops its task without recording a result and exits "reaped"', async ({ w }) => {
