@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { assertKnownDomain } from '../../lib/domains.js';
+import { resolveDomain } from '../../lib/domains.js';
 import { followTask } from '../../lib/messaging/index.js';
 import {
   MAIN_DOMAIN,
@@ -46,10 +46,10 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('-w, --wait', 'follow the task until it ends; exit 0 if it completed, 1 otherwise')
       .option('--no-merge', "keep the task's branch for review instead of merging it (then: dan diff, dan merge)")
       .option('--json', 'print JSON'),
-  ).action(async (domain: string, description: string, flags: SendFlags) => {
+  ).action(async (asked: string, description: string, flags: SendFlags) => {
     const config = configFrom(flags);
-    // Validate everything before touching Redis: bad input writes nothing.
-    assertKnownDomain(config.templatesDir, domain);
+    // Validate everything before touching Redis: bad input writes nothing. `Backend` means `backend`.
+    const domain = resolveDomain(config.templatesDir, asked);
     if (flags.merge === false && domain === MAIN_DOMAIN) {
       throw new BadInputError("--no-merge keeps one domain task's branch for review; a goal's subtasks merge along its graph so that each builds on the last");
     }
@@ -119,11 +119,11 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('--json', 'print JSON'),
   ).action(async (flags: ConnectionFlags & { domain?: string; status?: string; limit: string; json?: boolean }) => {
     const config = configFrom(flags);
-    if (flags.domain !== undefined) assertKnownDomain(config.templatesDir, flags.domain);
+    const domain = flags.domain === undefined ? undefined : resolveDomain(config.templatesDir, flags.domain);
     const status = flags.status === undefined ? undefined : parseFlag(taskStatusSchema, flags.status, '--status');
     const limit = parseFlag(z.coerce.number({ error: 'must be a number from 1 to 1000' }).int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000'), flags.limit, '--limit');
     await using bus = await connectCli(config);
-    const records = await bus.tasks.list({ domain: flags.domain, status, limit });
+    const records = await bus.tasks.list({ domain, status, limit });
     if (flags.json) {
       console.log(JSON.stringify(records, null, 2));
     } else if (records.length === 0) {
