@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect } from 'vitest';
@@ -9,6 +10,7 @@ import { runDan } from '../helpers/cli.js';
 import type { DanProcess } from '../helpers/dan-process.js';
 import { eventually } from '../helpers/network.js';
 import { isAlive, processesIn } from '../helpers/processes.js';
+import { freePort } from '../helpers/redis-server.js';
 import { World, itWith } from '../helpers/world.js';
 
 // The orchestrator on the process runtime, end to end: a real Orchestrator (in this process, or `dan
@@ -236,7 +238,7 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
 
     const down = await runDan(['down', '--timeout', '20000'], w.danEnv());
     expect(down.exitCode, String(down.stderr)).toBe(0);
-    expect(String(down.stdout)).toMatch(/^stopped 3 registered agents$/m);
+    expect(String(down.stdout)).toMatch(new RegExp(`^network "${w.net.network}": stopped 2 orchestrators and 1 agent$`, 'm'));
     // Promptly: no grace timer of the agents it stopped keeps an orchestrator process alive.
     const exitOf = (c: DanProcess) => Promise.race([c.exited, sleep(10_000).then(() => 'still running after 10 s')]);
     expect(await exitOf(up), up.text()).toEqual({ code: 0, signal: null });
@@ -249,5 +251,31 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
     });
     // The busy agent handed its task back on the way out.
     expect(await w.bus.tasks.get(task.id)).toMatchObject({ status: 'queued', attempts: 1 });
+  });
+
+  it('`dan down` after a `dan up` that started its own redis-server says what stopped and exits 0', async ({ w }) => {
+    // `dan up` with nothing answering at REDIS_URL starts a redis-server (data in ./.dan/redis of its folder), which
+    // stops with its orchestrator: `dan down` loses its connection on the way and must not call that a failure.
+    const port = await freePort();
+    const folder = await mkdtemp(path.join(os.tmpdir(), 'dan-orch-up-'));
+    try {
+      const redisUrl = `redis://127.0.0.1:${port}`;
+      const up = w.spawnDan(['up'], { AGENT_ID: 'orch-own-redis', REDIS_URL: redisUrl }, folder);
+      await eventually(() => up.logged('started a local redis-server (append-only file in .dan/redis)').length > 0 && up.logged('leader: scaling and reaping').length > 0, {
+        what: '`dan up` to start Redis and lead',
+        timeoutMs: 30_000,
+      }).catch((error: Error) => {
+        throw new Error(`${error.message}\n${up.text()}`);
+      });
+      const down = await runDan(['down', '--timeout', '20000'], w.danEnv({ REDIS_URL: redisUrl }));
+      expect(String(down.stderr)).toBe('');
+      expect(down.exitCode).toBe(0);
+      expect(String(down.stdout)).toMatch(
+        new RegExp(`^network "${w.net.network}": stopped 1 orchestrator and 0 agents(; Redis at 127.0.0.1:${port} stopped with them \\(the redis-server \`dan up\` started\\))?$`, 'm'),
+      );
+      expect(await Promise.race([up.exited, sleep(10_000).then(() => 'still running after 10 s')]), up.text()).toEqual({ code: 0, signal: null });
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });
