@@ -191,7 +191,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     );
   }
   const root = packageRoot();
-  const inContainer = existsSync('/.dockerenv') || env.DAN_IN_CONTAINER === '1';
+  // Inside dan's image (DAN_IN_CONTAINER, set by the image and the docker runtime), not wherever /.dockerenv
+  // exists: dev containers and CI machines have that file too, and their workspace is ./workspace.
+  const inContainer = env.DAN_IN_CONTAINER === '1';
   return {
     redisUrl: e.REDIS_URL,
     agentRedisUrl: e.DAN_AGENT_REDIS_URL ?? e.REDIS_URL,
