@@ -29,6 +29,7 @@ interface SendFlags extends ConnectionFlags {
   wait?: boolean;
   /** commander's `--no-merge`: false when given. */
   merge?: boolean;
+  strict?: boolean;
   json?: boolean;
 }
 
@@ -45,6 +46,7 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('-c, --context <json>', 'a JSON object handed to the agent with the task')
       .option('-w, --wait', 'follow the task until it ends; exit 0 if it completed, 1 otherwise')
       .option('--no-merge', "keep the task's branch for review instead of merging it (then: dan diff, dan merge)")
+      .option('--strict', 'with --wait: a run that completed with warnings (refused tool calls, tool errors, no changes) exits 1 too')
       .option('--json', 'print JSON'),
   ).action(async (asked: string, description: string, flags: SendFlags) => {
     const config = configFrom(flags);
@@ -53,6 +55,7 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
     if (flags.merge === false && domain === MAIN_DOMAIN) {
       throw new BadInputError("--no-merge keeps one domain task's branch for review; a goal's subtasks merge along its graph so that each builds on the last");
     }
+    if (flags.strict && !flags.wait) throw new BadInputError('--strict needs --wait: it sets the exit code of a followed task');
     let context: Record<string, unknown> = {};
     if (flags.context !== undefined) {
       try {
@@ -83,7 +86,8 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
     if (!flags.json) console.error(c.gray(`task ${record.id} sent to ${domain}; following (Ctrl-C stops following, not the task)`));
     const final = flags.json ? await followTask(bus, record.id) : await printFollow(bus, record.id);
     printOutcome(final, flags.json);
-    process.exitCode = final.status === 'completed' ? EXIT.ok : EXIT.taskNotCompleted;
+    const clean = final.status === 'completed' && !(flags.strict && (final.warnings?.length ?? 0) > 0);
+    process.exitCode = clean ? EXIT.ok : EXIT.taskNotCompleted;
   });
 
   withConnection(
@@ -164,6 +168,7 @@ function printOutcome(record: TaskRecord, json: boolean | undefined): void {
     return;
   }
   if (!isTerminal(record.status)) return;
-  const line = record.status === 'completed' ? c.green(`completed ${record.id}`) : c.red(`${record.status} ${record.id}`);
+  const warned = record.warnings && record.warnings.length > 0 ? c.yellow(` (${record.warnings.join(', ')})`) : '';
+  const line = record.status === 'completed' ? `${c.green('completed')}${warned} ${c.green(record.id)}` : c.red(`${record.status} ${record.id}`);
   console.error(line + (record.error ? `: ${record.error}` : ''));
 }

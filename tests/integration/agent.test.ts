@@ -445,6 +445,32 @@ describe('domain agent with the real claude CLI', () => {
     expect(offeredAgentTypes(turn!)).toContain('etl-worker');
   });
 
+  it('marks a run whose every write was refused: completed (no changes, 1 refused write), a warning in the log, --strict exits 1', async ({ w }) => {
+    // A domain folder without .claude/settings.json: the CLI refuses the model's Write (it runs headless, nobody
+    // can grant it), and the run still ends `completed`, as the CLI reports no error.
+    const templates = await w.tempDir('templates');
+    await cp(path.join(repoRoot(), 'agents'), templates, { recursive: true });
+    const data = path.join(templates, 'domain-templates', 'data');
+    await mkdir(data, { recursive: true });
+    await writeFile(path.join(data, 'CLAUDE.md'), '# Data domain agent\n');
+    w.script = writeFileScenario();
+    await w.startAgent({ domain: 'data', env: { DAN_TEMPLATES: templates } });
+
+    const sent = await runDan(['send-task', 'data', 'Create the file refused.txt', '--wait', '--strict'], w.danEnv({ DAN_TEMPLATES: templates }));
+    expect(sent.exitCode, String(sent.stderr)).toBe(1);
+    expect(String(sent.stderr)).toMatch(/^completed \(no changes, 1 refused write\) [0-9A-Z]{26}$/m);
+    expect(String(sent.stdout)).toMatch(/warning +no changes, 1 refused write: refused Write ×1 \(the domain's \.claude\/settings\.json does not allow them/);
+    const [id] = /[0-9A-Z]{26}/.exec(String(sent.stderr))!;
+
+    const record = await w.bus.tasks.get(id);
+    expect(record).toMatchObject({ status: 'completed', warnings: ['no changes', '1 refused write'] });
+    expect(existsSync(path.join(w.workspace, 'refused.txt'))).toBe(false);
+    const status = await runDan(['status', id], w.danEnv({ DAN_TEMPLATES: templates }));
+    expect(String(status.stdout)).toMatch(/^status +completed \(no changes, 1 refused write\)$/m);
+    const entries = await w.entries(id);
+    expect(entries.filter((e) => e.type === 'warning').map((e) => e.data?.warnings)).toEqual([['no changes', '1 refused write']]);
+  });
+
   it('logs and skips a queue job with bad data, and keeps serving', async ({ w }) => {
     const queue = w.bus.queues.queue('backend');
     await queue.add('task', { foo: 1 } as never);
