@@ -88,12 +88,13 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
 
   it('never spawns for a domain that has no template folder', async ({ w }) => {
     const orchestrator = await w.startOrchestrator('orch-1');
-    // Only the CLI checks the domain against the templates; on the bus a stray domain is just a queue.
+    // The CLI checks the domain against its own templates; on the bus a stray domain is just a queue, which the
+    // orchestrator refuses (the next test) and never spawns for.
     const stray = await w.submit('Load the sales export', { domain: 'data' });
     await eventually(() => orchestrator.stats.ticks >= 10, { what: 'ten orchestrator cycles' });
     expect(orchestrator.stats.spawned).toBe(0);
     expect(await w.runtimes[0]!.list()).toEqual([]);
-    expect((await w.bus.tasks.get(stray.id)).status).toBe('queued');
+    expect((await w.bus.tasks.get(stray.id)).status).toBe('failed');
   });
 
   it('reaps a SIGKILLed agent, keeps its last log lines, and a new agent completes the task exactly once', async ({ w }) => {
@@ -251,6 +252,22 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
     });
     // The busy agent handed its task back on the way out.
     expect(await w.bus.tasks.get(task.id)).toMatchObject({ status: 'queued', attempts: 1 });
+  });
+
+  it('fails at once, saying why, a task for a domain the orchestrator has no template for, never leaving it queued', async ({ w }) => {
+    // As when a folder is added on the host while the orchestrator reads its image's templates: the CLI, with
+    // its own templates, accepted the task.
+    const early = await w.submit('Load the sales export', { domain: 'data' });
+    await w.startOrchestrator('orch-templates');
+    const late = await w.submit('Load the returns export', { domain: 'data' });
+    for (const id of [early.id, late.id]) {
+      const done = await w.waitForEnd(id, 20_000);
+      expect(done.status).toBe('failed');
+      expect(done.error).toMatch(/^no template for domain "data" where the orchestrator runs \(.*\/agents\/domain-templates has backend, devops, frontend\): no agent can be started for it/);
+      expect((await w.entries(id)).at(-1)).toMatchObject({ type: 'status', status: 'failed', agent: 'orch-templates' });
+    }
+    expect((await w.bus.queues.counts('data')).waiting).toBe(0);
+    expect(await w.liveAgents()).toEqual([]);
   });
 
   it('`dan down` after a `dan up` that started its own redis-server says what stopped and exits 0', async ({ w }) => {
