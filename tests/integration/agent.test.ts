@@ -471,6 +471,36 @@ describe('domain agent with the real claude CLI', () => {
     expect(entries.filter((e) => e.type === 'warning').map((e) => e.data?.warnings)).toEqual([['no changes', '1 refused write']]);
   });
 
+  it('`dan domain new` scaffolds a domain that works at once: its worker writes, no warnings', async ({ w }) => {
+    const templates = await w.tempDir('templates');
+    await cp(path.join(repoRoot(), 'agents'), templates, { recursive: true });
+    const env = w.danEnv({ DAN_TEMPLATES: templates });
+    const made = await runDan(['domain', 'new', 'data'], env);
+    expect(made.exitCode, String(made.stderr)).toBe(0);
+    expect(String(made.stdout)).toMatch(/^created domain data in .*domain-templates\/data\/$/m);
+    expect(String(made.stdout)).toContain('dan send-task data "..." --wait');
+    expect(String(made.stdout)).toContain('scripts/build-image.sh && docker compose up -d --force-recreate orchestrator');
+    const dir = path.join(templates, 'domain-templates', 'data');
+    for (const file of ['CLAUDE.md', '.claude/agents/data-worker.md', '.claude/settings.json']) expect(existsSync(path.join(dir, file)), file).toBe(true);
+
+    // Bad input writes nothing: a taken name, an invalid one, `main`.
+    for (const [name, why] of [['data', /exists already/], ['Bad Name', /must be a folder name/], ['main', /reserved/]] as const) {
+      const bad = await runDan(['domain', 'new', name], env);
+      expect(bad.exitCode).toBe(2);
+      expect(String(bad.stderr)).toMatch(why);
+    }
+
+    // The worker it made is offered to the model and its writes are allowed: the task does what it says.
+    w.script = delegateScenario({ subagentType: 'data-worker' });
+    await w.startAgent({ domain: 'data', env: { DAN_TEMPLATES: templates } });
+    const sent = await runDan(['send-task', 'data', 'Create the file loaded.txt', '--wait', '--strict'], env);
+    expect(sent.exitCode, `${String(sent.stdout)}\n${String(sent.stderr)}`).toBe(0);
+    expect(String(sent.stdout)).toMatch(/Agent → data-worker/);
+    expect(await readFile(path.join(w.workspace, 'loaded.txt'), 'utf8')).toContain('loaded.txt');
+    const [id] = /[0-9A-Z]{26}/.exec(String(sent.stderr))!;
+    expect((await w.bus.tasks.get(id)).warnings).toBeUndefined();
+  });
+
   it('logs and skips a queue job with bad data, and keeps serving', async ({ w }) => {
     const queue = w.bus.queues.queue('backend');
     await queue.add('task', { foo: 1 } as never);
