@@ -47,6 +47,12 @@ const envSchema = z.object({
   DAN_GIT_BIN: z.string().min(1).default('git'),
   /** Docker runtime: the volume name or absolute host path mounted at /workspace. @default <network>-workspace */
   DAN_WORKSPACE_VOLUME: z.string().min(1).optional(),
+  /**
+   * Docker runtime: an absolute host path of a templates folder, mounted read-only at /templates in agent
+   * containers (DAN_TEMPLATES there), so that a domain added on the host reaches them without an image rebuild.
+   * Compose sets it to ./agents. @default none: agents use the image's templates
+   */
+  DAN_TEMPLATES_VOLUME: z.string().regex(/^\//, 'must be an absolute host path').optional(),
   /** Templates folder holding main-orchestrator/ and domain-templates/. @default the package's agents/ */
   DAN_TEMPLATES: z.string().min(1).optional(),
   /** The Claude Code CLI the executor runs. @default the package's own claude */
@@ -124,6 +130,8 @@ export interface DanConfig {
   workspaceMode: 'git' | 'shared';
   mergeAttempts: number;
   gitBin: string;
+  /** DAN_TEMPLATES_VOLUME: the host templates folder the docker runtime mounts into agents, when set. */
+  templatesVolume: string | undefined;
   templatesDir: string;
   claudeBin: string;
   /** DAN_AGENT_CLAUDE_BIN: the CLI spawned agents run, when set. */
@@ -205,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     workspaceMode: e.DAN_WORKSPACE_MODE,
     mergeAttempts: e.DAN_MERGE_ATTEMPTS,
     gitBin: e.DAN_GIT_BIN,
+    templatesVolume: e.DAN_TEMPLATES_VOLUME,
     templatesDir: path.resolve(e.DAN_TEMPLATES ?? path.join(root, 'agents')),
     claudeBin: e.DAN_CLAUDE_BIN ?? path.join(root, 'node_modules', '.bin', 'claude'),
     agentClaudeBin: e.DAN_AGENT_CLAUDE_BIN,

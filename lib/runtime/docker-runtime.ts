@@ -11,7 +11,7 @@ import { RuntimeError } from './runtime-errors.js';
 /** The parts of the configuration the docker runtime uses. */
 export type DockerRuntimeConfig = Pick<
   DanConfig,
-  'network' | 'agentRedisUrl' | 'workspaceVolume' | 'agentMemoryMb' | 'agentCpus' | 'images'
+  'network' | 'agentRedisUrl' | 'workspaceVolume' | 'templatesVolume' | 'agentMemoryMb' | 'agentCpus' | 'images'
 >;
 
 export interface DockerRuntimeOptions {
@@ -65,6 +65,7 @@ export class DockerRuntime implements Runtime {
       cmd: options.cmd,
       agentRedisUrl: config.agentRedisUrl,
       workspaceVolume: config.workspaceVolume,
+      templatesVolume: config.templatesVolume,
       memoryMb: config.agentMemoryMb,
       cpus: config.agentCpus,
       pidsLimit: options.pidsLimit ?? 512,

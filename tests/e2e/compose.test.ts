@@ -143,8 +143,8 @@ function runCompose(args: string[], timeoutMs = 240_000): Promise<Result> {
 }
 
 /** The host CLI against the compose Redis, as a user has it after `cp .env.example .env`. */
-function dan(args: string[], timeoutMs?: number): Promise<Result> {
-  return runDan(args, { REDIS_URL: `redis://:${password}@127.0.0.1:${redisPort}`, DAN_NETWORK: network, DAN_ENV_FILE: '', DAN_LOG_LEVEL: 'silent' }, { timeoutMs });
+function dan(args: string[], timeoutMs?: number, extra: Record<string, string> = {}): Promise<Result> {
+  return runDan(args, { REDIS_URL: `redis://:${password}@127.0.0.1:${redisPort}`, DAN_NETWORK: network, DAN_ENV_FILE: '', DAN_LOG_LEVEL: 'silent', ...extra }, { timeoutMs });
 }
 
 const json = <T>(result: Result): T => JSON.parse(String(result.stdout)) as T;
@@ -191,6 +191,8 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
     dir = await mkdtemp(path.join(os.tmpdir(), 'dan-e2e-'));
     workspace = path.join(dir, 'workspace');
     await cp(path.join(ROOT, 'workspace'), workspace, { recursive: true });
+    // Compose mounts ./agents (the templates) read-only into the orchestrator and its agents.
+    await cp(path.join(ROOT, 'agents'), path.join(dir, 'agents'), { recursive: true });
     // Agents write as uid 1000 (setup-dev.sh does the same chown).
     if (process.getuid?.() === 0) await chown(workspace, 1000, 1000);
     else await chmod(workspace, 0o777);
@@ -274,13 +276,31 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
     // The agent is a container on the compose network: non-root, no Docker socket, the workspace bind-mounted.
     const [id] = await containers(`dan.agent-id=${record.agent}`);
     expect(id, `no container labelled dan.agent-id=${record.agent}`).toBeDefined();
-    const [info] = json<Array<{ Config: { User: string; Labels: Record<string, string> }; Mounts: Array<{ Source: string; Destination: string }>; NetworkSettings: { Networks: Record<string, unknown> } }>>(
+    const [info] = json<Array<{ Config: { User: string; Labels: Record<string, string> }; Mounts: Array<{ Source: string; Destination: string; RW: boolean }>; NetworkSettings: { Networks: Record<string, unknown> } }>>(
       await docker(['inspect', id!]),
     );
     expect(info!.Config.User).toBe('1000:1000');
     expect(info!.Config.Labels['dan.network']).toBe(network);
     expect(Object.keys(info!.NetworkSettings.Networks)).toEqual([network]);
-    expect(info!.Mounts.map((m) => [m.Source, m.Destination])).toEqual([[workspace, '/workspace']]);
+    // The workspace writable, the templates (./agents, so a new domain needs no rebuild) read-only, nothing else.
+    expect(info!.Mounts.map((m) => [m.Source, m.Destination, m.RW])).toEqual([
+      [workspace, '/workspace', true],
+      [path.join(dir, 'agents'), '/templates', false],
+    ]);
+  }, 300_000);
+
+  it('a domain added with `dan domain new` takes tasks at once: no image rebuild, no orchestrator restart', async () => {
+    dumpLogsOnFailure();
+    const templates = path.join(dir, 'agents');
+    const made = await runDan(['domain', 'new', 'data'], { DAN_TEMPLATES: templates, DAN_ENV_FILE: '' });
+    expect(made.exitCode, explain(made)).toBe(0);
+    const sent = await dan(['send-task', 'data', 'Write the file data-e2e.txt with a greeting', '--wait', '--strict', '--json'], 240_000, { DAN_TEMPLATES: templates });
+    expect(sent.exitCode, explain(sent)).toBe(0);
+    const record = json<{ status: string; agent: string; warnings?: string[] }>(sent);
+    expect(record).toMatchObject({ status: 'completed' });
+    expect(record.warnings).toBeUndefined();
+    expect(record.agent).toMatch(/^data-/);
+    expect(await readFile(path.join(workspace, 'data-e2e.txt'), 'utf8')).toContain('Write the file data-e2e.txt');
   }, 300_000);
 
   it('plans a main goal into backend and frontend subtasks that both complete', async () => {
