@@ -18,7 +18,8 @@ import {
 } from '../../lib/task.js';
 import { BadInputError } from '../../lib/errors.js';
 import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
-import { printFollow } from '../follow.js';
+import { printFollow, ProgressLine } from '../follow.js';
+import { finalResult } from '../summary.js';
 import { c, formatRecord, table, taskRow } from '../output.js';
 import { formatMermaid, formatTree } from '../tree.js';
 
@@ -30,6 +31,8 @@ interface SendFlags extends ConnectionFlags {
   /** commander's `--no-merge`: false when given. */
   merge?: boolean;
   strict?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
   json?: boolean;
 }
 
@@ -46,6 +49,8 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('-c, --context <json>', 'a JSON object handed to the agent with the task')
       .option('-w, --wait', 'follow the task until it ends; exit 0 if it completed, 1 otherwise')
       .option('--no-merge', "keep the task's branch for review instead of merging it (then: dan diff, dan merge)")
+      .option('-v, --verbose', 'with --wait: print every log entry (the CLI\'s init, tool results, subagent prompts …)')
+      .option('-q, --quiet', 'with --wait: print only the id and the outcome')
       .option('--strict', 'with --wait: a run that completed with warnings (refused tool calls, tool errors, no changes) exits 1 too')
       .option('--json', 'print JSON'),
   ).action(async (asked: string, description: string, flags: SendFlags) => {
@@ -55,7 +60,10 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
     if (flags.merge === false && domain === MAIN_DOMAIN) {
       throw new BadInputError("--no-merge keeps one domain task's branch for review; a goal's subtasks merge along its graph so that each builds on the last");
     }
-    if (flags.strict && !flags.wait) throw new BadInputError('--strict needs --wait: it sets the exit code of a followed task');
+    for (const flag of ['strict', 'verbose', 'quiet'] as const) {
+      if (flags[flag] && !flags.wait) throw new BadInputError(`--${flag} needs --wait: it is about following the task`);
+    }
+    if (flags.verbose && flags.quiet) throw new BadInputError('--verbose and --quiet cannot be used together');
     let context: Record<string, unknown> = {};
     if (flags.context !== undefined) {
       try {
@@ -83,11 +91,26 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       console.log(flags.json ? JSON.stringify({ id: record.id, status: record.status, domain: record.domain }) : record.id);
       return;
     }
-    if (!flags.json) console.error(c.gray(`task ${record.id} sent to ${domain}; following (Ctrl-C stops following, not the task)`));
-    const final = flags.json ? await followTask(bus, record.id) : await printFollow(bus, record.id);
-    printOutcome(final, flags.json);
-    const clean = final.status === 'completed' && !(flags.strict && (final.warnings?.length ?? 0) > 0);
-    process.exitCode = clean ? EXIT.ok : EXIT.taskNotCompleted;
+    if (flags.json) {
+      const final = await followTask(bus, record.id);
+      printOutcome(final, true);
+      process.exitCode = exitFor(final, flags.strict);
+      return;
+    }
+    if (flags.quiet) console.log(record.id);
+    else console.error(c.gray(`task ${record.id} sent to ${domain}; following (Ctrl-C stops following, not the task)${flags.verbose ? '' : '; --verbose for every event'}`));
+    const progress = new ProgressLine().start();
+    let final: TaskRecord;
+    try {
+      final = await printFollow(bus, record.id, { view: flags.verbose ? 'verbose' : flags.quiet ? 'quiet' : 'summary', progress });
+    } finally {
+      progress.stop();
+    }
+    // The answer, last: the task's result text, or a goal's summary of its subtasks.
+    const result = finalResult(final);
+    if (result && !flags.quiet) console.log(`\n${c.bold('result')}\n${result}\n`);
+    printOutcome(final, false);
+    process.exitCode = exitFor(final, flags.strict);
   });
 
   withConnection(
@@ -160,6 +183,12 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
         break;
     }
   });
+}
+
+/** `--wait`'s exit code: 0 completed (with --strict: and no warnings), 1 otherwise. */
+function exitFor(record: TaskRecord, strict: boolean | undefined): number {
+  const clean = record.status === 'completed' && !(strict && (record.warnings?.length ?? 0) > 0);
+  return clean ? EXIT.ok : EXIT.taskNotCompleted;
 }
 
 function printOutcome(record: TaskRecord, json: boolean | undefined): void {

@@ -501,6 +501,41 @@ describe('domain agent with the real claude CLI', () => {
     expect((await w.bus.tasks.get(id)).warnings).toBeUndefined();
   });
 
+  it('send-task --wait prints a readable summary and the result at the end; --verbose everything; --quiet the id and outcome', async ({ w }) => {
+    w.script = delegateScenario();
+    await w.startAgent();
+    const summary = await runDan(['send-task', 'backend', 'Create the file summary.txt', '--wait'], w.danEnv());
+    expect(summary.exitCode, String(summary.stderr)).toBe(0);
+    const out = String(summary.stdout);
+    // One line per step: the delegation, the worker's write (indented), no tool results, init or worker prompts.
+    expect(out).toMatch(/tool_use +Agent → api-worker: /);
+    expect(out).toMatch(/tool_use +  ↳ Write .*summary\.txt/);
+    expect(out).not.toMatch(/ (init|tool_result|result) +/);
+    expect(out).not.toContain('prompt to subagent');
+    expect(out).not.toContain(DELEGATION_MARKER);
+    // The answer comes last, once.
+    expect(out.trimEnd()).toMatch(/\nresult\nDelegated to api-worker: .*$/);
+    expect(String(summary.stderr)).toMatch(/; --verbose for every event\n/);
+    expect(String(summary.stderr)).toMatch(/^completed [0-9A-Z]{26}$/m);
+
+    const verbose = await runDan(['send-task', 'backend', 'Create the file verbose.txt', '--wait', '--verbose'], w.danEnv());
+    expect(verbose.exitCode).toBe(0);
+    expect(String(verbose.stdout)).toMatch(/ init +claude /);
+    expect(String(verbose.stdout)).toMatch(/ tool_result +/);
+    expect(String(verbose.stdout)).toContain('prompt to subagent');
+
+    const quiet = await runDan(['send-task', 'backend', 'Create the file quiet.txt', '--wait', '--quiet'], w.danEnv());
+    expect(quiet.exitCode).toBe(0);
+    expect(String(quiet.stdout)).toMatch(/^[0-9A-Z]{26}$/);
+    expect(String(quiet.stderr)).toBe(`completed ${String(quiet.stdout)}`);
+
+    // Off a terminal (as here) there is never a progress line; --quiet without --wait is bad input.
+    expect(String(summary.stderr)).not.toContain('\u001b[2K');
+    const bad = await runDan(['send-task', 'backend', 'x', '--quiet'], w.danEnv());
+    expect(bad.exitCode).toBe(2);
+    expect(String(bad.stderr)).toMatch(/--quiet needs --wait/);
+  });
+
   it('logs and skips a queue job with bad data, and keeps serving', async ({ w }) => {
     const queue = w.bus.queues.queue('backend');
     await queue.add('task', { foo: 1 } as never);
