@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -10,6 +10,8 @@ import { execa, type Result } from 'execa';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { ModelServer, scenario } from '../fixtures/model-server.js';
 import { repoRoot, runDan } from '../helpers/cli.js';
+import { TEST_AGENT_IMAGE, ensureTestAgentImage } from '../helpers/docker.js';
+import { createDockerClient } from '../../lib/runtime/index.js';
 import { eventually, uniqueNetwork } from '../helpers/network.js';
 
 /**
@@ -79,23 +81,6 @@ async function firstImage(names: Array<string | undefined>): Promise<string | un
   return undefined;
 }
 
-/** The newest modification time (ms) of the files under `dir`. */
-async function newestMtime(dir: string): Promise<number> {
-  const info = await stat(dir);
-  if (!info.isDirectory()) return info.mtimeMs;
-  const entries = await readdir(dir);
-  const times = await Promise.all(entries.map((entry) => newestMtime(path.join(dir, entry))));
-  return Math.max(info.mtimeMs, ...times);
-}
-
-/** Whether the image was built after the last change to what it is made of (CI builds it just before the tests). */
-async function isNewerThanSources(image: string): Promise<boolean> {
-  const created = await docker(['image', 'inspect', '-f', '{{.Created}}', image]);
-  if (created.exitCode !== 0) return false;
-  const sources = await Promise.all(['bin', 'lib', 'agents', 'scripts', 'package.json'].map((p) => newestMtime(path.join(ROOT, p))));
-  return Date.parse(String(created.stdout).trim()) > Math.max(...sources);
-}
-
 /**
  * The images the network runs: the official or air-gapped base images when present (scripts/ci-docker.sh makes
  * them when not), and the agent image, rebuilt from this checkout (scripts/build-image.sh) when older than it.
@@ -104,7 +89,7 @@ async function prepareImages(): Promise<{ agent: string; redis: string }> {
   const env = process.env;
   let base = await firstImage([env.DAN_BASE_IMAGE, 'node:22-bookworm-slim', 'dan-airgap/node:bookworm']);
   let redis = await firstImage([env.DAN_REDIS_IMAGE, 'redis:7-alpine', 'dan-airgap/redis:7']);
-  const agent = env.DAN_AGENT_IMAGE ?? 'dan-agent:latest';
+  const agent = TEST_AGENT_IMAGE;
   if (!base || !redis) {
     const made = await execa(path.join(ROOT, 'scripts/ci-docker.sh'), { cwd: ROOT, reject: false, timeout: 900_000, env: { DAN_AGENT_IMAGE: agent } });
     if (made.exitCode !== 0) throw new Error(`scripts/ci-docker.sh failed:\n${String(made.stderr).slice(-3000)}`);
@@ -112,14 +97,7 @@ async function prepareImages(): Promise<{ agent: string; redis: string }> {
     base = exported.DAN_BASE_IMAGE;
     redis = exported.DAN_REDIS_IMAGE;
   }
-  if (await isNewerThanSources(agent)) return { agent, redis: redis! };
-  const built = await execa(path.join(ROOT, 'scripts/build-image.sh'), ['--skip-smoke'], {
-    cwd: ROOT,
-    reject: false,
-    timeout: 600_000,
-    env: { DAN_BASE_IMAGE: base, DAN_AGENT_IMAGE: agent },
-  });
-  if (built.exitCode !== 0) throw new Error(`scripts/build-image.sh failed:\n${String(built.stderr).slice(-3000)}\n${String(built.stdout).slice(-2000)}`);
+  await ensureTestAgentImage(createDockerClient(), base);
   return { agent, redis: redis! };
 }
 
