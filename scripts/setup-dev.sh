@@ -41,7 +41,7 @@ npm ci --no-audit --no-fund
 npm run build
 if command -v dan >/dev/null 2>&1 && [ "$(readlink -f "$(command -v dan)")" = "$ROOT/dist/bin/dan.js" ]; then
   echo "dan is on PATH (npm link)"
-elif [ -w "$(npm prefix -g)" ] && [ -w "$(npm prefix -g)/bin" ] 2>/dev/null; then
+elif prefix="$(npm prefix -g)" && { [ -d "$prefix/bin" ] && [ -w "$prefix/bin" ] || { [ ! -e "$prefix/bin" ] && [ -w "$prefix" ]; }; }; then
   npm link --no-audit --no-fund >/dev/null 2>&1 && echo "npm link: dan is on PATH ($(command -v dan || echo "$(npm prefix -g)/bin/dan"))" ||
     echo "npm link failed: run it yourself to get dan on PATH (meanwhile: node dist/bin/dan.js)"
 else
