@@ -445,7 +445,7 @@ describe('domain agent with the real claude CLI', () => {
     expect(offeredAgentTypes(turn!)).toContain('etl-worker');
   });
 
-  it('marks a run whose every write was refused: completed (no changes, 1 refused write), a warning in the log, --strict exits 1', async ({ w }) => {
+  it('marks a run whose every write was refused: completed (no changes, 1 refused write), a warning in the log, --strict exits 1', { timeout: 300_000 }, async ({ w }) => {
     // A domain folder without .claude/settings.json: the CLI refuses the model's Write (it runs headless, nobody
     // can grant it), and the run still ends `completed`, as the CLI reports no error.
     const templates = await w.tempDir('templates');
@@ -471,7 +471,7 @@ describe('domain agent with the real claude CLI', () => {
     expect(entries.filter((e) => e.type === 'warning').map((e) => e.data?.warnings)).toEqual([['no changes', '1 refused write']]);
   });
 
-  it('`dan domain new` scaffolds a domain that works at once: its worker writes, no warnings', async ({ w }) => {
+  it('`dan domain new` scaffolds a domain that works at once: its worker writes, no warnings', { timeout: 300_000 }, async ({ w }) => {
     const templates = await w.tempDir('templates');
     await cp(path.join(repoRoot(), 'agents'), templates, { recursive: true });
     const env = w.danEnv({ DAN_TEMPLATES: templates });
@@ -501,7 +501,7 @@ describe('domain agent with the real claude CLI', () => {
     expect((await w.bus.tasks.get(id)).warnings).toBeUndefined();
   });
 
-  it('send-task --wait prints a readable summary and the result at the end; --verbose everything; --quiet the id and outcome', async ({ w }) => {
+  it('send-task --wait prints a readable summary and the result at the end; --verbose everything; --quiet the id and outcome', { timeout: 300_000 }, async ({ w }) => {
     w.script = delegateScenario();
     await w.startAgent();
     const summary = await runDan(['send-task', 'backend', 'Create the file summary.txt', '--wait'], w.danEnv());
