@@ -9,6 +9,10 @@ const shared = {
   testTimeout: 120_000,
   hookTimeout: 180_000,
   pool: 'forks' as const,
+  // A user's `.env` in the repository root must not reach the tests: `dan` children run there and would read it
+  // (its REDIS_URL, DAN_NETWORK, images …). Every test process, and every child that inherits its environment,
+  // reads no `.env` unless a test names one.
+  env: { DAN_ENV_FILE: '' },
 };
 
 export default defineConfig({

@@ -5,6 +5,7 @@ import { registerAgentCommand } from './commands/agent.js';
 import { registerAgentsCommand } from './commands/agents.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerGitCommands } from './commands/git.js';
+import { registerDomainCommand } from './commands/domain.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerOrchestratorCommands } from './commands/orchestrator.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerOrchestratorCommands(program, withConnection);
   registerDoctorCommand(program, withConnection);
   registerServeCommand(program, withConnection);
+  registerDomainCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

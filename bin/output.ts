@@ -26,6 +26,10 @@ const STATUS_COLOR: Record<TaskStatus, (s: string) => string> = {
 
 export const colorStatus = (status: TaskStatus): string => STATUS_COLOR[status](status);
 
+/** A status with its run's warnings, the warnings in yellow: `completed (no changes, 2 refused writes)`. */
+export const colorOutcome = (r: Pick<TaskRecord, 'status' | 'warnings'>): string =>
+  colorStatus(r.status) + (r.warnings && r.warnings.length > 0 ? c.yellow(` (${r.warnings.join(', ')})`) : '');
+
 export function time(ms: number): string {
   const d = new Date(ms);
   return d.toISOString().slice(11, 23);
@@ -53,6 +57,7 @@ const TYPE_COLOR: Partial<Record<string, (s: string) => string>> = {
   tool_result: (s) => c.gray(s),
   result: (s) => c.green(s),
   stderr: (s) => c.yellow(s),
+  warning: (s) => c.yellow(s),
   error: (s) => c.red(s),
   raw: (s) => c.gray(s),
 };
@@ -73,7 +78,7 @@ export function formatEntry({ entry, taskId }: StoredLogEntry, options: { tag?: 
 export function formatRecord(r: TaskRecord): string {
   const lines = [
     `${c.bold('task')}       ${r.id}`,
-    `${c.bold('status')}     ${colorStatus(r.status)}${r.reason && r.status !== 'completed' ? c.gray(`  (${r.reason})`) : ''}`,
+    `${c.bold('status')}     ${colorOutcome(r)}${r.reason && r.status !== 'completed' ? c.gray(`  (${r.reason})`) : ''}`,
     `${c.bold('domain')}     ${r.domain}`,
     `${c.bold('priority')}   ${r.priority}   ${c.bold('timeout')} ${r.timeoutS}s   ${c.bold('attempts')} ${r.attempts}/${r.maxAttempts}`,
     `${c.bold('created')}    ${new Date(r.createdAt).toISOString()}`,
@@ -123,7 +128,7 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 export function taskRow(r: TaskRecord, now = Date.now()): string[] {
-  return [r.id, r.domain, colorStatus(r.status), r.agent ?? '-', ago(r.createdAt, now), truncate(r.description, 50)];
+  return [r.id, r.domain, colorOutcome(r), r.agent ?? '-', ago(r.createdAt, now), truncate(r.description, 50)];
 }
 
 export function agentRow(a: AgentRecord, now = Date.now()): string[] {

@@ -52,6 +52,12 @@ const envSchema = z.object({
    * allowed but `/`, system directories and the Docker socket's. @default unset
    */
   DAN_WORKSPACE_ROOT: z.string().regex(/^\//, 'must be an absolute path').optional(),
+  /**
+   * Docker runtime: an absolute host path of a templates folder, mounted read-only at /templates in agent
+   * containers (DAN_TEMPLATES there), so that a domain added on the host reaches them without an image rebuild.
+   * Compose sets it to ./agents. @default none: agents use the image's templates
+   */
+  DAN_TEMPLATES_VOLUME: z.string().regex(/^\//, 'must be an absolute host path').optional(),
   /** Templates folder holding main-orchestrator/ and domain-templates/. @default the package's agents/ */
   DAN_TEMPLATES: z.string().min(1).optional(),
   /** The Claude Code CLI the executor runs. @default the package's own claude */
@@ -153,6 +159,8 @@ export interface DanConfig {
   workspaceMode: 'git' | 'shared';
   mergeAttempts: number;
   gitBin: string;
+  /** DAN_TEMPLATES_VOLUME: the host templates folder the docker runtime mounts into agents, when set. */
+  templatesVolume: string | undefined;
   templatesDir: string;
   claudeBin: string;
   /** DAN_AGENT_CLAUDE_BIN: the CLI spawned agents run, when set. */
@@ -229,7 +237,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
   if (e.DAN_WORKSPACE_VOLUME && path.isAbsolute(e.DAN_WORKSPACE_VOLUME)) checkWorkspaceVolume(e.DAN_WORKSPACE_VOLUME, e.DAN_WORKSPACE_ROOT);
   const root = packageRoot();
-  const inContainer = existsSync('/.dockerenv') || env.DAN_IN_CONTAINER === '1';
+  // Inside dan's image (DAN_IN_CONTAINER, set by the image and the docker runtime), not wherever /.dockerenv
+  // exists: dev containers and CI machines have that file too, and their workspace is ./workspace.
+  const inContainer = env.DAN_IN_CONTAINER === '1';
   return {
     redisUrl: e.REDIS_URL,
     agentRedisUrl: e.DAN_AGENT_REDIS_URL ?? e.REDIS_URL,
@@ -241,6 +251,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     workspaceMode: e.DAN_WORKSPACE_MODE,
     mergeAttempts: e.DAN_MERGE_ATTEMPTS,
     gitBin: e.DAN_GIT_BIN,
+    templatesVolume: e.DAN_TEMPLATES_VOLUME,
     templatesDir: path.resolve(e.DAN_TEMPLATES ?? path.join(root, 'agents')),
     claudeBin: e.DAN_CLAUDE_BIN ?? path.join(root, 'node_modules', '.bin', 'claude'),
     agentClaudeBin: e.DAN_AGENT_CLAUDE_BIN,

@@ -66,9 +66,12 @@ export class UnknownDomainError extends DanError {
   constructor(
     readonly domain: string,
     readonly known: readonly string[],
+    /** The known domains closest to the one asked for ("did you mean …"). */
+    readonly suggestions: readonly string[] = [],
   ) {
-    super('DAN_UNKNOWN_DOMAIN', `unknown domain "${domain}": known domains are ${known.join(', ')}`, {
-      details: { domain, known },
+    const hint = suggestions.length > 0 ? ` (did you mean ${suggestions.join(' or ')}?)` : '';
+    super('DAN_UNKNOWN_DOMAIN', `unknown domain "${domain}"${hint}: known domains are ${known.join(', ')}`, {
+      details: { domain, known, suggestions },
     });
     this.name = 'UnknownDomainError';
   }

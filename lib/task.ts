@@ -167,6 +167,8 @@ export const taskRecordHashSchema = z.object({
   mergeOf: z.string().optional(),
   /** Where the task's change lives and what became of it (lib/workspace/task-git.ts), JSON. */
   git: jsonField(taskGitSchema).optional(),
+  /** What the run's status hides (JSON list): `no changes`, `2 refused writes`, `1 tool error`. */
+  warnings: jsonField(z.array(z.string())).optional(),
 });
 
 export type TaskRecordHash = z.infer<typeof taskRecordHashSchema>;
@@ -208,6 +210,12 @@ export interface TaskRecord {
   mergeOf?: string;
   /** Git workspaces: the task's branch, commits, diff stat and merge state. */
   git?: TaskGit;
+  /**
+   * What the last run's status hides: `no changes`, `2 refused writes`, `1 refused tool call`, `3 tool errors`.
+   * Empty for a clean run. `completed` means the CLI finished without an error; with warnings it may not have
+   * done what it was asked (README, A task's outcome).
+   */
+  warnings?: string[];
 }
 
 export function recordFromHash(hash: TaskRecordHash): TaskRecord {
@@ -257,6 +265,7 @@ export const LOG_ENTRY_TYPES = [
   'stderr', // a line the CLI wrote on stderr
   'raw', // a stdout line the parser did not understand
   'info', // a note from dan itself (planner fallback, prompt built …)
+  'warning', // what a status hides: refused tool calls, tool errors, no changes
   'error',
 ] as const;
 export const logEntryTypeSchema = z.enum(LOG_ENTRY_TYPES);
@@ -305,3 +314,8 @@ export const controlMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('stop') }),
 ]);
 export type ControlMessage = z.infer<typeof controlMessageSchema>;
+
+/** A status with the warnings of its run: `completed (no changes, 2 refused writes)`. */
+export function describeOutcome(record: Pick<TaskRecord, 'status' | 'warnings'>): string {
+  return record.warnings && record.warnings.length > 0 ? `${record.status} (${record.warnings.join(', ')})` : record.status;
+}

@@ -10,13 +10,23 @@
 #
 # Usage: scripts/build-image.sh [--no-cache] [--skip-smoke]
 # Settings: DAN_AGENT_IMAGE (default dan-agent:latest), DAN_BASE_IMAGE (default node:22-bookworm-slim when it
-# is present or can be pulled, else dan-airgap/node:bookworm from scripts/airgap-images.sh).
+# is present or can be pulled, else dan-airgap/node:bookworm from scripts/airgap-images.sh), from the
+# environment or else from .env (DAN_ENV_FILE names another), as compose reads them. The image it replaces, left untagged, is removed.
 # Idempotent: compiles only when sources changed and re-stages node_modules only when the lockfile changed;
 # Docker's layer cache does the rest.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 STAGE="$ROOT/.build/image"
+# A setting from .env (the last NAME=value line, quotes stripped), for what the environment does not set.
+# DAN_ENV_FILE names another file, as for the dan CLI (empty: none).
+ENV_FILE="${DAN_ENV_FILE-$ROOT/.env}"
+from_env_file() {
+  [ -n "$ENV_FILE" ] && [ -f "$ENV_FILE" ] || return 0
+  sed -n "s/^[[:space:]]*\(export[[:space:]]\{1,\}\)\{0,1\}$1=//p" "$ENV_FILE" | tail -n 1 | sed -e 's/^"\(.*\)"$/\1/' -e "s/^'\(.*\)'$/\1/"
+}
+DAN_AGENT_IMAGE="${DAN_AGENT_IMAGE:-$(from_env_file DAN_AGENT_IMAGE)}"
+DAN_BASE_IMAGE="${DAN_BASE_IMAGE:-$(from_env_file DAN_BASE_IMAGE)}"
 AGENT_IMAGE="${DAN_AGENT_IMAGE:-dan-agent:latest}"
 NO_CACHE=()
 SMOKE=1
@@ -109,10 +119,22 @@ say "staged .build/image ($(du -sh "$STAGE" | cut -f1))"
 
 # 4. The image. Without buildx, the classic builder; it builds only the stages up to --target.
 docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0
+previous="$(docker image inspect -f '{{.Id}}' "$AGENT_IMAGE" 2>/dev/null || true)"
 say "docker build --target prebuilt --build-arg BASE_IMAGE=$BASE_IMAGE -t $AGENT_IMAGE"
 docker build "${NO_CACHE[@]}" --target prebuilt --build-arg BASE_IMAGE="$BASE_IMAGE" \
   -t "$AGENT_IMAGE" -f Dockerfile.agent . >"$ROOT/.build/docker-build.log" 2>&1 ||
   { tail -n 30 "$ROOT/.build/docker-build.log" >&2; die "docker build failed (log: .build/docker-build.log)"; }
+
+# The image this one replaced keeps ~540 MB as an untagged <none> image: remove it, unless something still uses
+# it (a running container, another tag), which Docker refuses and which is then left alone.
+current="$(docker image inspect -f '{{.Id}}' "$AGENT_IMAGE")"
+if [ -n "$previous" ] && [ "$previous" != "$current" ] && [ "$(docker image inspect -f '{{len .RepoTags}}' "$previous" 2>/dev/null)" = 0 ]; then
+  if docker image rm "$previous" >/dev/null 2>&1; then
+    say "removed the previous $AGENT_IMAGE (${previous#sha256:}), now untagged"
+  else
+    say "kept the previous $AGENT_IMAGE (${previous#sha256:}): a container still uses it"
+  fi
+fi
 
 if [ "$SMOKE" = 1 ]; then
   out="$(docker run --rm --entrypoint sh "$AGENT_IMAGE" -c 'id -u; node --version; claude --version' 2>&1)" ||

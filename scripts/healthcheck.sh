@@ -2,11 +2,18 @@
 # The agent image's HEALTHCHECK: cheap, shell only, no Redis.
 # Healthy when a `node .../dan.js` process runs in the container and, if the agent keeps a liveness file
 # ($DAN_HEALTH_FILE, default /tmp/dan-alive, touched on every successful heartbeat), that file changed within
-# the heartbeat TTL (DAN_HEARTBEAT_TTL_MS, default 30000). Without the file only the process is checked.
+# half the heartbeat TTL (DAN_HEARTBEAT_TTL_MS, default 30000), but at least two heartbeats (DAN_HEARTBEAT_MS,
+# default 5000) plus one second. Half, so that with the image's HEALTHCHECK (every 10 s, unhealthy at the first
+# failure) a process cut off from Redis shows unhealthy within one TTL: max age + interval <= TTL.
+# Without the file only the process is checked.
 set -eu
 
 file="${DAN_HEALTH_FILE:-/tmp/dan-alive}"
-ttl_s=$(( ${DAN_HEARTBEAT_TTL_MS:-30000} / 1000 ))
+ttl_ms=${DAN_HEARTBEAT_TTL_MS:-30000}
+beat_ms=${DAN_HEARTBEAT_MS:-5000}
+max_ms=$(( ttl_ms / 2 ))
+[ "$max_ms" -ge $(( 2 * beat_ms + 1000 )) ] || max_ms=$(( 2 * beat_ms + 1000 ))
+ttl_s=$(( max_ms / 1000 ))
 
 alive=0
 for cmdline in /proc/[0-9]*/cmdline; do
@@ -19,6 +26,6 @@ done
 
 if [ -f "$file" ]; then
   age=$(( $(date +%s) - $(stat -c %Y "$file") ))
-  [ "$age" -le "$ttl_s" ] || { echo "last heartbeat ${age}s ago (TTL ${ttl_s}s)"; exit 1; }
+  [ "$age" -le "$ttl_s" ] || { echo "last heartbeat ${age}s ago (more than ${ttl_s}s: Redis unreachable, or the process is wedged)"; exit 1; }
 fi
 echo ok

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The development environment in one command, from a fresh clone. Idempotent: run it again any time.
-#   1. npm install and npm run build (the dan CLI: `npx dan ...`)
+#   1. npm ci (the committed lock, unchanged) and npm run build; `npm link` puts `dan` on PATH when the global
+#      prefix is writable (else it says how)
 #   2. .env from .env.example when there is none: a random REDIS_PASSWORD (also written into REDIS_URL), the
 #      Docker socket's group (DOCKER_GID), and ANTHROPIC_API_KEY when your shell has it. An existing .env is
 #      left alone.
 #   3. the workspace writable by uid 1000, the user agents run as (chown when run as root, else the command)
-#   4. images: the agent image with scripts/build-image.sh (no network inside the build; base image
-#      node:22-bookworm-slim, or the local one from scripts/airgap-images.sh); with --compose-build, with
+#   4. images: where the registry's Redis and Node images cannot be pulled, the air-gapped ones
+#      (scripts/airgap-images.sh; needs root and debootstrap), their names written into .env; then the agent
+#      image with scripts/build-image.sh (no network inside the build); with --compose-build, with
 #      `docker compose build` instead (builds from source inside Docker: needs a registry and npm)
 #   5. scripts/check-prerequisites.sh, then the next steps
 #
@@ -33,9 +35,18 @@ command -v node >/dev/null 2>&1 || die "Node is not installed: install Node 20 o
 command -v docker >/dev/null 2>&1 || die "the docker client is not installed: install Docker Engine or Docker Desktop"
 docker info >/dev/null 2>&1 || die "the Docker engine does not answer: start it (sudo systemctl start docker, or Docker Desktop), then run this again"
 
-say "npm install, build"
-npm install --no-audit --no-fund
+say "npm ci, build"
+# npm ci installs exactly the committed lock (npm install would rewrite it on a fresh clone).
+npm ci --no-audit --no-fund
 npm run build
+if command -v dan >/dev/null 2>&1 && [ "$(readlink -f "$(command -v dan)")" = "$ROOT/dist/bin/dan.js" ]; then
+  echo "dan is on PATH (npm link)"
+elif prefix="$(npm prefix -g)" && { [ -d "$prefix/bin" ] && [ -w "$prefix/bin" ] || { [ ! -e "$prefix/bin" ] && [ -w "$prefix" ]; }; }; then
+  npm link --no-audit --no-fund >/dev/null 2>&1 && echo "npm link: dan is on PATH ($(command -v dan || echo "$(npm prefix -g)/bin/dan"))" ||
+    echo "npm link failed: run it yourself to get dan on PATH (meanwhile: node dist/bin/dan.js)"
+else
+  echo "dan is not on PATH: run \`npm link\` (or \`npm install -g .\`) here, as a user who may write to $(npm prefix -g)"
+fi
 
 say ".env"
 if [ -f .env ]; then
@@ -76,6 +87,34 @@ else
   echo "(or, to keep it yours: sudo setfacl -R -m u:1000:rwX -m d:u:1000:rwX $ROOT/workspace)"
 fi
 
+# set_env NAME VALUE: NAME=VALUE in .env, replacing a line (commented out or not) that sets it, else appended.
+set_env() {
+  if grep -qE "^#? *$1=" .env; then sed -i.bak -E "s|^#? *$1=.*|$1=$2|" .env && rm -f .env.bak; else printf '%s=%s\n' "$1" "$2" >>.env; fi
+}
+# env_value NAME: the value .env gives NAME (empty when unset or commented out).
+env_value() { sed -n "s/^$1=//p" .env | tail -n 1; }
+image_here_or_pulled() { docker image inspect "$1" >/dev/null 2>&1 || timeout 60 docker pull -q "$1" >/dev/null 2>&1; }
+
+if [ "$IMAGES" = build-image ]; then
+  say "base images"
+  redis_image="${DAN_REDIS_IMAGE:-$(env_value DAN_REDIS_IMAGE)}"
+  base_image="${DAN_BASE_IMAGE:-$(env_value DAN_BASE_IMAGE)}"
+  if [ -n "$redis_image" ] && [ -n "$base_image" ]; then
+    echo "named in .env or the environment: $redis_image, $base_image"
+  elif image_here_or_pulled "${redis_image:-redis:7-alpine}" && image_here_or_pulled "${base_image:-node:22-bookworm-slim}"; then
+    echo "${redis_image:-redis:7-alpine} and ${base_image:-node:22-bookworm-slim} are here"
+  else
+    # No registry: build local images, as build-image.sh already falls back for the base, and name them in
+    # .env so that compose uses them with nothing to edit.
+    echo "the registry's images cannot be pulled: building air-gapped ones (scripts/airgap-images.sh)"
+    DAN_REDIS_IMAGE=dan-airgap/redis:7 DAN_BASE_IMAGE=dan-airgap/node:bookworm scripts/airgap-images.sh
+    [ -n "$redis_image" ] || { set_env DAN_REDIS_IMAGE dan-airgap/redis:7; redis_image=dan-airgap/redis:7; }
+    [ -n "$base_image" ] || { set_env DAN_BASE_IMAGE dan-airgap/node:bookworm; base_image=dan-airgap/node:bookworm; }
+    echo "wrote into .env: DAN_REDIS_IMAGE=$redis_image DAN_BASE_IMAGE=$base_image"
+  fi
+  [ -z "$base_image" ] || export DAN_BASE_IMAGE="$base_image"
+fi
+
 case "$IMAGES" in
   build-image) say "agent image (scripts/build-image.sh)"; scripts/build-image.sh ;;
   compose)
@@ -94,7 +133,8 @@ cat <<EOF
 
 Next:
   $compose up -d                                   # Redis and the orchestrator
-  npx dan send-task backend "Write hello.txt saying hello" --wait
-  npx dan agents; npx dan tasks; ls workspace
+  dan send-task backend "Write hello.txt saying hello" --wait
+  dan agents; dan tasks; ls workspace
+  dan domain new data                              # a domain of your own, ready for tasks
   $compose down                                    # stops the agents too
 EOF

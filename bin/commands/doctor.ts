@@ -53,8 +53,42 @@ function versionBelow(version: string, minimum: number[]): boolean {
   return false;
 }
 
+/**
+ * How this network is run, so that each fix matches it: `compose` (the compose file's Redis and orchestrator:
+ * a `.env` from setup-dev.sh or .env.example names REDIS_PASSWORD / COMPOSE_PROJECT_NAME, or this is dan's own
+ * image), `dan up` (a Redis on this machine, which `dan up` starts), or `external` (a Redis elsewhere).
+ * Decided from the configuration and the role, never from /.dockerenv, which dev containers and CI machines have too.
+ */
+export interface NetworkSetup {
+  kind: 'compose' | 'dan up' | 'external';
+  /** Whether this process runs inside dan's image (DAN_IN_CONTAINER, which the image and the docker runtime set). */
+  inContainer: boolean;
+}
+
+export function networkSetup(config: DanConfig, env: NodeJS.ProcessEnv): NetworkSetup {
+  const set = (name: string): boolean => (env[name] ?? '') !== '';
+  const inContainer = env.DAN_IN_CONTAINER === '1';
+  if (inContainer || set('REDIS_PASSWORD') || set('COMPOSE_PROJECT_NAME')) return { kind: 'compose', inContainer };
+  const host = new URL(config.redisUrl).hostname;
+  return { kind: ['localhost', '127.0.0.1', '::1', '[::1]'].includes(host) ? 'dan up' : 'external', inContainer };
+}
+
+/** What to do when Redis does not answer, for the way the network is run. */
+function redisFix(setup: NetworkSetup, url: string): string {
+  switch (setup.kind) {
+    case 'compose':
+      return setup.inContainer
+        ? "Redis is compose's `redis` service: on the host, `docker compose start redis` (docker-compose with v1), then `docker compose ps`"
+        : "start compose's Redis: `docker compose start redis` (docker-compose with v1), or `docker compose up -d`; `docker compose ps` shows its health; run dan from the folder that holds .env";
+    case 'dan up':
+      return '`dan up` starts a local redis-server here (apt-get install redis-server if it is missing), or point REDIS_URL / --redis-url at yours';
+    case 'external':
+      return `check that Redis runs at ${url} and that REDIS_URL's password is right, or point REDIS_URL / --redis-url at yours`;
+  }
+}
+
 /** Redis: reachable, its version, no eviction (BullMQ loses jobs otherwise), append-only file on. */
-async function checkRedis(config: DanConfig): Promise<Check[]> {
+async function checkRedis(config: DanConfig, setup: NetworkSetup): Promise<Check[]> {
   const url = redactUrl(config.redisUrl);
   let redis: Redis;
   try {
@@ -63,13 +97,7 @@ async function checkRedis(config: DanConfig): Promise<Check[]> {
     // ioredis's own "Connection is closed." says nothing a user can act on; a DNS or TLS error does.
     const cause = (error as { cause?: unknown }).cause;
     const why = cause && !/connection is closed/i.test(message(cause)) ? ` (${message(cause)})` : '';
-    return [
-      fail(
-        'redis',
-        `cannot reach ${url}${why}`,
-        'start Redis (`dan up` starts a local redis-server; or `docker run -d -p 6379:6379 redis:7`), or point REDIS_URL / --redis-url at yours',
-      ),
-    ];
+    return [fail('redis', `cannot reach ${url}${why}`, redisFix(setup, url))];
   }
   try {
     const info = await redis.info('server');
@@ -88,7 +116,11 @@ async function checkRedis(config: DanConfig): Promise<Check[]> {
     checks.push(
       orchestrators.length > 0
         ? ok('orchestrator', `${orchestrators.length} running on network "${config.network}" (${orchestrators.map((o) => o.id).join(', ')})`)
-        : warn('orchestrator', `none running on network "${config.network}": tasks stay queued until one runs`, 'docker compose up -d, or dan up'),
+        : warn(
+            'orchestrator',
+            `none running on network "${config.network}": tasks stay queued until one runs`,
+            setup.kind === 'compose' ? 'docker compose up -d (docker compose logs orchestrator says why one stopped)' : 'dan up (or docker compose up -d)',
+          ),
     );
     checks.push(await configCheck(redis, 'redis eviction', 'maxmemory-policy', 'noeviction', (value) =>
       value === 'noeviction'
@@ -243,13 +275,18 @@ async function checkTemplates(config: DanConfig): Promise<Check> {
 }
 
 /** The shared workspace: the process runtime's directory, or the docker runtime's bind-mounted directory. */
-async function checkWorkspace(config: DanConfig, env: NodeJS.ProcessEnv): Promise<Check> {
+async function checkWorkspace(config: DanConfig, env: NodeJS.ProcessEnv, setup: NetworkSetup): Promise<Check> {
+  // Compose bind-mounts ./workspace (DAN_WORKSPACE_VOLUME=${PWD}/workspace in docker-compose.yml): on the host,
+  // that folder is what its agents get, not the volume the docker runtime uses by default.
+  if (config.runtime === 'docker' && setup.kind === 'compose' && !setup.inContainer && (env.DAN_WORKSPACE_VOLUME ?? '') === '') {
+    config = { ...config, workspaceVolume: path.resolve('workspace') };
+  }
   if (config.runtime === 'docker' && !path.isAbsolute(config.workspaceVolume)) {
     return ok('workspace', `Docker volume ${config.workspaceVolume} (created and given to uid 1000 when the runtime starts)`);
   }
   // Inside dan's image (the compose orchestrator) the host path DAN_WORKSPACE_VOLUME is not visible: the same
   // directory is mounted here at DAN_WORKSPACE, with the host's ownership, so that is what is checked.
-  const viaMount = config.runtime === 'docker' && env.DAN_IN_CONTAINER === '1' && config.workspace !== config.workspaceVolume;
+  const viaMount = config.runtime === 'docker' && setup.inContainer && config.workspace !== config.workspaceVolume;
   const dir = config.runtime === 'docker' && !viaMount ? config.workspaceVolume : config.workspace;
   const shown = viaMount ? `${config.workspaceVolume} (mounted here at ${dir})` : dir;
   let info;
@@ -308,12 +345,13 @@ async function checkRepository(config: DanConfig, env: NodeJS.ProcessEnv): Promi
 
 /** Every check, in the order a user fixes things. */
 export async function runChecks(config: DanConfig, env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
+  const setup = networkSetup(config, env);
   const [redis, docker, claude, templates, workspace, repository] = await Promise.all([
-    checkRedis(config),
+    checkRedis(config, setup),
     checkDocker(config),
     checkClaude(config),
     checkTemplates(config),
-    checkWorkspace(config, env),
+    checkWorkspace(config, env, setup),
     checkRepository(config, env),
   ]);
   return [...redis, ...docker, claude, checkModelAccess(env), templates, workspace, repository];

@@ -7,7 +7,7 @@ import type { DanConfig } from '../../lib/config.js';
 import { RedisUnreachableError } from '../../lib/errors.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import { Bus, connectRedis } from '../../lib/messaging/index.js';
-import { AgentRegistry } from '../../lib/registry/index.js';
+import { AgentRegistry, type AgentRecord } from '../../lib/registry/index.js';
 import type { Runtime } from '../../lib/runtime/index.js';
 import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
 import { c } from '../output.js';
@@ -172,30 +172,92 @@ export function registerOrchestratorCommands(program: Command, withConnection: (
     const config = configFrom(flags, { DAN_RUNTIME: runtime });
     const logger = createLogger({ level: 'warn', name: 'dan-down' });
     await using bus = await Bus.connect(config, { mode: 'cli', name: 'dan-down' });
-    const registry = new AgentRegistry(bus.redis, bus.keys, { heartbeatTtlMs: config.heartbeatTtlMs });
-    const agents = await registry.list();
-    const deadline = Date.now() + timeoutMs;
-    const until = async (done: () => Promise<boolean>): Promise<void> => {
-      while (Date.now() < deadline && !(await done())) await new Promise((r) => setTimeout(r, 200));
-    };
-    // Orchestrators first, so none of them replaces an agent that is being stopped; they stop their own
-    // process agents on the way out. Then the domain agents, which finish or hand back their current task.
-    const orchestrators = agents.filter((a) => a.role === 'main');
-    for (const agent of orchestrators) await bus.events().publishControl(agent.id, { type: 'stop' });
-    await until(async () => !(await registry.list()).some((a) => a.role === 'main' && a.alive));
-    for (const agent of agents.filter((a) => a.role !== 'main')) await bus.events().publishControl(agent.id, { type: 'stop' });
-    let removed = 0;
-    if (config.runtime === 'docker') {
-      const [{ createRuntime }, { stopAgents }] = await Promise.all([loadRuntime(), loadOrchestrator()]);
-      const docker = await createRuntime(config, { logger, docker: { prepareWorkspace: false } });
-      removed = await stopAgents(docker, logger, timeoutMs);
-      await docker.close();
-    }
-    await until(async () => !(await registry.list()).some((a) => a.alive));
-    const left = (await registry.list()).filter((a) => a.alive);
-    console.log(
-      `stopped ${agents.length} registered agent${agents.length === 1 ? '' : 's'}${config.runtime === 'docker' ? `, removed ${removed} container${removed === 1 ? '' : 's'}` : ''}` +
-        (left.length > 0 ? c.yellow(`; still alive: ${left.map((a) => a.id).join(', ')} (the reaper removes them once their heartbeat lapses)`) : ''),
-    );
+    const report = await stopNetwork(bus, config, logger, timeoutMs);
+    console.log(describeDown(report, config));
   });
+}
+
+/** What `dan down` stopped, for its one-line report. */
+export interface DownReport {
+  orchestrators: string[];
+  agents: string[];
+  /** Containers the docker runtime removed (docker runtime only). */
+  containers?: number;
+  /** Whether the Docker network the orchestrator created was removed (docker runtime only). */
+  dockerNetwork?: 'removed' | 'kept' | 'absent';
+  /** Agents still registered and alive at the end. */
+  left: string[];
+  /**
+   * Redis went away once the orchestrators had stopped: the one `dan up` started stops with it. Not a failure:
+   * everything it held is stopped too.
+   */
+  redisStopped: boolean;
+}
+
+/**
+ * Stops every orchestrator and agent of the network: orchestrators first, so none of them replaces an agent that
+ * is being stopped (they stop their own process agents on the way out), then the domain agents, which finish or
+ * hand back their current task. With the docker runtime also removes the network's containers and the Docker
+ * network the orchestrator created. Redis going away on the way (`dan up`'s own redis-server stops with its
+ * orchestrator) ends the waiting, not the command.
+ */
+async function stopNetwork(bus: Bus, config: DanConfig, logger: Logger, timeoutMs: number): Promise<DownReport> {
+  const registry = new AgentRegistry(bus.redis, bus.keys, { heartbeatTtlMs: config.heartbeatTtlMs });
+  const agents = await registry.list();
+  const report: DownReport = {
+    orchestrators: agents.filter((a) => a.role === 'main').map((a) => a.id),
+    agents: agents.filter((a) => a.role !== 'main').map((a) => a.id),
+    left: [],
+    redisStopped: false,
+  };
+  /** The registry, or nothing once Redis is gone (after the orchestrators were asked to stop, that is `dan up`'s). */
+  const list = async (): Promise<AgentRecord[] | undefined> => {
+    if (report.redisStopped) return undefined;
+    try {
+      return await registry.list();
+    } catch (error) {
+      if (bus.redis.status === 'ready') throw error;
+      report.redisStopped = true;
+      return undefined;
+    }
+  };
+  const deadline = Date.now() + timeoutMs;
+  const until = async (done: (live: AgentRecord[]) => boolean): Promise<void> => {
+    for (;;) {
+      const live = (await list())?.filter((a) => a.alive);
+      if (live === undefined || done(live) || Date.now() >= deadline) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  for (const id of report.orchestrators) await bus.events().publishControl(id, { type: 'stop' });
+  await until((live) => !live.some((a) => a.role === 'main'));
+  if (!report.redisStopped) {
+    for (const id of report.agents) await bus.events().publishControl(id, { type: 'stop' }).catch(() => undefined);
+  }
+  if (config.runtime === 'docker') {
+    const [{ DockerRuntime }, { stopAgents }] = await Promise.all([loadRuntime(), loadOrchestrator()]);
+    // Neither the network nor the workspace is made here: `down` only removes.
+    const docker = await DockerRuntime.create(config, { logger, prepareWorkspace: false, ensureNetwork: false });
+    report.containers = await stopAgents(docker, logger, timeoutMs);
+    report.dockerNetwork = await docker.removeNetwork();
+    await docker.close();
+  }
+  await until((live) => live.length === 0);
+  report.left = ((await list()) ?? []).filter((a) => a.alive).map((a) => a.id);
+  return report;
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** `dan down`'s report: what stopped, what was removed, what is left. */
+export function describeDown(report: DownReport, config: Pick<DanConfig, 'network' | 'redisUrl'>): string {
+  const parts = [`network "${config.network}": stopped ${plural(report.orchestrators.length, 'orchestrator')} and ${plural(report.agents.length, 'agent')}`];
+  if (report.containers !== undefined) parts.push(`removed ${plural(report.containers, 'container')}`);
+  if (report.dockerNetwork === 'removed') parts.push(`removed the Docker network ${config.network}`);
+  if (report.dockerNetwork === 'kept') parts.push(`kept the Docker network ${config.network} (compose's, or still in use)`);
+  if (report.redisStopped) parts.push(`Redis at ${new URL(config.redisUrl).host} stopped with them (the redis-server \`dan up\` started)`);
+  const line = parts.join('; ');
+  return report.left.length > 0
+    ? line + c.yellow(`; still alive: ${report.left.join(', ')} (the reaper removes them once their heartbeat lapses)`)
+    : line;
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { assertKnownDomain } from '../../lib/domains.js';
+import { resolveDomain } from '../../lib/domains.js';
 import { followTask } from '../../lib/messaging/index.js';
 import { listLimitSchema, specFromRequest } from '../../lib/task-request.js';
 import {
@@ -13,7 +13,8 @@ import {
 } from '../../lib/task.js';
 import { BadInputError } from '../../lib/errors.js';
 import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
-import { printFollow } from '../follow.js';
+import { printFollow, ProgressLine } from '../follow.js';
+import { finalResult } from '../summary.js';
 import { c, formatRecord, table, taskRow } from '../output.js';
 import { formatMermaid, formatTree } from '../tree.js';
 
@@ -24,6 +25,9 @@ interface SendFlags extends ConnectionFlags {
   wait?: boolean;
   /** commander's `--no-merge`: false when given. */
   merge?: boolean;
+  strict?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
   json?: boolean;
 }
 
@@ -40,11 +44,19 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('-c, --context <json>', 'a JSON object handed to the agent with the task')
       .option('-w, --wait', 'follow the task until it ends; exit 0 if it completed, 1 otherwise')
       .option('--no-merge', "keep the task's branch for review instead of merging it (then: dan diff, dan merge)")
+      .option('-v, --verbose', 'with --wait: print every log entry (the CLI\'s init, tool results, subagent prompts …)')
+      .option('-q, --quiet', 'with --wait: print only the id and the outcome')
+      .option('--strict', 'with --wait: a run that completed with warnings (refused tool calls, tool errors, no changes) exits 1 too')
       .option('--json', 'print JSON'),
-  ).action(async (domain: string, description: string, flags: SendFlags) => {
+  ).action(async (asked: string, description: string, flags: SendFlags) => {
     const config = configFrom(flags);
-    // Validate everything before touching Redis: bad input writes nothing. The API validates with the same call.
-    assertKnownDomain(config.templatesDir, domain);
+    // Validate everything before touching Redis: bad input writes nothing; the API validates with the same call
+    // (specFromRequest). `Backend` means `backend`.
+    const domain = resolveDomain(config.templatesDir, asked);
+    for (const flag of ['strict', 'verbose', 'quiet'] as const) {
+      if (flags[flag] && !flags.wait) throw new BadInputError(`--${flag} needs --wait: it is about following the task`);
+    }
+    if (flags.verbose && flags.quiet) throw new BadInputError('--verbose and --quiet cannot be used together');
     let context: Record<string, unknown> = {};
     if (flags.context !== undefined) {
       try {
@@ -64,10 +76,26 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       console.log(flags.json ? JSON.stringify({ id: record.id, status: record.status, domain: record.domain }) : record.id);
       return;
     }
-    if (!flags.json) console.error(c.gray(`task ${record.id} sent to ${domain}; following (Ctrl-C stops following, not the task)`));
-    const final = flags.json ? await followTask(bus, record.id) : await printFollow(bus, record.id);
-    printOutcome(final, flags.json);
-    process.exitCode = final.status === 'completed' ? EXIT.ok : EXIT.taskNotCompleted;
+    if (flags.json) {
+      const final = await followTask(bus, record.id);
+      printOutcome(final, true);
+      process.exitCode = exitFor(final, flags.strict);
+      return;
+    }
+    if (flags.quiet) console.log(record.id);
+    else console.error(c.gray(`task ${record.id} sent to ${domain}; following (Ctrl-C stops following, not the task)${flags.verbose ? '' : '; --verbose for every event'}`));
+    const progress = new ProgressLine().start();
+    let final: TaskRecord;
+    try {
+      final = await printFollow(bus, record.id, { view: flags.verbose ? 'verbose' : flags.quiet ? 'quiet' : 'summary', progress });
+    } finally {
+      progress.stop();
+    }
+    // The answer, last: the task's result text, or a goal's summary of its subtasks.
+    const result = finalResult(final);
+    if (result && !flags.quiet) console.log(`\n${c.bold('result')}\n${result}\n`);
+    printOutcome(final, false);
+    process.exitCode = exitFor(final, flags.strict);
   });
 
   withConnection(
@@ -103,11 +131,11 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('--json', 'print JSON'),
   ).action(async (flags: ConnectionFlags & { domain?: string; status?: string; limit: string; json?: boolean }) => {
     const config = configFrom(flags);
-    if (flags.domain !== undefined) assertKnownDomain(config.templatesDir, flags.domain);
+    const domain = flags.domain === undefined ? undefined : resolveDomain(config.templatesDir, flags.domain);
     const status = flags.status === undefined ? undefined : parseFlag(taskStatusSchema, flags.status, '--status');
     const limit = parseFlag(listLimitSchema, flags.limit, '--limit');
     await using bus = await connectCli(config);
-    const records = await bus.tasks.list({ domain: flags.domain, status, limit });
+    const records = await bus.tasks.list({ domain, status, limit });
     if (flags.json) {
       console.log(JSON.stringify(records, null, 2));
     } else if (records.length === 0) {
@@ -142,12 +170,19 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
   });
 }
 
+/** `--wait`'s exit code: 0 completed (with --strict: and no warnings), 1 otherwise. */
+function exitFor(record: TaskRecord, strict: boolean | undefined): number {
+  const clean = record.status === 'completed' && !(strict && (record.warnings?.length ?? 0) > 0);
+  return clean ? EXIT.ok : EXIT.taskNotCompleted;
+}
+
 function printOutcome(record: TaskRecord, json: boolean | undefined): void {
   if (json) {
     console.log(JSON.stringify(record, null, 2));
     return;
   }
   if (!isTerminal(record.status)) return;
-  const line = record.status === 'completed' ? c.green(`completed ${record.id}`) : c.red(`${record.status} ${record.id}`);
+  const warned = record.warnings && record.warnings.length > 0 ? c.yellow(` (${record.warnings.join(', ')})`) : '';
+  const line = record.status === 'completed' ? `${c.green('completed')}${warned} ${c.green(record.id)}` : c.red(`${record.status} ${record.id}`);
   console.error(line + (record.error ? `: ${record.error}` : ''));
 }

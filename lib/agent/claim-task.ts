@@ -19,7 +19,7 @@ export async function claimTask(
     mode: 'claim',
     agent: agentId,
     fields: { agent: agentId, startedAt: Date.now() },
-    del: ['result', 'error', 'finishedAt'],
+    del: ['result', 'error', 'finishedAt', 'warnings'],
     text: `taken by ${agentId}`,
   });
   if (claim.outcome === 'ok') return claim.attempts;

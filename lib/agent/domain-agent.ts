@@ -1,11 +1,11 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { WaitingError, type Job, type Worker } from 'bullmq';
 import { z } from 'zod';
 import type { DanConfig } from '../config.js';
 import { assertKnownDomain, domainTemplateDir } from '../domains.js';
-import { prepareConfigDir } from '../executor/index.js';
+import { prepareConfigDir, removeConfigDir } from '../executor/index.js';
 import type { Logger } from '../log.js';
 import { Bus, createRedis, MergeLock, type Redis, type TaskJobData } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat } from '../registry/index.js';
@@ -324,7 +324,7 @@ export class DomainAgent {
     this.heartbeat?.stop();
     if (reason !== 'reaped') await this.registry.deregister(agentId, domain).catch((error) => this.log.warn({ err: error }, 'deregister failed'));
     await this.bus.close();
-    await rm(this.configDir, { recursive: true, force: true }).catch(() => {});
+    if (this.configDir) await removeConfigDir(this.configDir);
     this.log.info({ reason, tasksDone: this.tasksDone }, 'agent stopped');
     this.resolveExit(this.exitReason);
   }

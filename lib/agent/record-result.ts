@@ -20,6 +20,7 @@ export async function recordResult(ctx: AgentContext, run: TaskRun, result: RunR
       costUsd: result.costUsd,
       turns: result.turns,
       usage: result.usage === undefined ? undefined : JSON.stringify(result.usage),
+      warnings: result.warnings?.length ? JSON.stringify(result.warnings) : undefined,
       reason: result.status === 'cancelled' ? result.error : undefined,
       git: run.git === undefined ? undefined : JSON.stringify(run.git),
     },

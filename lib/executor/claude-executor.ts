@@ -6,6 +6,7 @@ import type { LogEntryInput, Usage } from '../task.js';
 import { EntryQueue, type EntryHandler } from './entry-queue.js';
 import { killProcessTree } from './process-tree.js';
 import { Redactor } from './redactor.js';
+import { RunAudit, type RunFindings } from './run-audit.js';
 import type { ResultEvent } from './stream-events.js';
 import { StreamParser } from './stream-parser.js';
 import { clip, truncateDeep } from './truncate.js';
@@ -64,6 +65,13 @@ export interface ExecutorResult {
   usage: Usage;
   sessionId?: string;
   permissionDenials: PermissionDenial[];
+  /**
+   * What the status alone hides, in the whole session (subagents included): `no changes`, `2 refused writes`,
+   * `1 refused tool call`, `3 tool errors`. Empty for a clean run. A `completed` run with warnings did not
+   * necessarily do what it was asked: the record and `dan status` show them.
+   */
+  warnings: string[];
+  findings: RunFindings;
   exitCode?: number;
   durationMs: number;
 }
@@ -95,7 +103,10 @@ export async function runClaude(options: RunClaudeOptions): Promise<ExecutorResu
   const redactor = Redactor.fromEnv(options.env);
   const queue = new EntryQueue(options.onEntry, log);
   const emit = (entry: LogEntryInput): void => queue.push(redactor.entry({ ...entry, ts: entry.ts ?? Date.now() }));
+  const audit = new RunAudit();
   const done = async (partial: Partial<ExecutorResult> & Pick<ExecutorResult, 'status'>): Promise<ExecutorResult> => {
+    const warnings = audit.warnings();
+    if (warnings.length > 0) emit(warningEntry(audit.findings, warnings));
     await queue.drained();
     const result: ExecutorResult = {
       result: '',
@@ -103,12 +114,15 @@ export async function runClaude(options: RunClaudeOptions): Promise<ExecutorResu
       turns: 0,
       usage: {},
       permissionDenials: [],
+      warnings,
+      findings: audit.findings,
       ...partial,
       durationMs: Date.now() - started,
     };
     if (result.error) result.error = redactor.text(result.error);
     result.result = redactor.text(result.result);
     result.permissionDenials = redactor.value(result.permissionDenials) as PermissionDenial[];
+    if (warnings.length > 0) log.warn({ warnings, findings: audit.findings }, `claude's run has warnings: ${warnings.join(', ')}`);
     if (result.permissionDenials.length > 0) {
       log.warn({ tools: result.permissionDenials.map((d) => d.tool) }, 'claude was denied permission for some tool calls');
     }
@@ -173,6 +187,7 @@ export async function runClaude(options: RunClaudeOptions): Promise<ExecutorResu
     for await (const line of createInterface({ input: child.stdout!, crlfDelay: Infinity })) {
       const parsed = parser.parse(line);
       if (parsed.event?.kind === 'result') resultEvent = parsed.event.event;
+      if (parsed.event) audit.see(parsed.event);
       for (const entry of parsed.entries) emit(entry);
     }
   })();
@@ -211,6 +226,16 @@ export async function runClaude(options: RunClaudeOptions): Promise<ExecutorResu
     options.signal?.removeEventListener('abort', onAbort);
     process.off('exit', onExit);
   }
+}
+
+/** The log's `warning` entry: what the run's status hides, and where to look. */
+function warningEntry(findings: RunFindings, warnings: string[]): LogEntryInput {
+  const refused = Object.entries(findings.refused).map(([tool, n]) => `${tool} ×${n}`);
+  const why =
+    refused.length > 0
+      ? `: refused ${refused.join(', ')} (the domain's .claude/settings.json does not allow them; \`dan domain new\` writes one that does)`
+      : '';
+  return { type: 'warning', text: `${warnings.join(', ')}${why}`, data: { warnings, ...findings } };
 }
 
 /** SIGKILL to the CLI's process group, synchronously (it also runs from the `exit` handler). */

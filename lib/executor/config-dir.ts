@@ -1,4 +1,4 @@
-import { cp, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PASSTHROUGH_ENV } from '../config.js';
 import { DanError } from '../errors.js';
@@ -91,6 +91,22 @@ export async function prepareConfigDir(domainTemplateDir: string, targetDir: str
     await cp(settingsFile, path.join(dir, 'settings.json'));
   }
   return { dir, instructions, workers, allow, deny, settings };
+}
+
+/**
+ * Removes a config dir made by {@link prepareConfigDir}, then the folders above it that it leaves empty, up to
+ * `levels` of them (the network's folder and `<tmp>/dan` for an agent's `<tmp>/dan/<network>/<agent>`): a network
+ * that stopped leaves nothing under the temporary folder. A folder still in use by another agent is not empty
+ * and stays. Never rejects.
+ */
+export async function removeConfigDir(dir: string, levels = 2): Promise<void> {
+  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  let parent = path.dirname(path.resolve(dir));
+  for (let i = 0; i < levels && parent !== path.parse(parent).root; i++) {
+    // ENOTEMPTY (another agent's folder) or ENOENT (removed by a sibling meanwhile) both end the climb.
+    if (!(await rmdir(parent).then(() => true, () => false))) return;
+    parent = path.dirname(parent);
+  }
 }
 
 const stringList = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);

@@ -11,7 +11,7 @@ export {
   type PermissionMode,
   type RunClaudeOptions,
 } from './claude-executor.js';
-export { AGENT_TAG, buildClaudeEnv, parseFrontmatter, prepareConfigDir, type PreparedConfigDir, type WorkerInfo } from './config-dir.js';
+export { AGENT_TAG, buildClaudeEnv, parseFrontmatter, prepareConfigDir, removeConfigDir, type PreparedConfigDir, type WorkerInfo } from './config-dir.js';
 export type { EntryHandler } from './entry-queue.js';
 export { killTagged, taggedProcesses } from './process-tree.js';
 export { Redactor } from './redactor.js';

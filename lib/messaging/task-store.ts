@@ -40,6 +40,8 @@ export interface TransitionOptions {
   /** Fields to delete. */
   del?: string[];
   mode?: 'claim';
+  /** Act only from these statuses (within what the state machine allows). @default every status allowed */
+  from?: readonly TaskStatus[];
 }
 
 export interface ListFilter {
@@ -210,7 +212,7 @@ export class TaskStore {
       [this.keys.task(id), this.keys.taskLog(id), this.keys.open, this.keys.ended],
       [
         to,
-        ALLOWED_FROM[to],
+        options.from ? ALLOWED_FROM[to].split(' ').filter((s) => options.from!.includes(s as TaskStatus)).join(' ') : ALLOWED_FROM[to],
         options.expectAgent ?? '',
         options.expectAttempts === undefined ? '' : String(options.expectAttempts),
         JSON.stringify(fields),

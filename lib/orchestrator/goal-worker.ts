@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { WaitingError, type Job, type Worker } from 'bullmq';
@@ -8,7 +7,7 @@ import { LogWriter } from '../agent/log-writer.js';
 import type { DanConfig } from '../config.js';
 import { mainTemplateDir } from '../domains.js';
 import { describeZodError } from '../errors.js';
-import { prepareConfigDir } from '../executor/index.js';
+import { prepareConfigDir, removeConfigDir } from '../executor/index.js';
 import type { Logger } from '../log.js';
 import { createRedis, type Bus, type Redis, type TaskJobData } from '../messaging/index.js';
 import type { AgentRegistry } from '../registry/index.js';
@@ -196,6 +195,6 @@ export class GoalWorker {
     for (const controller of this.running.values()) controller.abort('shutdown');
     await this.worker?.close().catch((error) => this.log.warn({ err: error }, 'closing the main queue worker failed'));
     this.connection?.disconnect();
-    if (this.configDir) await rm(this.configDir, { recursive: true, force: true }).catch(() => undefined);
+    if (this.configDir) await removeConfigDir(this.configDir);
   }
 }

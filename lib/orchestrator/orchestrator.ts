@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { Bus, createRedis, MergeLock, type Redis } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat, LeaderLease, Reaper, type AgentRecord } from '../registry/index.js';
 import type { AgentHandle, Runtime } from '../runtime/index.js';
-import { isTerminal } from '../task.js';
+import { MAIN_DOMAIN, isTerminal } from '../task.js';
 import { ensureWorkspace, LocalGitWorkspace } from '../workspace/index.js';
 import { agentEnv } from './agent-env.js';
 import { GoalWorker } from './goal-worker.js';
@@ -101,7 +101,10 @@ export class Orchestrator {
       const lock = new MergeLock(this.bus.redis, this.bus.keys, { ttlMs: config.heartbeatTtlMs });
       await ensureWorkspace(workspace, lock, this.id, this.log).catch((error: Error) => this.log.error({ workspace: config.workspace, why: error.message }, 'the workspace cannot be used: every task will fail until it is fixed'));
     }
-    this.lease.on('acquired', () => this.log.info('leader: scaling and reaping'));
+    this.lease.on('acquired', () => {
+      this.log.info('leader: scaling and reaping');
+      void this.refuseQueuedForUnknownDomains(); // logs its own failure
+    });
     this.lease.on('lost', (why) => this.log.warn({ why }, 'no longer leader'));
     this.lease.on('error', (error) => this.log.warn({ err: error }, 'leader lease check failed'));
     this.lease.start();
@@ -122,13 +125,56 @@ export class Orchestrator {
     // A task queued (new, or back after its agent died) starts its agent now, not at the next cycle: the
     // difference is up to one reaper interval of cold start.
     events.on('event', (event) => {
-      if (event.kind === 'task' && event.status === 'queued' && this.lease.isLeader) this.wake();
+      if (event.kind !== 'task' || event.status !== 'queued' || !this.lease.isLeader) return;
+      if (this.knowsDomain(event.domain)) this.wake();
+      else void this.refuseUnknownDomain(event.id, event.domain); // logs its own failure
     });
     await events.subscribeEvents();
     events.on('invalid', (channel, message, why, what) => this.log.warn({ channel, message: message.slice(0, 200), why }, `ignored a malformed ${what}`));
     await events.subscribeControl(this.id);
     this.schedule(0);
     this.log.info({ runtime: this.options.runtime.kind, domains: listDomains(config.templatesDir) }, 'orchestrator started');
+  }
+
+  private knowsDomain(domain: string): boolean {
+    return domain === MAIN_DOMAIN || listDomains(this.options.config.templatesDir).includes(domain);
+  }
+
+  /**
+   * Fails at once a task queued for a domain this orchestrator has no template for: no agent could ever be
+   * started for it, and it would otherwise stay `queued` forever with nothing saying why (#17). The usual
+   * cause is a domain folder added on the host while the orchestrator reads the templates of its image.
+   */
+  private async refuseUnknownDomain(taskId: string, domain: string): Promise<void> {
+    const { templatesDir } = this.options.config;
+    const why =
+      `no template for domain "${domain}" where the orchestrator runs (${templatesDir}/domain-templates has ${listDomains(templatesDir).join(', ') || 'none'}): ` +
+      'no agent can be started for it. With compose, mount ./agents (docker-compose.yml does) or rebuild the image (scripts/build-image.sh) ' +
+      'and recreate the orchestrator (docker compose up -d --force-recreate orchestrator); then send the task again';
+    try {
+      const outcome = await this.bus.tasks.transition(taskId, 'failed', {
+        from: ['queued'],
+        agent: this.id,
+        text: why,
+        fields: { error: why, reason: `unknown domain ${domain}`, finishedAt: Date.now() },
+      });
+      if (outcome.outcome !== 'ok') return; // taken or ended meanwhile
+      await this.bus.queues.remove(domain, taskId).catch((error) => this.log.warn({ err: error, taskId }, 'removing the refused job failed'));
+      this.log.warn({ taskId, domain, templatesDir }, 'failed a task for a domain without a template here');
+    } catch (error) {
+      this.log.warn({ err: error, taskId, domain }, 'could not fail a task for an unknown domain; the next leader retries');
+    }
+  }
+
+  /** On becoming leader: tasks queued while no orchestrator ran, for domains it has no template for. */
+  private async refuseQueuedForUnknownDomains(): Promise<void> {
+    try {
+      for (const task of await this.bus.tasks.list({ status: 'queued', limit: 1000 })) {
+        if (!this.knowsDomain(task.domain)) await this.refuseUnknownDomain(task.id, task.domain);
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, 'looking for queued tasks of unknown domains failed');
+    }
   }
 
   /** Registers this orchestrator and heartbeats; after being reaped (a long pause) it registers again. */

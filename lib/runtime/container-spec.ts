@@ -13,6 +13,8 @@ export interface ContainerSettings {
   agentRedisUrl: string;
   /** A Docker volume name, or an absolute host path bind-mounted. */
   workspaceVolume: string;
+  /** An absolute host path mounted read-only at TEMPLATES_PATH (DAN_TEMPLATES there), when set. */
+  templatesVolume?: string;
   memoryMb: number;
   cpus: number;
   pidsLimit: number;
@@ -22,6 +24,8 @@ export interface ContainerSettings {
 export const AGENT_USER = '1000:1000';
 /** Where the workspace is mounted in agent containers. */
 export const WORKSPACE_PATH = '/workspace';
+/** Where DAN_TEMPLATES_VOLUME is mounted, read-only, in agent containers. */
+export const TEMPLATES_PATH = '/templates';
 
 const AGENT_ID = /^[A-Za-z0-9_.-]{1,100}$/;
 
@@ -63,7 +67,8 @@ export function agentLabels(network: string, spec: AgentSpec): Record<string, st
 /**
  * The create options of an agent container: non-root, no capabilities, no new privileges, limited memory (no
  * swap), CPU and PIDs, a read-only root filesystem with scratch tmpfs for /tmp and the agent's home, the
- * workspace and nothing else mounted, on the network's Docker network.
+ * workspace and nothing else writable mounted (the templates folder read-only, when set), on the network's
+ * Docker network.
  */
 export function agentContainerOptions(settings: ContainerSettings, spec: AgentSpec, name: string): Docker.ContainerCreateOptions {
   if (!AGENT_ID.test(spec.agentId)) {
@@ -81,6 +86,7 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
     DOMAIN_TYPE: spec.domain,
     DAN_WORKSPACE: WORKSPACE_PATH,
     DAN_IN_CONTAINER: '1',
+    ...(settings.templatesVolume ? { DAN_TEMPLATES: TEMPLATES_PATH } : {}),
   };
   return {
     name,
@@ -104,7 +110,12 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
       Privileged: false,
       Init: true,
       ExtraHosts: ['host.docker.internal:host-gateway'],
-      Mounts: [workspaceMount(settings.workspaceVolume)],
+      // The templates (instructions and permissions, no secrets) read-only: a domain added on the host reaches
+      // agents without an image rebuild. The workspace stays the only writable mount.
+      Mounts: [
+        workspaceMount(settings.workspaceVolume),
+        ...(settings.templatesVolume ? [{ Type: 'bind' as const, Source: settings.templatesVolume, Target: TEMPLATES_PATH, ReadOnly: true }] : []),
+      ],
       NetworkMode: settings.network,
       RestartPolicy: { Name: 'no' },
       // The reaper reads a dead agent's logs before it removes the container.

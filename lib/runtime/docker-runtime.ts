@@ -4,14 +4,14 @@ import { silentLogger, type Logger } from '../log.js';
 import { LABELS, type AgentHandle, type AgentSpec, type Runtime, type StopOptions } from './runtime.js';
 import { createDockerClient, dockerStatus, pingDocker, translateDockerError } from './docker-client.js';
 import { demuxDockerLogs } from './docker-logs.js';
-import { ensureNetwork, ensureWorkspace } from './docker-setup.js';
+import { ensureNetwork, removeNetwork, ensureWorkspace } from './docker-setup.js';
 import { agentContainerOptions, containerName, type ContainerSettings } from './container-spec.js';
 import { RuntimeError } from './runtime-errors.js';
 
 /** The parts of the configuration the docker runtime uses. */
 export type DockerRuntimeConfig = Pick<
   DanConfig,
-  'network' | 'agentRedisUrl' | 'workspaceVolume' | 'agentMemoryMb' | 'agentCpus' | 'images'
+  'network' | 'agentRedisUrl' | 'workspaceVolume' | 'templatesVolume' | 'agentMemoryMb' | 'agentCpus' | 'images'
 >;
 
 export interface DockerRuntimeOptions {
@@ -29,6 +29,8 @@ export interface DockerRuntimeOptions {
   logTail?: number;
   /** Prepare the workspace (volume ownership, bind writability) in `create`. @default true */
   prepareWorkspace?: boolean;
+  /** Create the network's Docker network in `create` when it is missing (`dan down` only removes). @default true */
+  ensureNetwork?: boolean;
   logger?: Logger;
 }
 
@@ -53,7 +55,7 @@ export class DockerRuntime implements Runtime {
     const logger = (options.logger ?? silentLogger()).child({ component: 'docker-runtime', network: config.network });
     const image = options.image ?? config.images.agent;
     await pingDocker(docker);
-    await ensureNetwork(docker, config.network, logger);
+    if (options.ensureNetwork ?? true) await ensureNetwork(docker, config.network, logger);
     if (options.prepareWorkspace ?? true) {
       await ensureWorkspace(docker, { network: config.network, workspaceVolume: config.workspaceVolume, image, logger });
     }
@@ -63,6 +65,7 @@ export class DockerRuntime implements Runtime {
       cmd: options.cmd,
       agentRedisUrl: config.agentRedisUrl,
       workspaceVolume: config.workspaceVolume,
+      templatesVolume: config.templatesVolume,
       memoryMb: config.agentMemoryMb,
       cpus: config.agentCpus,
       pidsLimit: options.pidsLimit ?? 512,
@@ -162,6 +165,14 @@ export class DockerRuntime implements Runtime {
       if (dockerStatus(error) === 404) return '';
       throw translateDockerError(this.docker, error, `read the logs of agent ${agentId}`, { agentId });
     }
+  }
+
+  /**
+   * Removes the network's Docker network if dan created it (it carries the `dan.network` label: compose's own
+   * network does not, and stays) and no container uses it any more (`dan down`). Says what it did.
+   */
+  async removeNetwork(): Promise<'removed' | 'kept' | 'absent'> {
+    return removeNetwork(this.docker, this.settings.network, this.logger);
   }
 
   /** The client holds no connection between calls, so there is nothing to release. Safe to call twice. */

@@ -23,6 +23,28 @@ export async function ensureNetwork(docker: Docker, network: string, logger: Log
   }
 }
 
+/** Removes the network's Docker network when dan created it (labelled) and nothing is attached to it. */
+export async function removeNetwork(docker: Docker, network: string, logger: Logger): Promise<'removed' | 'kept' | 'absent'> {
+  let info: Docker.NetworkInspectInfo;
+  try {
+    info = (await docker.getNetwork(network).inspect()) as Docker.NetworkInspectInfo;
+  } catch (error) {
+    if (dockerStatus(error) === 404) return 'absent';
+    throw translateDockerError(docker, error, `inspect Docker network ${network}`, { network });
+  }
+  if (info.Labels?.[LABELS.network] !== network || Object.keys(info.Containers ?? {}).length > 0) return 'kept';
+  try {
+    await docker.getNetwork(network).remove();
+    logger.info({ network }, 'removed Docker network');
+    return 'removed';
+  } catch (error) {
+    const status = dockerStatus(error);
+    if (status === 404) return 'absent';
+    if (status === 403 || status === 409) return 'kept'; // a container joined it meanwhile
+    throw translateDockerError(docker, error, `remove Docker network ${network}`, { network });
+  }
+}
+
 /**
  * Makes the workspace writable by the agents' uid 1000, once, when the runtime is created.
  *

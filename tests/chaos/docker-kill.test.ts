@@ -5,7 +5,7 @@ import { createLogger } from '../../lib/log.js';
 import { Bus } from '../../lib/messaging/index.js';
 import { Orchestrator } from '../../lib/orchestrator/index.js';
 import { DockerRuntime, createDockerClient, type Docker } from '../../lib/runtime/index.js';
-import { removeDanNetwork } from '../helpers/docker.js';
+import { TEST_AGENT_IMAGE, ensureTestAgentImage, removeDanNetwork } from '../helpers/docker.js';
 import { LogCapture } from '../helpers/log-capture.js';
 import { deleteNetworkKeys, eventually, uniqueNetwork } from '../helpers/network.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -23,7 +23,7 @@ import { audit, killAgentsWhile, registeredOf, report, statuses, submitTasks, wa
 
 const TASKS = 60;
 const MAX_KILLS = 10;
-const image = process.env.DAN_AGENT_IMAGE ?? 'dan-agent:latest';
+const image = TEST_AGENT_IMAGE;
 const docker: Docker = createDockerClient();
 
 /** Why the Docker case cannot run here, or undefined when it can. In CI (CI=true) Docker is required. */
@@ -33,12 +33,12 @@ async function unavailable(): Promise<string | undefined> {
   } catch (error) {
     return `no Docker engine answers (${(error as Error).message.split('\n')[0]}): start dockerd (scripts/ci-docker.sh)`;
   }
-  const found = await docker
-    .getImage(image)
-    .inspect()
-    .then(() => true)
-    .catch(() => false);
-  return found ? undefined : `the agent image ${image} is missing: build it with scripts/build-image.sh`;
+  try {
+    await ensureTestAgentImage(docker, process.env.DAN_BASE_IMAGE);
+    return undefined;
+  } catch (error) {
+    return `the agent image ${image} cannot be built: ${(error as Error).message.split('\n')[0]}`;
+  }
 }
 
 const reason = await unavailable();

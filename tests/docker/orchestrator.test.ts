@@ -12,8 +12,8 @@ import { AgentRegistry, type AgentRecord } from '../../lib/registry/index.js';
 import { DockerRuntime, LABELS, createDockerClient, type Docker } from '../../lib/runtime/index.js';
 import { isTerminal, taskSpecSchema, type LogEntry, type TaskRecord, type TaskSpecInput } from '../../lib/task.js';
 import { conversationRequests, ModelServer, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
-import { repoRoot, runDan } from '../helpers/cli.js';
-import { containerExists, removeContainers, removeDanNetwork } from '../helpers/docker.js';
+import { runDan } from '../helpers/cli.js';
+import { TEST_AGENT_IMAGE, containerExists, ensureTestAgentImage, removeContainers, removeDanNetwork } from '../helpers/docker.js';
 import { LogCapture } from '../helpers/log-capture.js';
 import { deleteNetworkKeys, eventually, testConfig, uniqueNetwork } from '../helpers/network.js';
 import { describeTask, waitForTask } from '../helpers/wait-for-task.js';
@@ -23,7 +23,7 @@ import { describeTask, waitForTask } from '../helpers/wait-for-task.js';
 // this host (reached as host.docker.internal) and a Redis container on the network's Docker network.
 
 process.env.TESTCONTAINERS_RYUK_DISABLED = 'true'; // Ryuk cannot be pulled here: afterAll cleans up by label
-const AGENT_IMAGE = process.env.DAN_AGENT_IMAGE ?? 'dan-agent:latest';
+const AGENT_IMAGE = TEST_AGENT_IMAGE;
 const BASE_IMAGE = process.env.DAN_BASE_IMAGE ?? 'dan-airgap/node:bookworm';
 const REDIS_IMAGE = process.env.DAN_REDIS_IMAGE ?? 'dan-airgap/redis:7';
 const API_KEY = 'sk-ant-api03-docker-orchestrator-test-0000000000';
@@ -44,23 +44,9 @@ let settings: Record<string, string> = {};
 const logs = new LogCapture();
 const orchestrators: Orchestrator[] = [];
 
-/** Rebuilds the agent image from this tree when it is missing or older than the sources it is made of. */
+/** Rebuilds the tests' agent image from this tree when it is missing or older than the sources it is made of. */
 async function ensureAgentImage(): Promise<void> {
-  const built = await docker
-    .getImage(AGENT_IMAGE)
-    .inspect()
-    .then((info) => Date.parse(info.Created))
-    .catch(() => 0);
-  const newest = Number(
-    execFileSync('sh', ['-c', 'find bin lib agents scripts package.json -type f -printf "%T@\\n" | sort -n | tail -n 1'], { cwd: repoRoot(), encoding: 'utf8' }).trim(),
-  );
-  if (built > newest * 1000) return;
-  execFileSync(path.join(repoRoot(), 'scripts', 'build-image.sh'), ['--skip-smoke'], {
-    cwd: repoRoot(),
-    env: { ...process.env, DAN_AGENT_IMAGE: AGENT_IMAGE, DAN_BASE_IMAGE: BASE_IMAGE },
-    stdio: ['ignore', 'ignore', 'inherit'],
-    timeout: 300_000,
-  });
+  await ensureTestAgentImage(docker, BASE_IMAGE);
 }
 
 /** The Docker network, made here (labelled as the runtime would) so Redis can join it before any agent. */

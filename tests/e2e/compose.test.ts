@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -10,6 +10,8 @@ import { execa, type Result } from 'execa';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { ModelServer, scenario } from '../fixtures/model-server.js';
 import { repoRoot, runDan } from '../helpers/cli.js';
+import { TEST_AGENT_IMAGE, ensureTestAgentImage } from '../helpers/docker.js';
+import { createDockerClient } from '../../lib/runtime/index.js';
 import { eventually, uniqueNetwork } from '../helpers/network.js';
 
 /**
@@ -80,23 +82,6 @@ async function firstImage(names: Array<string | undefined>): Promise<string | un
   return undefined;
 }
 
-/** The newest modification time (ms) of the files under `dir`. */
-async function newestMtime(dir: string): Promise<number> {
-  const info = await stat(dir);
-  if (!info.isDirectory()) return info.mtimeMs;
-  const entries = await readdir(dir);
-  const times = await Promise.all(entries.map((entry) => newestMtime(path.join(dir, entry))));
-  return Math.max(info.mtimeMs, ...times);
-}
-
-/** Whether the image was built after the last change to what it is made of (CI builds it just before the tests). */
-async function isNewerThanSources(image: string): Promise<boolean> {
-  const created = await docker(['image', 'inspect', '-f', '{{.Created}}', image]);
-  if (created.exitCode !== 0) return false;
-  const sources = await Promise.all(['bin', 'lib', 'agents', 'scripts', 'package.json'].map((p) => newestMtime(path.join(ROOT, p))));
-  return Date.parse(String(created.stdout).trim()) > Math.max(...sources);
-}
-
 /**
  * The images the network runs: the official or air-gapped base images when present (scripts/ci-docker.sh makes
  * them when not), and the agent image, rebuilt from this checkout (scripts/build-image.sh) when older than it.
@@ -105,7 +90,7 @@ async function prepareImages(): Promise<{ agent: string; redis: string }> {
   const env = process.env;
   let base = await firstImage([env.DAN_BASE_IMAGE, 'node:22-bookworm-slim', 'dan-airgap/node:bookworm']);
   let redis = await firstImage([env.DAN_REDIS_IMAGE, 'redis:7-alpine', 'dan-airgap/redis:7']);
-  const agent = env.DAN_AGENT_IMAGE ?? 'dan-agent:latest';
+  const agent = TEST_AGENT_IMAGE;
   if (!base || !redis) {
     const made = await execa(path.join(ROOT, 'scripts/ci-docker.sh'), { cwd: ROOT, reject: false, timeout: 900_000, env: { DAN_AGENT_IMAGE: agent } });
     if (made.exitCode !== 0) throw new Error(`scripts/ci-docker.sh failed:\n${String(made.stderr).slice(-3000)}`);
@@ -113,14 +98,7 @@ async function prepareImages(): Promise<{ agent: string; redis: string }> {
     base = exported.DAN_BASE_IMAGE;
     redis = exported.DAN_REDIS_IMAGE;
   }
-  if (await isNewerThanSources(agent)) return { agent, redis: redis! };
-  const built = await execa(path.join(ROOT, 'scripts/build-image.sh'), ['--skip-smoke'], {
-    cwd: ROOT,
-    reject: false,
-    timeout: 600_000,
-    env: { DAN_BASE_IMAGE: base, DAN_AGENT_IMAGE: agent },
-  });
-  if (built.exitCode !== 0) throw new Error(`scripts/build-image.sh failed:\n${String(built.stderr).slice(-3000)}\n${String(built.stdout).slice(-2000)}`);
+  await ensureTestAgentImage(createDockerClient(), base);
   return { agent, redis: redis! };
 }
 
@@ -144,8 +122,8 @@ function runCompose(args: string[], timeoutMs = 240_000): Promise<Result> {
 }
 
 /** The host CLI against the compose Redis, as a user has it after `cp .env.example .env`. */
-function dan(args: string[], timeoutMs?: number): Promise<Result> {
-  return runDan(args, { REDIS_URL: `redis://:${password}@127.0.0.1:${redisPort}`, DAN_NETWORK: network, DAN_ENV_FILE: '', DAN_LOG_LEVEL: 'silent' }, { timeoutMs });
+function dan(args: string[], timeoutMs?: number, extra: Record<string, string> = {}): Promise<Result> {
+  return runDan(args, { REDIS_URL: `redis://:${password}@127.0.0.1:${redisPort}`, DAN_NETWORK: network, DAN_ENV_FILE: '', DAN_LOG_LEVEL: 'silent', ...extra }, { timeoutMs });
 }
 
 const json = <T>(result: Result): T => JSON.parse(String(result.stdout)) as T;
@@ -193,6 +171,8 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
     dir = await mkdtemp(path.join(os.tmpdir(), 'dan-e2e-'));
     workspace = path.join(dir, 'workspace');
     await cp(path.join(ROOT, 'workspace'), workspace, { recursive: true });
+    // Compose mounts ./agents (the templates) read-only into the orchestrator and its agents.
+    await cp(path.join(ROOT, 'agents'), path.join(dir, 'agents'), { recursive: true });
     // Agents write as uid 1000 (setup-dev.sh does the same chown).
     if (process.getuid?.() === 0) await chown(workspace, 1000, 1000);
     else await chmod(workspace, 0o777);
@@ -277,13 +257,31 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
     // The agent is a container on the compose network: non-root, no Docker socket, the workspace bind-mounted.
     const [id] = await containers(`dan.agent-id=${record.agent}`);
     expect(id, `no container labelled dan.agent-id=${record.agent}`).toBeDefined();
-    const [info] = json<Array<{ Config: { User: string; Labels: Record<string, string> }; Mounts: Array<{ Source: string; Destination: string }>; NetworkSettings: { Networks: Record<string, unknown> } }>>(
+    const [info] = json<Array<{ Config: { User: string; Labels: Record<string, string> }; Mounts: Array<{ Source: string; Destination: string; RW: boolean }>; NetworkSettings: { Networks: Record<string, unknown> } }>>(
       await docker(['inspect', id!]),
     );
     expect(info!.Config.User).toBe('1000:1000');
     expect(info!.Config.Labels['dan.network']).toBe(network);
     expect(Object.keys(info!.NetworkSettings.Networks)).toEqual([network]);
-    expect(info!.Mounts.map((m) => [m.Source, m.Destination])).toEqual([[workspace, '/workspace']]);
+    // The workspace writable, the templates (./agents, so a new domain needs no rebuild) read-only, nothing else.
+    expect(info!.Mounts.map((m) => [m.Source, m.Destination, m.RW])).toEqual([
+      [workspace, '/workspace', true],
+      [path.join(dir, 'agents'), '/templates', false],
+    ]);
+  }, 300_000);
+
+  it('a domain added with `dan domain new` takes tasks at once: no image rebuild, no orchestrator restart', async () => {
+    dumpLogsOnFailure();
+    const templates = path.join(dir, 'agents');
+    const made = await runDan(['domain', 'new', 'data'], { DAN_TEMPLATES: templates, DAN_ENV_FILE: '' });
+    expect(made.exitCode, explain(made)).toBe(0);
+    const sent = await dan(['send-task', 'data', 'Write the file data-e2e.txt with a greeting', '--wait', '--strict', '--json'], 240_000, { DAN_TEMPLATES: templates });
+    expect(sent.exitCode, explain(sent)).toBe(0);
+    const record = json<{ status: string; agent: string; warnings?: string[] }>(sent);
+    expect(record).toMatchObject({ status: 'completed' });
+    expect(record.warnings).toBeUndefined();
+    expect(record.agent).toMatch(/^data-/);
+    expect(await readFile(path.join(workspace, 'data-e2e.txt'), 'utf8')).toContain('Write the file data-e2e.txt');
   }, 300_000);
 
   it('plans a main goal into backend and frontend subtasks that both complete', async () => {

@@ -5,11 +5,14 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 /** tsx resolved from here, so children started in another directory (agents run in the workspace) find it. */
 const TSX = import.meta.resolve('tsx');
 
-/** Runs the real `dan` CLI (from source through tsx) with an environment of the test's choosing. */
+/**
+ * Runs the real `dan` CLI (from source through tsx) with an environment of the test's choosing; a `.env` in the
+ * repository (its working directory) is read only when `env` names DAN_ENV_FILE.
+ */
 export async function runDan(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number } = {}): Promise<Result> {
   return execa(process.execPath, ['--import', TSX, path.join(ROOT, 'bin/dan.ts'), ...args], {
     cwd: ROOT,
-    env: { NO_COLOR: '1', ...env },
+    env: { NO_COLOR: '1', DAN_ENV_FILE: '', ...env },
     reject: false,
     timeout: options.timeoutMs ?? 60_000,
   });

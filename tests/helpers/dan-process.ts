@@ -40,12 +40,16 @@ export class DanProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   }
 
-  /** `dan <args>` with exactly `env` (plus PATH and HOME), working directory the repository. */
-  static start(args: string[], env: Record<string, string>): DanProcess {
+  /**
+   * `dan <args>` with exactly `env` (plus PATH and HOME, and DAN_ENV_FILE empty unless `env` names a file: a
+   * user's `.env` in the repository, the child's working directory, is not the test's), working directory the
+   * repository unless `cwd` says otherwise.
+   */
+  static start(args: string[], env: Record<string, string>, cwd = repoRoot()): DanProcess {
     const [node, ...rest] = danEntry();
     const child = spawn(node!, [...rest, ...args], {
-      cwd: repoRoot(),
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.homedir(), ...env },
+      cwd,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.homedir(), DAN_ENV_FILE: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     return new DanProcess(child);

@@ -123,8 +123,8 @@ export class World {
   }
 
   /** `dan <args>` as a long-running child (an orchestrator, `dan up`). */
-  spawnDan(args: string[], extra: Record<string, string> = {}): DanProcess {
-    const child = DanProcess.start(args, this.danEnv(extra));
+  spawnDan(args: string[], extra: Record<string, string> = {}, cwd?: string): DanProcess {
+    const child = DanProcess.start(args, this.danEnv(extra), cwd);
     this.children.push(child);
     return child;
   }

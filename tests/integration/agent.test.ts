@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -379,6 +380,8 @@ describe('domain agent with the real claude CLI', () => {
     expect(await w.registry().ids()).not.toContain(agent.id);
     expect((await w.registry().get(agent.id))?.status).toBe('stopped');
     expect(agent.text()).toContain('"reason":"idle"');
+    // Its CLI config dir went with it, and so did the network's folder it was the last one in.
+    expect(existsSync(path.join(os.tmpdir(), 'dan', w.net.network))).toBe(false);
   });
 
   it('when reaped while it works, stops its task without recording a result and exits "reaped"', async ({ w }) => {
@@ -440,6 +443,97 @@ describe('domain agent with the real claude CLI', () => {
     const [turn] = conversationRequests(w.server.requests);
     expect(turn!.reminders + turn!.system).toContain(instructions);
     expect(offeredAgentTypes(turn!)).toContain('etl-worker');
+  });
+
+  it('marks a run whose every write was refused: completed (no changes, 1 refused write), a warning in the log, --strict exits 1', { timeout: 300_000 }, async ({ w }) => {
+    // A domain folder without .claude/settings.json: the CLI refuses the model's Write (it runs headless, nobody
+    // can grant it), and the run still ends `completed`, as the CLI reports no error.
+    const templates = await w.tempDir('templates');
+    await cp(path.join(repoRoot(), 'agents'), templates, { recursive: true });
+    const data = path.join(templates, 'domain-templates', 'data');
+    await mkdir(data, { recursive: true });
+    await writeFile(path.join(data, 'CLAUDE.md'), '# Data domain agent\n');
+    w.script = writeFileScenario();
+    await w.startAgent({ domain: 'data', env: { DAN_TEMPLATES: templates } });
+
+    const sent = await runDan(['send-task', 'data', 'Create the file refused.txt', '--wait', '--strict'], w.danEnv({ DAN_TEMPLATES: templates }));
+    expect(sent.exitCode, String(sent.stderr)).toBe(1);
+    expect(String(sent.stderr)).toMatch(/^completed \(no changes, 1 refused write\) [0-9A-Z]{26}$/m);
+    expect(String(sent.stdout)).toMatch(/warning +no changes, 1 refused write: refused Write ×1 \(the domain's \.claude\/settings\.json does not allow them/);
+    const [id] = /[0-9A-Z]{26}/.exec(String(sent.stderr))!;
+
+    const record = await w.bus.tasks.get(id);
+    expect(record).toMatchObject({ status: 'completed', warnings: ['no changes', '1 refused write'] });
+    expect(existsSync(path.join(w.workspace, 'refused.txt'))).toBe(false);
+    const status = await runDan(['status', id], w.danEnv({ DAN_TEMPLATES: templates }));
+    expect(String(status.stdout)).toMatch(/^status +completed \(no changes, 1 refused write\)$/m);
+    const entries = await w.entries(id);
+    expect(entries.filter((e) => e.type === 'warning').map((e) => e.data?.warnings)).toEqual([['no changes', '1 refused write']]);
+  });
+
+  it('`dan domain new` scaffolds a domain that works at once: its worker writes, no warnings', { timeout: 300_000 }, async ({ w }) => {
+    const templates = await w.tempDir('templates');
+    await cp(path.join(repoRoot(), 'agents'), templates, { recursive: true });
+    const env = w.danEnv({ DAN_TEMPLATES: templates });
+    const made = await runDan(['domain', 'new', 'data'], env);
+    expect(made.exitCode, String(made.stderr)).toBe(0);
+    expect(String(made.stdout)).toMatch(/^created domain data in .*domain-templates\/data\/$/m);
+    expect(String(made.stdout)).toContain('dan send-task data "..." --wait');
+    expect(String(made.stdout)).toContain('scripts/build-image.sh && docker compose up -d --force-recreate orchestrator');
+    const dir = path.join(templates, 'domain-templates', 'data');
+    for (const file of ['CLAUDE.md', '.claude/agents/data-worker.md', '.claude/settings.json']) expect(existsSync(path.join(dir, file)), file).toBe(true);
+
+    // Bad input writes nothing: a taken name, an invalid one, `main`.
+    for (const [name, why] of [['data', /exists already/], ['Bad Name', /must be a folder name/], ['main', /reserved/]] as const) {
+      const bad = await runDan(['domain', 'new', name], env);
+      expect(bad.exitCode).toBe(2);
+      expect(String(bad.stderr)).toMatch(why);
+    }
+
+    // The worker it made is offered to the model and its writes are allowed: the task does what it says.
+    w.script = delegateScenario({ subagentType: 'data-worker' });
+    await w.startAgent({ domain: 'data', env: { DAN_TEMPLATES: templates } });
+    const sent = await runDan(['send-task', 'data', 'Create the file loaded.txt', '--wait', '--strict'], env);
+    expect(sent.exitCode, `${String(sent.stdout)}\n${String(sent.stderr)}`).toBe(0);
+    expect(String(sent.stdout)).toMatch(/Agent → data-worker/);
+    expect(await readFile(path.join(w.workspace, 'loaded.txt'), 'utf8')).toContain('loaded.txt');
+    const [id] = /[0-9A-Z]{26}/.exec(String(sent.stderr))!;
+    expect((await w.bus.tasks.get(id)).warnings).toBeUndefined();
+  });
+
+  it('send-task --wait prints a readable summary and the result at the end; --verbose everything; --quiet the id and outcome', { timeout: 300_000 }, async ({ w }) => {
+    w.script = delegateScenario();
+    await w.startAgent();
+    const summary = await runDan(['send-task', 'backend', 'Create the file summary.txt', '--wait'], w.danEnv());
+    expect(summary.exitCode, String(summary.stderr)).toBe(0);
+    const out = String(summary.stdout);
+    // One line per step: the delegation, the worker's write (indented), no tool results, init or worker prompts.
+    expect(out).toMatch(/tool_use +Agent → api-worker: /);
+    expect(out).toMatch(/tool_use +  ↳ Write .*summary\.txt/);
+    expect(out).not.toMatch(/ (init|tool_result|result) +/);
+    expect(out).not.toContain('prompt to subagent');
+    expect(out).not.toContain(DELEGATION_MARKER);
+    // The answer comes last, once.
+    expect(out.trimEnd()).toMatch(/\nresult\nDelegated to api-worker: .*$/);
+    expect(String(summary.stderr)).toMatch(/; --verbose for every event\n/);
+    expect(String(summary.stderr)).toMatch(/^completed [0-9A-Z]{26}$/m);
+
+    const verbose = await runDan(['send-task', 'backend', 'Create the file verbose.txt', '--wait', '--verbose'], w.danEnv());
+    expect(verbose.exitCode).toBe(0);
+    expect(String(verbose.stdout)).toMatch(/ init +claude /);
+    expect(String(verbose.stdout)).toMatch(/ tool_result +/);
+    expect(String(verbose.stdout)).toContain('prompt to subagent');
+
+    const quiet = await runDan(['send-task', 'backend', 'Create the file quiet.txt', '--wait', '--quiet'], w.danEnv());
+    expect(quiet.exitCode).toBe(0);
+    expect(String(quiet.stdout)).toMatch(/^[0-9A-Z]{26}$/);
+    expect(String(quiet.stderr)).toBe(`completed ${String(quiet.stdout)}`);
+
+    // Off a terminal (as here) there is never a progress line; --quiet without --wait is bad input.
+    expect(String(summary.stderr)).not.toContain('\u001b[2K');
+    const bad = await runDan(['send-task', 'backend', 'x', '--quiet'], w.danEnv());
+    expect(bad.exitCode).toBe(2);
+    expect(String(bad.stderr)).toMatch(/--quiet needs --wait/);
   });
 
   it('logs and skips a queue job with bad data, and keeps serving', async ({ w }) => {

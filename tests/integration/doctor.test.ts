@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runDan } from '../helpers/cli.js';
+import { repoRoot, runDan } from '../helpers/cli.js';
 import { createRedis, Keys } from '../../lib/messaging/index.js';
 import { AgentRegistry } from '../../lib/registry/index.js';
 import { deleteNetworkKeys, redisUrl, uniqueNetwork } from '../helpers/network.js';
@@ -94,7 +94,7 @@ describe('dan doctor', () => {
     const redis = line(lines, 'redis');
     // The line names the URL and the real reason the connection failed.
     expect(redis).toMatch(
-      new RegExp(`^FAIL redis +cannot reach redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port} \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\) → start Redis .*REDIS_URL`),
+      new RegExp(`^FAIL redis +cannot reach redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port} \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\) → \`dan up\` starts a local redis-server here .*REDIS_URL`),
     );
     expect(lines.join('\n')).not.toContain('hunter2');
     // The other checks still run and report.
@@ -149,7 +149,7 @@ describe('dan doctor', () => {
     expect(report.ok).toBe(true);
     expect(report.checks.map((c) => c.name)).toEqual(['redis', 'orchestrator', 'redis eviction', 'redis memory', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace']);
     // A fresh network has no orchestrator: tasks would stay queued, and doctor says so.
-    expect(report.checks[1]).toMatchObject({ name: 'orchestrator', status: 'warn', fix: 'docker compose up -d, or dan up' });
+    expect(report.checks[1]).toMatchObject({ name: 'orchestrator', status: 'warn', fix: 'dan up (or docker compose up -d)' });
     expect(report.checks[1]!.found).toMatch(/^none running on network "dan-doctor-/);
     expect(report.checks.every((c) => c.status !== 'fail')).toBe(true);
     expect(report.checks.filter((c) => c.status === 'warn').every((c) => typeof c.fix === 'string' && c.fix.length > 0)).toBe(true);
@@ -241,6 +241,30 @@ describe('dan doctor', () => {
     expect(line(unmounted.lines, 'workspace')).toBe(
       `FAIL workspace         ${hostPath} (mounted here at ${dir}-gone) is not mounted → mount ${hostPath} at ${dir}-gone (docker-compose.yml does)`,
     );
+  });
+
+  it("matches each fix to how the network is run: compose's Redis, dan up's, or one elsewhere", async () => {
+    const port = await closedPort();
+    const local = await doctor([], { REDIS_URL: `redis://127.0.0.1:${port}` });
+    expect(line(local.lines, 'redis')).toBe(
+      `FAIL redis             cannot reach redis://127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}) → \`dan up\` starts a local redis-server here (apt-get install redis-server if it is missing), or point REDIS_URL / --redis-url at yours`,
+    );
+    // A .env from setup-dev.sh names the compose Redis's password: compose runs this network.
+    const compose = await doctor([], { REDIS_URL: `redis://:pw@127.0.0.1:${port}`, REDIS_PASSWORD: 'pw' });
+    expect(line(compose.lines, 'redis')).toMatch(/→ start compose's Redis: `docker compose start redis` \(docker-compose with v1\), or `docker compose up -d`/);
+    expect(compose.stdout).not.toMatch(/docker run|redis:7/);
+    const elsewhere = await doctor([], { REDIS_URL: 'redis://redis.invalid:6379' });
+    expect(line(elsewhere.lines, 'redis')).toMatch(/→ check that Redis runs at redis:\/\/redis\.invalid:6379/);
+  });
+
+  it('on a host (even one with /.dockerenv) checks ./workspace, as compose bind-mounts it, never /workspace', async () => {
+    const noEngine = { DOCKER_HOST: `tcp://127.0.0.1:${await closedPort()}`, DAN_RUNTIME: 'docker', DAN_WORKSPACE: '', DAN_WORKSPACE_VOLUME: '' };
+    const compose = await doctor([], { ...noEngine, REDIS_PASSWORD: 'pw' });
+    // runDan runs in the repository, whose ./workspace compose mounts into its agents.
+    expect(line(compose.lines, 'workspace')).toMatch(new RegExp(`^(ok|FAIL) +workspace +${path.join(repoRoot(), 'workspace')} `));
+    const processRuntime = await doctor([], { DAN_WORKSPACE: '' });
+    expect(line(processRuntime.lines, 'workspace')).not.toMatch(/ \/workspace/);
+    expect(line(processRuntime.lines, 'workspace')).toMatch(new RegExp(`${path.join(repoRoot(), 'workspace')}`));
   });
 
   it('reports a bad setting as a FAIL line naming the variable', async () => {

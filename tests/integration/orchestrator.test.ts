@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect } from 'vitest';
@@ -9,6 +10,7 @@ import { runDan } from '../helpers/cli.js';
 import type { DanProcess } from '../helpers/dan-process.js';
 import { eventually } from '../helpers/network.js';
 import { isAlive, processesIn } from '../helpers/processes.js';
+import { freePort } from '../helpers/redis-server.js';
 import { World, itWith } from '../helpers/world.js';
 
 // The orchestrator on the process runtime, end to end: a real Orchestrator (in this process, or `dan
@@ -86,12 +88,13 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
 
   it('never spawns for a domain that has no template folder', async ({ w }) => {
     const orchestrator = await w.startOrchestrator('orch-1');
-    // Only the CLI checks the domain against the templates; on the bus a stray domain is just a queue.
+    // The CLI checks the domain against its own templates; on the bus a stray domain is just a queue, which the
+    // orchestrator refuses (the next test) and never spawns for.
     const stray = await w.submit('Load the sales export', { domain: 'data' });
     await eventually(() => orchestrator.stats.ticks >= 10, { what: 'ten orchestrator cycles' });
     expect(orchestrator.stats.spawned).toBe(0);
     expect(await w.runtimes[0]!.list()).toEqual([]);
-    expect((await w.bus.tasks.get(stray.id)).status).toBe('queued');
+    expect((await w.bus.tasks.get(stray.id)).status).toBe('failed');
   });
 
   it('reaps a SIGKILLed agent, keeps its last log lines, and a new agent completes the task exactly once', async ({ w }) => {
@@ -236,7 +239,7 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
 
     const down = await runDan(['down', '--timeout', '20000'], w.danEnv());
     expect(down.exitCode, String(down.stderr)).toBe(0);
-    expect(String(down.stdout)).toMatch(/^stopped 3 registered agents$/m);
+    expect(String(down.stdout)).toMatch(new RegExp(`^network "${w.net.network}": stopped 2 orchestrators and 1 agent$`, 'm'));
     // Promptly: no grace timer of the agents it stopped keeps an orchestrator process alive.
     const exitOf = (c: DanProcess) => Promise.race([c.exited, sleep(10_000).then(() => 'still running after 10 s')]);
     expect(await exitOf(up), up.text()).toEqual({ code: 0, signal: null });
@@ -249,5 +252,47 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
     });
     // The busy agent handed its task back on the way out.
     expect(await w.bus.tasks.get(task.id)).toMatchObject({ status: 'queued', attempts: 1 });
+  });
+
+  it('fails at once, saying why, a task for a domain the orchestrator has no template for, never leaving it queued', async ({ w }) => {
+    // As when a folder is added on the host while the orchestrator reads its image's templates: the CLI, with
+    // its own templates, accepted the task.
+    const early = await w.submit('Load the sales export', { domain: 'data' });
+    await w.startOrchestrator('orch-templates');
+    const late = await w.submit('Load the returns export', { domain: 'data' });
+    for (const id of [early.id, late.id]) {
+      const done = await w.waitForEnd(id, 20_000);
+      expect(done.status).toBe('failed');
+      expect(done.error).toMatch(/^no template for domain "data" where the orchestrator runs \(.*\/agents\/domain-templates has backend, devops, frontend\): no agent can be started for it/);
+      expect((await w.entries(id)).at(-1)).toMatchObject({ type: 'status', status: 'failed', agent: 'orch-templates' });
+    }
+    expect((await w.bus.queues.counts('data')).waiting).toBe(0);
+    expect(await w.liveAgents()).toEqual([]);
+  });
+
+  it('`dan down` after a `dan up` that started its own redis-server says what stopped and exits 0', async ({ w }) => {
+    // `dan up` with nothing answering at REDIS_URL starts a redis-server (data in ./.dan/redis of its folder), which
+    // stops with its orchestrator: `dan down` loses its connection on the way and must not call that a failure.
+    const port = await freePort();
+    const folder = await mkdtemp(path.join(os.tmpdir(), 'dan-orch-up-'));
+    try {
+      const redisUrl = `redis://127.0.0.1:${port}`;
+      const up = w.spawnDan(['up'], { AGENT_ID: 'orch-own-redis', REDIS_URL: redisUrl }, folder);
+      await eventually(() => up.logged('started a local redis-server (append-only file in .dan/redis)').length > 0 && up.logged('leader: scaling and reaping').length > 0, {
+        what: '`dan up` to start Redis and lead',
+        timeoutMs: 30_000,
+      }).catch((error: Error) => {
+        throw new Error(`${error.message}\n${up.text()}`);
+      });
+      const down = await runDan(['down', '--timeout', '20000'], w.danEnv({ REDIS_URL: redisUrl }));
+      expect(String(down.stderr)).toBe('');
+      expect(down.exitCode).toBe(0);
+      expect(String(down.stdout)).toMatch(
+        new RegExp(`^network "${w.net.network}": stopped 1 orchestrator and 0 agents(; Redis at 127.0.0.1:${port} stopped with them \\(the redis-server \`dan up\` started\\))?$`, 'm'),
+      );
+      expect(await Promise.race([up.exited, sleep(10_000).then(() => 'still running after 10 s')]), up.text()).toEqual({ code: 0, signal: null });
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });

@@ -44,6 +44,12 @@ describe('configuration defaults (DESIGN.md, Configuration contract)', () => {
     expect(config.templatesDir).toBe(path.join(packageRoot(), 'agents'));
     expect(config.workspaceVolume).toBe('dan-workspace');
   });
+
+  it('is in a container only inside dan\'s image (DAN_IN_CONTAINER), whatever /.dockerenv says', () => {
+    // Dev containers and CI machines (this one included) have /.dockerenv: their workspace is ./workspace.
+    expect(loadConfig({}).workspace).toBe(path.resolve('workspace'));
+    expect(loadConfig({ DAN_IN_CONTAINER: '1' }).workspace).toBe('/workspace');
+  });
 });
 
 describe('configuration from the environment', () => {

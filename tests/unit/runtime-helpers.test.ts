@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { containerName, workspaceMount } from '../../lib/runtime/container-spec.js';
+import { agentContainerOptions, containerName, workspaceMount } from '../../lib/runtime/container-spec.js';
 import { demuxDockerLogs } from '../../lib/runtime/docker-logs.js';
 import { LineBuffer } from '../../lib/runtime/line-buffer.js';
 
@@ -24,6 +24,26 @@ describe('workspace mounts', () => {
     expect(workspaceMount('/srv/ws')).toEqual({ Type: 'bind', Source: '/srv/ws', Target: '/workspace' });
     expect(workspaceMount('dan-workspace')).toEqual({ Type: 'volume', Source: 'dan-workspace', Target: '/workspace' });
     expect(() => workspaceMount('./workspace')).toThrow(/neither a volume name nor an absolute path/);
+  });
+});
+
+describe('templates in agent containers', () => {
+  const settings = { network: 'dan', image: 'dan-agent:latest', agentRedisUrl: 'redis://redis:6379', workspaceVolume: '/srv/ws', memoryMb: 1024, cpus: 0.5, pidsLimit: 512 };
+  const spec = { agentId: 'data-1', role: 'domain' as const, domain: 'data', env: {} };
+
+  it('with DAN_TEMPLATES_VOLUME, mount that host folder read-only at /templates and point DAN_TEMPLATES at it', () => {
+    const options = agentContainerOptions({ ...settings, templatesVolume: '/srv/repo/agents' }, spec, 'dan-data-1');
+    expect(options.HostConfig?.Mounts).toEqual([
+      { Type: 'bind', Source: '/srv/ws', Target: '/workspace' },
+      { Type: 'bind', Source: '/srv/repo/agents', Target: '/templates', ReadOnly: true },
+    ]);
+    expect(options.Env).toContain('DAN_TEMPLATES=/templates');
+  });
+
+  it("without it, use the image's own: the workspace is the only mount", () => {
+    const options = agentContainerOptions(settings, spec, 'dan-data-1');
+    expect(options.HostConfig?.Mounts).toEqual([{ Type: 'bind', Source: '/srv/ws', Target: '/workspace' }]);
+    expect(options.Env?.some((e) => e.startsWith('DAN_TEMPLATES='))).toBe(false);
   });
 });
 
