@@ -254,7 +254,7 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
       const story = `${texts(await w.entries(a.id)).join('\n')}\n---\n${texts(await w.entries(b.id)).join('\n')}`;
       expect([a.git?.merge, b.git?.merge].sort(), story).toEqual(['conflict', 'merged']);
       const [winner, loser] = a.git!.merge === 'merged' ? [a, b] : [b, a];
-      expect(loser.git!.mergeReason).toMatch(/^conflicts in shared\.txt after 0 resolutions: resolve them on dan\/\S+, then dan merge /);
+      expect(loser.git!.mergeReason).toMatch(/^conflicts in shared\.txt after 0 resolutions: dan merge \S+ --resolve, or resolve them on dan\/\S+ and dan merge /);
       expect(conversationRequests(w.server.requests).some((r) => roundsSince(r, RESOLVE) >= 0)).toBe(false);
 
       // The workspace has the winner's line and no marker; each branch keeps its own change.

@@ -100,9 +100,11 @@ describe('planning and running a multi-domain goal', { timeout: 120_000 }, () =>
     expect(dependencySection(firstFrontendTurn!.prompt)).toContain(api!.result!.trim());
     expect(dependencySection(w.firstRequestOf(api!)!.prompt)).toBe(''); // backend depends on nothing
 
-    // The aggregate: a summary per subtask, the files their logs show, totals.
+    // The aggregate: a summary per subtask, the files each changed (its branch's diff stat) and its merge, totals.
     expect(done.result).toContain('2 of 2 subtasks completed');
-    expect(done.result).toContain(`Files changed: ${path.join(w.workspace, 'backend-api.md')}, ${path.join(w.workspace, 'frontend-form.md')}`);
+    expect(done.result).toContain('Files changed: backend-api.md, frontend-form.md');
+    expect(done.result).toContain(`git: merged into main as ${api!.git!.mergeCommit!.slice(0, 10)}`);
+    expect(done.result).toContain(`git: merged into main as ${form!.git!.mergeCommit!.slice(0, 10)}`);
     expect(done.result).toContain('## api (backend): completed');
     expect(done.result).toContain('## form (frontend): completed');
     // Totals: the planner's one turn plus the subtasks' turns and costs.
