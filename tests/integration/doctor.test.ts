@@ -147,7 +147,7 @@ describe('dan doctor', () => {
     const { exitCode, report } = await doctorJson([]);
     expect(exitCode).toBe(0);
     expect(report.ok).toBe(true);
-    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'orchestrator', 'redis eviction', 'redis memory', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace']);
+    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'orchestrator', 'redis eviction', 'redis memory', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace', 'repository']);
     // A fresh network has no orchestrator: tasks would stay queued, and doctor says so.
     expect(report.checks[1]).toMatchObject({ name: 'orchestrator', status: 'warn', fix: 'dan up (or docker compose up -d)' });
     expect(report.checks[1]!.found).toMatch(/^none running on network "dan-doctor-/);

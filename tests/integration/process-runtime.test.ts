@@ -171,7 +171,8 @@ describe('a real agent on the process runtime, killed with SIGKILL', () => {
       [
         '#!/bin/sh',
         'setsid sleep 600 &',
-        'echo "$$ $!" > cli.pids',
+        // An absolute path: the CLI runs in the task's worktree, not in the workspace itself.
+        `echo "$$ $!" > ${path.join(dir, 'cli.pids')}`,
         'printf \'{"type":"system","subtype":"init","session_id":"s","tools":[],"model":"m","cwd":"%s"}\\n\' "$PWD"',
         'exec sleep 600',
       ].join('\n'),
@@ -184,7 +185,7 @@ describe('a real agent on the process runtime, killed with SIGKILL', () => {
       env: { DAN_CLAUDE_BIN: cli, DAN_HEARTBEAT_MS: '200', DAN_HEARTBEAT_TTL_MS: '1000', DAN_LOG_LEVEL: 'warn' },
     });
     const { id } = await net.bus.submit(taskSpecSchema.parse({ domain: 'backend', description: 'work for a long time', timeoutS: 600, maxAttempts: 3 }));
-    const pidsFile = path.join(workspace, 'cli.pids');
+    const pidsFile = path.join(dir, 'cli.pids');
     await eventually(() => existsSync(pidsFile) && readFileSync(pidsFile, 'utf8').includes(' '), { what: 'the CLI to start its tool', timeoutMs: 30_000 });
     const [cliPid, toolPid] = readFileSync(pidsFile, 'utf8').trim().split(' ').map(Number) as [number, number];
     leftovers.push(cliPid, toolPid);
