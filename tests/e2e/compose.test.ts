@@ -170,7 +170,9 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
 
     dir = await mkdtemp(path.join(os.tmpdir(), 'dan-e2e-'));
     workspace = path.join(dir, 'workspace');
-    await cp(path.join(ROOT, 'workspace'), workspace, { recursive: true });
+    // The folder as a newcomer's clone has it: what other tests or runs left there (a repository dan made of it,
+    // owned by whoever ran them) is not part of it.
+    await cp(path.join(ROOT, 'workspace'), workspace, { recursive: true, filter: (source) => !/[/\\]workspace[/\\](\.git|\.dan)([/\\]|$)/.test(source) });
     // Compose mounts ./agents (the templates) read-only into the orchestrator and its agents.
     await cp(path.join(ROOT, 'agents'), path.join(dir, 'agents'), { recursive: true });
     // Agents write as uid 1000 (setup-dev.sh does the same chown).
