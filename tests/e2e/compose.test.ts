@@ -243,7 +243,9 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
 
     const logs = await dan(['logs', '--task', record.id, '--no-follow', '-n', '1000']);
     expect(logs.exitCode, explain(logs)).toBe(0);
-    expect(String(logs.stdout)).toMatch(/tool_use\s+Write \/workspace\/hello-e2e\.txt/);
+    // Written in the task's worktree, then merged into ./workspace (checked above).
+    expect(String(logs.stdout)).toMatch(/tool_use\s+Write \/workspace\/\.dan\/worktrees\/\w+\/hello-e2e\.txt/);
+    expect(String(logs.stdout)).toMatch(/merged dan\/\w+ into main/);
 
     const status = await dan(['status', record.id]);
     expect(status.exitCode, explain(status)).toBe(0);
