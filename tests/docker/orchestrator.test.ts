@@ -296,7 +296,7 @@ describe('orchestrator on the docker runtime', { timeout: 180_000 }, () => {
       ...settings,
     });
     expect(down.exitCode, String(down.stderr)).toBe(0);
-    expect(String(down.stdout)).toMatch(/^stopped 2 registered agents, removed [01] containers?$/m);
+    expect(String(down.stdout)).toMatch(/^network "[^"]+": stopped 1 orchestrator and 1 agent; removed [01] containers?;/m);
     expect(await orchestrator.exited).toBe('down');
     expect(await agentContainers(true)).toEqual([]);
     expect(await docker.listContainers({ all: true, filters: { label: [`${LABELS.network}=${network}`] } })).toEqual([]);
