@@ -44,7 +44,7 @@ describe('agents SIGKILLed at random on the process runtime', () => {
     const ids = await submitTasks(bus, TASKS);
     const killed = await killAgentsWhile(
       () =>
-        waitAllTerminal(bus, ids, 240_000).catch((error: Error) => {
+        waitAllTerminal(bus, ids, 480_000).catch((error: Error) => {
           throw new Error(`${error.message}\norchestrator:\n${logs.lines.slice(-30).join('\n')}`);
         }),
       { runtime, bus, max: MAX_KILLS, ready: () => sleep(1500), kill: (victim) => killQuietly(Number(victim.ref)), pauseMs: [500, 1500] },
@@ -89,5 +89,5 @@ describe('agents SIGKILLed at random on the process runtime', () => {
       ranTwiceOrMore: duplicates.size,
       extraRuns: [...duplicates.values()].reduce((sum, n) => sum + n - 1, 0),
     });
-  }, 300_000);
+  }, 600_000);
 });

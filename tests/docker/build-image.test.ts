@@ -33,7 +33,9 @@ describe('scripts/build-image.sh', () => {
         reject: false,
         timeout: 600_000,
       });
-    const first = await build();
+    // Not from the layer cache: a cached build can be the very image another tag (dan-agent:test) already names,
+    // which the script rightly never removes.
+    const first = await build(['--no-cache']);
     expect(first.exitCode, String(first.stderr)).toBe(0);
     expect(String(first.stdout)).toContain(`built ${tag}`);
     const firstId = await imageId(tag);
