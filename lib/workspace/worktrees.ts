@@ -40,22 +40,7 @@ export const worktreePath = (root: string, taskId: string): string => path.join(
 export async function prepareWorktree(git: Git, root: string, taskId: string, attempt: number, identity: Identity): Promise<PreparedWorktree> {
   const dir = worktreePath(root, taskId);
   const branch = taskBranch(taskId);
-  const notes: string[] = [];
-  // An earlier attempt's worktree registration whose folder is gone (deleted by hand): forgotten first.
-  if (existsSync(path.join(root, '.git', 'worktrees', taskId)) && !existsSync(dir)) await git.run(root, ['worktree', 'prune']);
-  if (existsSync(dir)) {
-    if (await isRegisteredWorktree(git, root, dir)) {
-      const saved = await saveWork(git, dir, `dan: work left by an earlier attempt of task ${taskId}`, identity);
-      if (saved) notes.push(`committed what an earlier attempt left uncommitted (${saved.slice(0, 10)})`);
-      await git.run(root, ['worktree', 'remove', '--force', dir]);
-    } else {
-      // A folder git does not know (a crash between mkdir and registration): moved aside, never deleted.
-      const aside = path.join(root, DAN_DIR, 'orphans', `${taskId}-${Date.now()}`);
-      await mkdir(path.dirname(aside), { recursive: true });
-      await rename(dir, aside);
-      notes.push(`moved an unregistered folder at the worktree's place to ${path.relative(root, aside)}`);
-    }
-  }
+  const notes = await clearEarlierWorktree(git, root, taskId, identity);
   let kept: string | undefined;
   // A first attempt finds no branch of its own (checked by `worktree add` below, which refuses an existing one).
   if (attempt > 1 && (await git.succeeds(root, ['rev-parse', '--verify', '-q', `refs/heads/${branch}`]))) kept = await keepBranch(git, root, taskId, attempt, notes);
@@ -69,6 +54,31 @@ export async function prepareWorktree(git: Git, root: string, taskId: string, at
     await git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base]);
   }
   return { taskId, path: dir, branch, integration, base, kept, notes };
+}
+
+/**
+ * Frees the worktree's place for a new attempt of `taskId`: an earlier attempt's worktree has what it left
+ * committed to its branch and is removed; a folder git does not know is moved aside, never deleted. One line
+ * per thing done, for the task's log.
+ */
+async function clearEarlierWorktree(git: Git, root: string, taskId: string, identity: Identity): Promise<string[]> {
+  const dir = worktreePath(root, taskId);
+  const notes: string[] = [];
+  // An earlier attempt's worktree registration whose folder is gone (deleted by hand): forgotten first.
+  if (existsSync(path.join(root, '.git', 'worktrees', taskId)) && !existsSync(dir)) await git.run(root, ['worktree', 'prune']);
+  if (!existsSync(dir)) return notes;
+  if (await isRegisteredWorktree(git, root, dir)) {
+    const saved = await saveWork(git, dir, `dan: work left by an earlier attempt of task ${taskId}`, identity);
+    if (saved) notes.push(`committed what an earlier attempt left uncommitted (${saved.slice(0, 10)})`);
+    await git.run(root, ['worktree', 'remove', '--force', dir]);
+  } else {
+    // A crash between mkdir and registration.
+    const aside = path.join(root, DAN_DIR, 'orphans', `${taskId}-${Date.now()}`);
+    await mkdir(path.dirname(aside), { recursive: true });
+    await rename(dir, aside);
+    notes.push(`moved an unregistered folder at the worktree's place to ${path.relative(root, aside)}`);
+  }
+  return notes;
 }
 
 /** Renames an earlier attempt's branch `dan/<id>` to `dan/<id>-attempt-<n>`, where it is kept. */
@@ -134,13 +144,7 @@ export async function removeWorktree(git: Git, root: string, dir: string): Promi
  */
 export async function attachWorktree(git: Git, root: string, taskId: string, branch: string, base: string, identity: Identity): Promise<PreparedWorktree> {
   const dir = worktreePath(root, taskId);
-  const notes: string[] = [];
-  if (existsSync(path.join(root, '.git', 'worktrees', taskId)) && !existsSync(dir)) await git.run(root, ['worktree', 'prune']);
-  if (existsSync(dir)) {
-    const saved = await saveWork(git, dir, `dan: work left by an earlier attempt of task ${taskId}`, identity);
-    if (saved) notes.push(`committed what an earlier attempt left uncommitted (${saved.slice(0, 10)})`);
-    await git.run(root, ['worktree', 'remove', '--force', dir]);
-  }
+  const notes = await clearEarlierWorktree(git, root, taskId, identity);
   await mkdir(path.dirname(dir), { recursive: true });
   await git.run(root, ['worktree', 'add', '-q', dir, branch]);
   return { taskId, path: dir, branch, integration: await integrationBranch(git, root), base, notes };
