@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { WaitingError, type Job, type Worker } from 'bullmq';
+import { DelayedError, WaitingError, type Job, type Worker } from 'bullmq';
 import { z } from 'zod';
 import type { DanConfig } from '../config.js';
 import { assertKnownDomain, domainTemplateDir } from '../domains.js';
@@ -142,8 +142,11 @@ export class DomainAgent {
       removeOnFail: { count: 0 },
     });
     this.worker.on('error', (error) => this.log.warn({ err: error }, 'queue worker error'));
+    // A job lock that could not be renewed (lapsed in a stall of this process, or taken over) means the task's
+    // job may already be another agent's: the run stops and the task is handed back (issue 16, item 8).
+    this.worker.on('lockRenewalFailed', (jobIds) => this.onLockLapsed(jobIds));
     this.worker.on('failed', (job, error) => {
-      if (!(error instanceof WaitingError)) this.log.debug({ jobId: job?.id, err: error }, 'job ended with an error');
+      if (!(error instanceof WaitingError) && !(error instanceof DelayedError)) this.log.debug({ jobId: job?.id, err: error }, 'job ended with an error');
     });
     this.armIdleTimer();
     this.log.info('agent ready');
@@ -176,7 +179,8 @@ export class DomainAgent {
       await this.giveBack(job, token); // never start work while leaving
       return;
     }
-    const attempt = await claimTask(this.context, this.registry, taskId, () => [...this.running.keys()], this.tasksDone);
+    const attempt = this.running.has(taskId) ? 'busy' : await claimTask(this.context, this.registry, taskId, () => [...this.running.keys()], this.tasksDone);
+    if (attempt === 'busy') return this.putOff(job, token, taskId);
     if (attempt === undefined) return;
     const log = this.log.child({ taskId, attempt });
     const run: TaskRun = { taskId, attempt, log, writer: new LogWriter(this.bus.logs, taskId, log), controller: new AbortController() };
@@ -188,8 +192,8 @@ export class DomainAgent {
         await this.giveBack(job, token);
         return;
       }
-      if (end === 'shutdown') {
-        await this.requeue(taskId, attempt, `agent ${agentId} stopped before the task finished`);
+      if (end === 'shutdown' || end === 'lapsed') {
+        await this.requeue(taskId, attempt, end === 'shutdown' ? `agent ${agentId} stopped before the task finished` : `agent ${agentId} lost the task's job lock (it lapsed in a stall), so the run was stopped`);
         await this.giveBack(job, token);
         return;
       }
@@ -199,7 +203,7 @@ export class DomainAgent {
         await this.context.workspace?.remove(run.worktree).catch((error) => log.warn({ err: error }, 'could not remove the worktree'));
       }
     } catch (error) {
-      if (error instanceof WaitingError) throw error;
+      if (error instanceof WaitingError || error instanceof DelayedError) throw error;
       await this.handBackAfterError(job, token, taskId, attempt, error as Error, log);
     } finally {
       this.running.delete(taskId);
@@ -238,6 +242,31 @@ export class DomainAgent {
       throw error;
     }
     return this.giveBack(job, token);
+  }
+
+  /**
+   * Puts off a job whose task another live agent runs (its job came back because its lock lapsed while that
+   * agent lived): by then that agent has recorded the result (the claim then finds nothing to take) or handed the
+   * task back on noticing the lapse (the claim takes it), or it died (the claim takes it from `active`).
+   */
+  private async putOff(job: Job<TaskJobData>, token: string | undefined, taskId: string): Promise<never> {
+    this.log.info({ taskId }, 'the task is still run by a live agent (its job lock lapsed): trying again later');
+    try {
+      await job.moveToDelayed(Date.now() + this.options.config.heartbeatTtlMs, token);
+    } catch (error) {
+      this.log.debug({ jobId: job.id, err: error }, 'job not put off: lock already gone');
+    }
+    throw new DelayedError();
+  }
+
+  private onLockLapsed(jobIds: string[]): void {
+    for (const id of jobIds) {
+      const running = this.running.get(id);
+      if (!running || running.controller.signal.aborted) continue;
+      running.log.warn('the job lock of this task could not be renewed (it lapsed): stopping the run and handing the task back');
+      running.writer.push({ type: 'info', text: `attempt ${running.attempt}: the agent's job lock lapsed (a stall?): the run stops and the task goes back to the queue` });
+      running.controller.abort('lapsed');
+    }
   }
 
   /** Hands a job back to the queue at once (it is ours only while we hold its lock). */

@@ -14,16 +14,21 @@ export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
   ['merge', mergeChange],
 ];
 
+/** Abort reasons that end the pipeline at once (a cancel goes on through commit). */
+type EndingReason = Exclude<AbortReason, 'cancelled'>;
+const endsRun = (reason: AbortReason | undefined): reason is EndingReason => reason !== undefined && reason !== 'cancelled';
+
 /**
  * Runs a claimed task through the stages until one sends it to recording or the last is done. Returns
  * `record` (the caller records `run.result`), or the reason the agent aborted it: `reaped` (the task is
- * someone else's now: record nothing) or `shutdown` (hand it back). A cancel still goes through commit, so
- * the cancelled run's work is kept on its branch.
+ * someone else's now: record nothing), `shutdown` or `lapsed` (hand it back). A cancel still goes through commit,
+ * so the cancelled run's work is kept on its branch. A lapse after the change merged is recorded (fenced): the
+ * work is in the integration branch, and running it again would do it twice.
  */
-export async function runPipeline(ctx: AgentContext, run: TaskRun): Promise<'record' | Exclude<AbortReason, 'cancelled'>> {
+export async function runPipeline(ctx: AgentContext, run: TaskRun): Promise<'record' | EndingReason> {
   for (const [name, stage] of STAGES) {
     const reason = abortReason(run);
-    if (reason === 'reaped' || reason === 'shutdown') return reason;
+    if (endsRun(reason)) return reason;
     run.log.debug({ stage: name }, 'stage');
     try {
       if ((await stage(ctx, run)) === 'record') break;
@@ -37,7 +42,8 @@ export async function runPipeline(ctx: AgentContext, run: TaskRun): Promise<'rec
     }
   }
   const reason = abortReason(run);
-  if (reason === 'reaped' || reason === 'shutdown') return reason;
+  if (reason === 'lapsed' && run.git?.merge === 'merged') return 'record';
+  if (endsRun(reason)) return reason;
   if (reason === 'cancelled' && run.result) run.result = { ...run.result, status: 'cancelled', error: run.cancelReason ?? run.result.error };
   return 'record';
 }

@@ -6,8 +6,12 @@ import type { TaskRecord } from '../task.js';
 import type { GitWorkspace, Identity, PreparedWorktree, TaskGit } from '../workspace/index.js';
 import type { LogWriter } from './log-writer.js';
 
-/** Why a task's run was aborted by its agent rather than by the task itself. */
-export type AbortReason = 'cancelled' | 'shutdown' | 'reaped';
+/**
+ * Why a task's run was aborted by its agent rather than by the task itself: a cancel; the agent stopping
+ * (`shutdown`: hand the task back); the agent reaped (the task is someone else's: record nothing); the task's
+ * job lock lapsed while the agent lived (`lapsed`: a stall; hand the task back, as the job may run elsewhere).
+ */
+export type AbortReason = 'cancelled' | 'shutdown' | 'reaped' | 'lapsed';
 
 /** What every stage of an agent's pipeline may use: the agent's own parts, fixed for its life. */
 export interface AgentContext {

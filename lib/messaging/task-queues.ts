@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BULL_PRIORITY, type Priority } from '../task.js';
@@ -62,17 +63,25 @@ export class TaskQueues {
 
   /**
    * Puts the job of a task whose agent is dead back on its queue now, instead of after BullMQ's stalled-job
-   * check (two passes after the lock lapses). Only when the job is active and its lock is gone, and in one
-   * BullMQ script (active → wait), so the job is either moved or left as it is: never lost. If another agent
-   * took it meanwhile, its lock exists and nothing is done. Returns whether the job was moved.
+   * check (two passes after the lock lapses). Only when the job is active and its lock is gone: the check takes
+   * the lock in the same command (SET NX, so no agent can take the job between the check and the move), and
+   * BullMQ's own script then moves it active → wait under that lock, or does nothing if the job went elsewhere
+   * meanwhile (an agent that takes a job sets its own lock). The job is either moved or left as it is: never lost,
+   * never moved from under another agent. Returns whether the job was moved.
    */
   async handBack(domain: string, taskId: string): Promise<boolean> {
     const queue = this.queue(domain);
     const job = await queue.getJob(taskId);
     if (!job || !(await job.isActive())) return false;
-    if ((await this.connection.exists(`${queue.toKey(taskId)}:lock`)) === 1) return false;
-    await job.moveToWait();
-    return true;
+    const token = `dan-hand-back:${randomUUID()}`;
+    // Long enough for the move; should this process die in between, the lock lapses and the stalled check moves the job.
+    if ((await this.connection.set(`${queue.toKey(taskId)}:lock`, token, 'PX', 30_000, 'NX')) !== 'OK') return false;
+    try {
+      await job.moveToWait(token);
+      return true;
+    } catch {
+      return false; // the job moved on (taken by an agent, which replaced the lock): nothing to do
+    }
   }
 
   async counts(domain: string): Promise<QueueCounts> {

@@ -16,7 +16,7 @@ import type { TaskGit } from '../workspace/task-git.js';
 import type { Keys } from './keys.js';
 import { Scripts } from './scripts.js';
 
-export type TransitionOutcome = 'ok' | 'missing' | 'illegal' | 'fenced' | 'exhausted' | 'cancelled';
+export type TransitionOutcome = 'ok' | 'missing' | 'illegal' | 'fenced' | 'exhausted' | 'cancelled' | 'busy';
 
 export interface TransitionResult {
   outcome: TransitionOutcome;
@@ -40,6 +40,12 @@ export interface TransitionOptions {
   /** Fields to delete. */
   del?: string[];
   mode?: 'claim';
+  /**
+   * Claim only: leave an `active` record alone while the agent it names (another than `agent`) still has a
+   * heartbeat (outcome `busy`). A domain agent claims so: a job redelivered because its lock lapsed while its
+   * agent lived is not run twice at once (issue 16, item 8).
+   */
+  unlessHolderLive?: boolean;
   /** Act only from these statuses (within what the state machine allows). @default every status allowed */
   from?: readonly TaskStatus[];
 }
@@ -224,6 +230,7 @@ export class TaskStore {
         this.keys.events,
         this.options.logMaxLen,
         id,
+        options.unlessHolderLive ? this.keys.heartbeat('{agent}') : '',
       ],
     );
     return {

@@ -20,7 +20,10 @@ import { hsetTable, indexStatus } from './includes.js';
  * ARGV[11] events channel
  * ARGV[12] log maxlen
  * ARGV[13] task id (named in the log entry and event: a damaged record may have lost its own `id` field)
- * Returns { outcome, from, attempts }: outcome ok | missing | illegal | fenced | exhausted | cancelled
+ * ARGV[14] claim only: the heartbeat key of an agent, with '{agent}' where its id goes, or ''. An `active` record
+ *          whose agent (another than the claimer, ARGV[9]) still has a heartbeat is not taken: that agent runs it
+ *          (its job lock lapsed in a stall, its heartbeat did not), so the claim answers 'busy' and changes nothing.
+ * Returns { outcome, from, attempts }: outcome ok | missing | illegal | fenced | exhausted | cancelled | busy
  */
 export const transition = `${hsetTable}${indexStatus}
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -35,6 +38,13 @@ if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'agent') ~= ARGV[3] then
   return {'fenced', status, tostring(attempts)}
 end
 if ARGV[4] ~= '' and tostring(attempts) ~= ARGV[4] then return {'fenced', status, tostring(attempts)} end
+if ARGV[7] == 'claim' and status == 'active' and (ARGV[14] or '') ~= '' then
+  local holder = redis.call('HGET', KEYS[1], 'agent')
+  if holder and holder ~= '' and holder ~= ARGV[9] then
+    local beat = string.gsub(ARGV[14], '{agent}', function() return holder end)
+    if redis.call('EXISTS', beat) == 1 then return {'busy', status, tostring(attempts)} end
+  end
+end
 
 local to = ARGV[1]
 local text = ARGV[8]
