@@ -6,5 +6,6 @@ export { isLockError, pendingMergeSchema, type MergeResult, type PendingMerge, t
 export { DAN_DIR, ensureRepository, integrationBranch, resolveCommit, type RepositoryState } from './repository.js';
 export { unresolvedFiles, type ResolutionStart } from './resolve.js';
 export { attemptBranch, describeStat, fileStatSchema, mergeStateSchema, MERGE_STATES, taskBranch, taskGitSchema, type FileStat, type MergeState, type TaskGit } from './task-git.js';
+export { MAX_SPARES } from './spare-worktrees.js';
 export { diffStat, worktreePath, type Identity, type PreparedWorktree, type Worktree } from './worktrees.js';
 export { ensureWorkspace, type Lock } from './ensure-workspace.js';

@@ -4,8 +4,9 @@ import type { CommittedChange, GitWorkspace } from './git-workspace.js';
 import type { FileStat } from './task-git.js';
 import { mergeIntoIntegration, recoverWorkspace, type MergeResult, type PendingMergeStore } from './merge.js';
 import { ensureRepository, resolveCommit, type RepositoryState } from './repository.js';
+import { listSpares } from './spare-worktrees.js';
 import { finishResolution, startResolution, type ResolutionStart } from './resolve.js';
-import { attachWorktree, diffStat, prepareWorktree, removeWorktree, saveWork, worktreePath, type Identity, type PreparedWorktree, type Worktree } from './worktrees.js';
+import { attachWorktree, diffStat, prepareWorktree, removeWorktree, retireWorktree, saveWork, worktreePath, type Identity, type PreparedWorktree, type Worktree } from './worktrees.js';
 
 const PRUNE_IDENTITY = { name: 'dan prune', email: 'dan@dan.invalid' };
 
@@ -68,7 +69,8 @@ export class LocalGitWorkspace implements GitWorkspace {
   }
 
   /**
-   * `dan prune`: removes the worktrees of ended tasks (what is left in them committed first), and deletes task
+   * `dan prune`: removes the worktrees of ended tasks (what is left in them committed first) and spare worktrees
+   * parked longer than `maxAgeMs`, and deletes task
    * branches whose last commit is older than `maxAgeMs`: merged ones, and kept attempts. A branch that was never
    * merged (kept for review, conflicted, blocked) stays, and nothing of a task that `isOpen` says is open is touched.
    */
@@ -84,6 +86,12 @@ export class LocalGitWorkspace implements GitWorkspace {
       const saved = await saveWork(this.git, dir, `dan: left in the worktree of ended task ${taskId}`, PRUNE_IDENTITY);
       await removeWorktree(this.git, this.root, dir);
       done.push(`removed the worktree of ${taskId}${saved ? ` (what was left in it is committed on its branch, ${saved.slice(0, 10)})` : ''}`);
+    }
+    for (const spare of await listSpares(this.root)) {
+      if (Date.now() - spare.parkedAt < maxAgeMs) continue;
+      // Taken by an agent meanwhile: it is a task's worktree now, and not this one's to remove.
+      const removed = await removeWorktree(this.git, this.root, spare.dir).then(() => true, () => false);
+      if (removed) done.push(`removed a spare worktree (${path.relative(this.root, spare.dir)})`);
     }
     const refs = await this.git.text(this.root, ['for-each-ref', '--format=%(refname:short) %(committerdate:unix)', 'refs/heads/dan/']);
     const now = Date.now();
@@ -105,7 +113,8 @@ export class LocalGitWorkspace implements GitWorkspace {
   }
 
   async remove(worktree: Worktree): Promise<void> {
-    // Forced: its change is committed by now (a resolution left mid-merge was aborted), and ignored files go too.
-    await removeWorktree(this.git, this.root, worktree.path);
+    // Its change is committed by now (a resolution left mid-merge was aborted): parked for the next task when it
+    // is clean (a fresh worktree costs a checkout of every file), else removed, ignored files and all.
+    await retireWorktree(this.git, this.root, worktree.path);
   }
 }

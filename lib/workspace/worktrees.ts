@@ -4,6 +4,7 @@ import { GitError } from '../errors.js';
 import path from 'node:path';
 import type { Git } from './git.js';
 import { DAN_DIR, integrationBranch, resolveCommit } from './repository.js';
+import { parkWorktree, resetSpare, takeSpare } from './spare-worktrees.js';
 import { attemptBranch, taskBranch, type FileStat } from './task-git.js';
 
 export interface Worktree {
@@ -47,11 +48,14 @@ export async function prepareWorktree(git: Git, root: string, taskId: string, at
   const integration = await checkedOutBranch(git, root);
   const base = await resolveCommit(git, root, 'HEAD');
   await mkdir(path.dirname(dir), { recursive: true });
-  const added = await git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base], { ok: [0, 128, 255] });
-  if (added.exitCode !== 0) {
-    if (!/already exists/.test(added.stderr) || kept) throw new GitError(['worktree', 'add', '-b', branch], added.exitCode, added.stderr);
+  const recycled = await takeSpare(git, root, dir);
+  const make = () => (recycled ? resetSpare(git, dir, branch, base) : git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base], { ok: [0, 128, 255] }));
+  const made = await make();
+  if (made.exitCode !== 0) {
+    if (!/already exists/.test(made.stderr) || kept) throw new GitError([recycled ? 'checkout' : 'worktree add', '-b', branch], made.exitCode, made.stderr);
     kept = await keepBranch(git, root, taskId, attempt, notes);
-    await git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base]);
+    const again = await make();
+    if (again.exitCode !== 0) throw new GitError([recycled ? 'checkout' : 'worktree add', '-b', branch], again.exitCode, again.stderr);
   }
   return { taskId, path: dir, branch, integration, base, kept, notes };
 }
@@ -136,6 +140,13 @@ export async function diffStat(git: Git, cwd: string, from: string, to: string):
 export async function removeWorktree(git: Git, root: string, dir: string): Promise<void> {
   if (!existsSync(dir)) return;
   await git.run(root, ['worktree', 'remove', '--force', dir]);
+}
+
+/** A worktree whose task ended, parked for the next task when it is clean and there is room, else removed. */
+export async function retireWorktree(git: Git, root: string, dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
+  const parked = await parkWorktree(git, root, dir).catch(() => false);
+  if (!parked) await removeWorktree(git, root, dir);
 }
 
 /**

@@ -100,9 +100,41 @@ describe('a task attempt', () => {
     expect(git(root, 'rev-parse', 'HEAD')).toBe(merged.state === 'merged' ? merged.mergeCommit : '');
     expect(git(root, 'status', '--porcelain')).toBe('');
     await ws.remove(wt);
-    expect(git(root, 'worktree', 'list').split('\n')).toHaveLength(1);
+    // Parked for the next task (HEAD detached, so the branch is free), not at the task's place any more.
+    expect(existsSync(wt.path)).toBe(false);
+    const listed = git(root, 'worktree', 'list', '--porcelain').split('\n').filter((l) => l.startsWith('worktree '));
+    expect(listed).toHaveLength(2);
+    expect(listed[1]).toMatch(new RegExp(`^worktree ${root}/\\.dan/spare/`));
     expect(git(root, 'branch', '--list', 'dan/T1')).toContain('dan/T1');
     expect(await ws.merge('dan/T1', 'again', who, new MemoryPending())).toMatchObject({ state: 'merged', already: true });
+  });
+
+  it("makes the next task's worktree from a parked one: the base's files, nothing the last task left, a branch of its own", async () => {
+    const first = await taskChange('T5', { 'kept.txt': 'merged\n' });
+    expect((await ws.merge('dan/T5', 'Merge T5', who, new MemoryPending())).state).toBe('merged');
+    const before = await ws.prepare('T6', 1, who); // from the merged head, with T5's file
+    await writeFile(path.join(before.path, 'untracked.txt'), 'left by a task\n');
+    await mkdir(path.join(before.path, 'node_modules'), { recursive: true });
+    await writeFile(path.join(before.path, '.gitignore'), 'node_modules/\n');
+    await writeFile(path.join(before.path, 'node_modules', 'ignored.js'), 'ignored\n');
+    expect((await ws.commit(before, 'T6', who)).commit).toBeDefined(); // .gitignore and untracked.txt; node_modules ignored
+    await ws.remove(first.wt);
+    await ws.remove(before);
+    expect(git(root, 'worktree', 'list').split('\n')).toHaveLength(3); // the workspace and two spares
+
+    const next = await ws.prepare('T7', 1, who);
+    expect(next.path).toBe(path.join(root, '.dan', 'worktrees', 'T7'));
+    expect(git(next.path, 'branch', '--show-current')).toBe('dan/T7');
+    expect(git(next.path, 'rev-parse', 'HEAD')).toBe(git(root, 'rev-parse', 'HEAD'));
+    expect(await readFile(path.join(next.path, 'kept.txt'), 'utf8')).toBe('merged\n');
+    for (const left of ['untracked.txt', '.gitignore', 'node_modules']) expect(existsSync(path.join(next.path, left))).toBe(false);
+    expect(git(next.path, 'status', '--porcelain', '--ignored')).toBe('');
+    expect(git(root, 'worktree', 'list').split('\n')).toHaveLength(3); // one spare taken, made T7's
+    // A branch that exists already is refused, as `worktree add -b` refuses it: the next attempt keeps it first.
+    await ws.remove(next);
+    const retry = await ws.prepare('T7', 2, who);
+    expect(retry.kept).toBe('dan/T7-attempt-1');
+    expect(git(retry.path, 'branch', '--show-current')).toBe('dan/T7');
   });
 
   it('with nothing changed has no commit', async () => {
