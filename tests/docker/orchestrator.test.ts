@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DanConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
-import { Bus } from '../../lib/messaging/index.js';
+import { Bus, installationId } from '../../lib/messaging/index.js';
 import { Orchestrator } from '../../lib/orchestrator/index.js';
 import { AgentRegistry, type AgentRecord } from '../../lib/registry/index.js';
 import { DockerRuntime, LABELS, createDockerClient, type Docker } from '../../lib/runtime/index.js';
@@ -91,7 +91,7 @@ async function agentContainers(all = false): Promise<Docker.ContainerInfo[]> {
 async function startOrchestrator(id: string, extra: Record<string, string> = {}): Promise<{ orchestrator: Orchestrator; runtime: DockerRuntime }> {
   const own = testConfig(network, { ...settings, ...extra });
   const logger = createLogger({ level: 'info', destination: logs }).child({ orchestrator: id });
-  const runtime = await DockerRuntime.create(own, { logger });
+  const runtime = await DockerRuntime.create(own, { logger, installation: await installationId(bus.redis, bus.keys) });
   const modelEnv = {
     ANTHROPIC_BASE_URL: `http://host.docker.internal:${new URL(server.url).port}`,
     ANTHROPIC_API_KEY: API_KEY,
