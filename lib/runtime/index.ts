@@ -5,7 +5,7 @@ import { DockerRuntime, type DockerRuntimeOptions } from './docker-runtime.js';
 import { ProcessRuntime, type ProcessRuntimeOptions } from './process-runtime.js';
 import { RuntimeError } from './runtime-errors.js';
 
-export { LABELS, type AgentHandle, type AgentSpec, type Runtime, type RuntimeKind, type StopOptions } from './runtime.js';
+export { LABELS, type AgentHandle, type AgentRole, type AgentSpec, type Runtime, type RuntimeKind, type StopOptions } from './runtime.js';
 export { DockerRuntime, type DockerRuntimeConfig, type DockerRuntimeOptions } from './docker-runtime.js';
 export { ProcessRuntime, danArgs, type ProcessRuntimeConfig, type ProcessRuntimeOptions } from './process-runtime.js';
 export { createDockerClient, pingDocker, type Docker, type DockerClientOptions } from './docker-client.js';
