@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type DanConfig } from '../lib/config.js';
 import { silentLogger } from '../lib/log.js';
-import { Bus } from '../lib/messaging/index.js';
+import { Bus, installationId } from '../lib/messaging/index.js';
 import { Orchestrator } from '../lib/orchestrator/index.js';
 import { AgentRegistry } from '../lib/registry/index.js';
 import { DockerRuntime, LABELS, createDockerClient } from '../lib/runtime/index.js';
@@ -72,7 +72,7 @@ async function measure(redis: BenchRedis, image: string, rounds: number, options
   const docker = createDockerClient();
   const bus = await Bus.connect(config, { name: 'bench-cold' });
   const registry = new AgentRegistry(bus.redis, bus.keys, { heartbeatTtlMs: config.heartbeatTtlMs });
-  const runtime = await DockerRuntime.create(config, { logger: silentLogger() });
+  const runtime = await DockerRuntime.create(config, { installation: await installationId(bus.redis, bus.keys), logger: silentLogger() });
   const orchestrator = await Orchestrator.start({ config, runtime, logger: silentLogger(), env: {} });
   const out: Measured = { latencies: [], containerStart: [], boot: [] };
   const liveBackend = async () => (await registry.list()).filter((a) => a.role === 'domain' && a.domain === 'backend' && a.alive);

@@ -8,6 +8,7 @@ import { registerGitCommands } from './commands/git.js';
 import { registerDomainCommand } from './commands/domain.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerOrchestratorCommands } from './commands/orchestrator.js';
+import { registerPlannerCommand } from './commands/planner.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerTaskCommands } from './commands/tasks.js';
 import { EXIT, exitCodeFor } from './context.js';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerDoctorCommand(program, withConnection);
   registerServeCommand(program, withConnection);
   registerDomainCommand(program);
+  registerPlannerCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -120,7 +120,7 @@ const envSchema = z.object({
   DAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Extra permission mode for the CLI (acceptEdits, bypassPermissions …); the domain's settings.json decides otherwise. */
   DAN_PERMISSION_MODE: z.enum(['default', 'acceptEdits', 'bypassPermissions', 'plan', 'dontAsk']).optional(),
-  AGENT_ROLE: z.enum(['main', 'domain']).optional(),
+  AGENT_ROLE: z.enum(['main', 'domain', 'planner']).optional(),
   AGENT_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'must be 1-100 letters, digits, ".", "_" or "-"').optional(),
   DOMAIN_TYPE: z.string().min(1).optional(),
   /** Whether the network's agents may use the process runtime's local redis-server fallback. */

@@ -3,6 +3,7 @@
 #
 #   (no arguments)     AGENT_ROLE=main   -> dan orchestrator
 #                      AGENT_ROLE=domain -> dan agent --domain "$DOMAIN_TYPE"
+#                      AGENT_ROLE=planner -> dan planner (one planning run; the orchestrator starts it)
 #   -x ...             the role's command with these extra arguments appended
 #   dan SUBCOMMAND ... dan with those arguments (docker run IMAGE dan doctor)
 #   COMMAND ...        a command on PATH runs as is (sh, node, claude, sleep ...)
@@ -36,8 +37,9 @@ run_role() {
       [ -n "${DOMAIN_TYPE:-}" ] || die "AGENT_ROLE=domain needs DOMAIN_TYPE (the domain folder name, e.g. backend)"
       dan agent --domain "$DOMAIN_TYPE" "$@"
       ;;
+    planner) dan planner "$@" ;;
     '') die "AGENT_ROLE is not set: use AGENT_ROLE=main (orchestrator) or AGENT_ROLE=domain with DOMAIN_TYPE, or give a command (dan doctor, sh)" ;;
-    *) die "AGENT_ROLE=${AGENT_ROLE} is unknown: use main or domain" ;;
+    *) die "AGENT_ROLE=${AGENT_ROLE} is unknown: use main or domain (planner runs are started by the orchestrator)" ;;
   esac
 }
 

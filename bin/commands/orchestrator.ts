@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { DanConfig } from '../../lib/config.js';
 import { RedisUnreachableError } from '../../lib/errors.js';
 import { createLogger, type Logger } from '../../lib/log.js';
-import { Bus, connectRedis } from '../../lib/messaging/index.js';
+import { Bus, connectRedis, installationId, Keys } from '../../lib/messaging/index.js';
 import { AgentRegistry, type AgentRecord } from '../../lib/registry/index.js';
 import type { Runtime } from '../../lib/runtime/index.js';
 import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
@@ -39,7 +39,18 @@ async function makeRuntime(config: DanConfig, logger: Logger): Promise<Runtime> 
   return createRuntime(config, {
     logger,
     process: { entry: (spec) => [...selfEntry(), ...danArgs(spec)], parentEnv: process.env },
+    ...(config.runtime === 'docker' ? { docker: { installation: await readInstallation(config) } } : {}),
   });
+}
+
+/** This installation's id from Redis (made on first use): the docker runtime acts only on containers labelled with it. */
+async function readInstallation(config: DanConfig): Promise<string> {
+  const redis = await connectRedis(config.redisUrl, { mode: 'cli', name: 'dan-installation' });
+  try {
+    return await installationId(redis, new Keys(config.prefix));
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** Runs an orchestrator in the foreground until a signal or `dan down`. */
@@ -237,7 +248,8 @@ async function stopNetwork(bus: Bus, config: DanConfig, logger: Logger, timeoutM
   if (config.runtime === 'docker') {
     const [{ DockerRuntime }, { stopAgents }] = await Promise.all([loadRuntime(), loadOrchestrator()]);
     // Neither the network nor the workspace is made here: `down` only removes.
-    const docker = await DockerRuntime.create(config, { logger, prepareWorkspace: false, ensureNetwork: false });
+    const installation = await installationId(bus.redis, bus.keys);
+    const docker = await DockerRuntime.create(config, { logger, installation, prepareWorkspace: false, ensureNetwork: false });
     report.containers = await stopAgents(docker, logger, timeoutMs);
     report.dockerNetwork = await docker.removeNetwork();
     await docker.close();

@@ -2,6 +2,7 @@
 export { Bus, type CancelOutcome, type BusOptions } from './bus.js';
 export { EventBus } from './event-bus.js';
 export { Keys } from './keys.js';
+export { installationId } from './installation.js';
 export { LogStream, compareStreamIds, type StoredLogEntry } from './log-stream.js';
 export { isConnectionError } from './redis-errors.js';
 export { connectRedis, createRedis, type Redis, type RedisConnectionOptions } from './redis-connection.js';

@@ -55,6 +55,10 @@ export class Keys {
   control(agentId: string): string {
     return `${this.prefix}control:${agentId}`;
   }
+  /** This installation's id (made once, `SET NX`): the `dan.installation` label of its containers. */
+  get installation(): string {
+    return `${this.prefix}installation`;
+  }
   get leader(): string {
     return `${this.prefix}leader`;
   }

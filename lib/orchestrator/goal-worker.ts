@@ -1,16 +1,13 @@
-import os from 'node:os';
-import path from 'node:path';
 import { WaitingError, type Job, type Worker } from 'bullmq';
 import { TaskWorker, taskLeaseOptions } from '../agent/task-worker.js';
 import { z } from 'zod';
 import { LogWriter } from '../agent/log-writer.js';
 import type { DanConfig } from '../config.js';
-import { mainTemplateDir } from '../domains.js';
 import { describeZodError } from '../errors.js';
-import { prepareConfigDir, removeConfigDir } from '../executor/index.js';
 import type { Logger } from '../log.js';
 import { createRedis, type Bus, type Redis, type TaskJobData } from '../messaging/index.js';
 import type { AgentRegistry } from '../registry/index.js';
+import type { Runtime } from '../runtime/index.js';
 import { MAIN_DOMAIN, newTaskId, taskIdSchema, taskSpecSchema, type TaskRecord, type TaskSpec } from '../task.js';
 import type { Plan } from './plan.js';
 import { Planner } from './planner.js';
@@ -23,6 +20,8 @@ export interface GoalWorkerOptions {
   env: Readonly<Record<string, string | undefined>>;
   logger: Logger;
   orchestratorId: string;
+  /** Where planner runs run (the orchestrator's runtime). */
+  runtime: Runtime;
   /** Goals planned at once. @default 2 */
   concurrency?: number;
 }
@@ -36,7 +35,6 @@ export class GoalWorker {
   private worker: Worker<TaskJobData> | undefined;
   private connection: Redis | undefined;
   private planner: Planner | undefined;
-  private configDir: string | undefined;
   private readonly running = new Map<string, AbortController>();
   private readonly log: Logger;
 
@@ -51,10 +49,7 @@ export class GoalWorker {
 
   async start(): Promise<void> {
     const { config, orchestratorId } = this.options;
-    const configDir = path.join(os.tmpdir(), 'dan', config.network, orchestratorId);
-    this.configDir = configDir;
-    await prepareConfigDir(mainTemplateDir(config.templatesDir), configDir);
-    this.planner = new Planner({ config, env: this.options.env, configDir, logger: this.log });
+    this.planner = new Planner({ config, env: this.options.env, runtime: this.options.runtime, logger: this.log });
     this.connection = createRedis(config.redisUrl, { name: `dan-orchestrator:${orchestratorId}:main` });
     this.connection.on('error', (error) => this.log.warn({ err: error }, 'redis connection error'));
     this.worker = new TaskWorker<TaskJobData>(MAIN_DOMAIN, (job, token) => this.process(job, token), {
@@ -195,6 +190,5 @@ export class GoalWorker {
     for (const controller of this.running.values()) controller.abort('shutdown');
     await this.worker?.close().catch((error) => this.log.warn({ err: error }, 'closing the main queue worker failed'));
     this.connection?.disconnect();
-    if (this.configDir) await removeConfigDir(this.configDir);
   }
 }

@@ -109,7 +109,7 @@ export class Orchestrator {
     this.lease.on('error', (error) => this.log.warn({ err: error }, 'leader lease check failed'));
     this.lease.start();
 
-    this.goals = new GoalWorker({ config, env: this.options.env, logger: this.log, orchestratorId: this.id }, this.bus, this.registry, this.graph);
+    this.goals = new GoalWorker({ config, env: this.options.env, logger: this.log, orchestratorId: this.id, runtime: this.options.runtime }, this.bus, this.registry, this.graph);
     await this.goals.start();
 
     const events = this.bus.events();
@@ -286,8 +286,19 @@ export class Orchestrator {
     const live = new Set(registered.map((a) => a.id));
     const now = Date.now();
     for (const handle of handles) {
-      if (live.has(handle.agentId)) {
+      if (live.has(handle.agentId) || (handle.role === 'planner' && handle.running)) {
+        // A planner run never registers: it ends by its own timeout, and its orchestrator removes it. One that
+        // exited (its orchestrator died before removing it) goes after the startup timeout, below.
         this.firstSeen.delete(handle.agentId);
+        continue;
+      }
+      if (handle.role === 'planner') {
+        const seen = this.firstSeen.get(handle.agentId) ?? now;
+        this.firstSeen.set(handle.agentId, seen);
+        if (now - seen > (this.options.startupTimeoutMs ?? 120_000)) {
+          await this.options.runtime.remove(handle.agentId).catch((error) => this.log.warn({ err: error, agentId: handle.agentId }, 'cleanup failed'));
+          this.firstSeen.delete(handle.agentId);
+        }
         continue;
       }
       if (!handle.running) {

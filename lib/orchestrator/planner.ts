@@ -1,9 +1,10 @@
 import type { DanConfig } from '../config.js';
 import { listDomains } from '../domains.js';
-import { buildClaudeEnv, runClaude, type ExecutorResult } from '../executor/index.js';
 import type { Logger } from '../log.js';
+import type { Runtime } from '../runtime/index.js';
 import type { LogEntryInput, TaskRecord } from '../task.js';
 import { checkPlan, extractPlanJson, keywordPlan, type Plan } from './plan.js';
+import { runPlannerSandbox } from './planner-sandbox.js';
 
 export type PlanOutcome =
   | { kind: 'plan'; plan: Plan; source: 'model' | 'keywords'; costUsd: number; turns: number }
@@ -12,10 +13,10 @@ export type PlanOutcome =
 
 export interface PlannerOptions {
   config: DanConfig;
-  /** The environment the CLI's is built from (pass-through ANTHROPIC_* variables). */
+  /** The orchestrator's environment: planner runs get its pass-through model variables (ANTHROPIC_* …), nothing else. */
   env: Readonly<Record<string, string | undefined>>;
-  /** The main orchestrator's prepared CLAUDE_CONFIG_DIR. */
-  configDir: string;
+  /** Where planner runs run: the orchestrator's runtime (their own container, or their own process). */
+  runtime: Runtime;
   logger: Logger;
 }
 
@@ -37,9 +38,10 @@ export function planningPrompt(goal: TaskRecord, domains: readonly string[], max
 }
 
 /**
- * Plans a `main` task (DESIGN.md, A task's life, step 5): asks Claude Code for a plan, checks it, asks once
- * more with the reason if it is invalid, and falls back to keyword routing when no model is configured or
- * the planner run itself fails (not for a bad plan: that fails the task, saying why).
+ * Plans a `main` task (DESIGN.md, A task's life, step 5): asks Claude Code for a plan in a sandboxed planner run
+ * (lib/orchestrator/planner-sandbox.ts: its own container or process, no Redis, no socket, read-only tools),
+ * checks the answer, asks once more with the reason if it is invalid, and falls back to keyword routing when no
+ * model is configured or the planner run itself fails (not for a bad plan: that fails the task, saying why).
  */
 export class Planner {
   constructor(private readonly options: PlannerOptions) {}
@@ -55,12 +57,11 @@ export class Planner {
     let rejection: string | undefined;
     for (let attempt = 1; attempt <= 2; attempt++) {
       onEntry({ type: 'info', text: attempt === 1 ? `planning across ${domains.join(', ')}` : `asking again: ${rejection}` });
-      const run: ExecutorResult = await runClaude({
-        claudeBin: config.claudeBin,
+      const run = await runPlannerSandbox({
+        runtime: this.options.runtime,
+        config,
+        env,
         prompt: planningPrompt(goal, domains, config.maxSubtasks, rejection),
-        cwd: config.workspace,
-        env: buildClaudeEnv(env, this.options.configDir),
-        model: config.model,
         timeoutMs: goal.timeoutS * 1000,
         signal,
         onEntry,

@@ -6,6 +6,8 @@ import { RuntimeError } from './runtime-errors.js';
 /** Where and how agent containers of one network run: the settings the docker runtime was created with. */
 export interface ContainerSettings {
   network: string;
+  /** This installation's id (lib/messaging/installation.ts): every container is labelled with it. */
+  installation: string;
   image: string;
   /** Replaces the image's CMD (its ENTRYPOINT still runs), e.g. `['sleep', '300']` in tests. */
   cmd?: string[];
@@ -54,10 +56,11 @@ export function workspaceMount(workspaceVolume: string): Docker.MountSettings {
   return { Type: 'volume', Source: workspaceVolume, Target: WORKSPACE_PATH };
 }
 
-/** The labels that make a container this network's agent. */
-export function agentLabels(network: string, spec: AgentSpec): Record<string, string> {
+/** The labels that make a container this installation's agent. */
+export function agentLabels(network: string, installation: string, spec: AgentSpec): Record<string, string> {
   return {
     [LABELS.network]: network,
+    [LABELS.installation]: installation,
     [LABELS.role]: spec.role,
     [LABELS.domain]: spec.domain,
     [LABELS.agentId]: spec.agentId,
@@ -68,7 +71,8 @@ export function agentLabels(network: string, spec: AgentSpec): Record<string, st
  * The create options of an agent container: non-root, no capabilities, no new privileges, limited memory (no
  * swap), CPU and PIDs, a read-only root filesystem with scratch tmpfs for /tmp and the agent's home, the
  * workspace and nothing else writable mounted (the templates folder read-only, when set), on the network's
- * Docker network.
+ * Docker network. A planner run's container is the same, but without REDIS_URL and with the workspace
+ * read-only.
  */
 export function agentContainerOptions(settings: ContainerSettings, spec: AgentSpec, name: string): Docker.ContainerCreateOptions {
   if (!AGENT_ID.test(spec.agentId)) {
@@ -76,8 +80,10 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
       details: { agentId: spec.agentId },
     });
   }
+  const planner = spec.role === 'planner';
   const env: Record<string, string> = {
-    REDIS_URL: settings.agentRedisUrl,
+    // A planner run gets no Redis at all: its answer goes back on stdout (issue 16, item 1).
+    ...(planner ? {} : { REDIS_URL: settings.agentRedisUrl }),
     DAN_NETWORK: settings.network,
     ...spec.env,
     // Identity and place come from the spec and the mount, never from a caller's env that disagrees.
@@ -88,6 +94,7 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
     DAN_IN_CONTAINER: '1',
     ...(settings.templatesVolume ? { DAN_TEMPLATES: TEMPLATES_PATH } : {}),
   };
+  if (planner) delete env.REDIS_URL; // not even when a caller's env names one
   return {
     name,
     Image: settings.image,
@@ -95,7 +102,7 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
     User: AGENT_USER,
     WorkingDir: WORKSPACE_PATH,
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
-    Labels: agentLabels(settings.network, spec),
+    Labels: agentLabels(settings.network, settings.installation, spec),
     HostConfig: {
       Memory: Math.round(settings.memoryMb * 1024 * 1024),
       // Swap equal to memory: no swap at all, so the memory limit is the limit.
@@ -113,7 +120,8 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
       // The templates (instructions and permissions, no secrets) read-only: a domain added on the host reaches
       // agents without an image rebuild. The workspace stays the only writable mount.
       Mounts: [
-        workspaceMount(settings.workspaceVolume),
+        // A planner run only reads the workspace.
+        { ...workspaceMount(settings.workspaceVolume), ...(planner ? { ReadOnly: true } : {}) },
         ...(settings.templatesVolume ? [{ Type: 'bind' as const, Source: settings.templatesVolume, Target: TEMPLATES_PATH, ReadOnly: true }] : []),
       ],
       NetworkMode: settings.network,

@@ -1,3 +1,5 @@
+import { createInterface } from 'node:readline';
+import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import type { DanConfig } from '../config.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -15,6 +17,12 @@ export type DockerRuntimeConfig = Pick<
 >;
 
 export interface DockerRuntimeOptions {
+  /**
+   * This installation's id (`installationId` in lib/messaging): containers are labelled with it and only
+   * containers carrying it are listed, stopped or removed. Required: without it two installations that use the
+   * same network name on one host would remove each other's containers.
+   */
+  installation: string;
   /** A client to use. @default createDockerClient({ host: dockerHost }) */
   docker?: Docker;
   /** DOCKER_HOST value, when no client is given. @default dockerode's own reading of DOCKER_HOST, else the local socket */
@@ -36,9 +44,10 @@ export interface DockerRuntimeOptions {
 
 /**
  * Agents as Docker containers (DESIGN.md, Runtimes). Every container it makes carries the labels
- * `dan.network`, `dan.role`, `dan.domain` and `dan.agent-id`; every lookup filters on `dan.network=<network>`
- * and stop, remove and logs check that label again on the container itself, so a runtime never acts on a
- * container of another network or one dan did not make.
+ * `dan.network`, `dan.installation`, `dan.role`, `dan.domain` and `dan.agent-id`; every lookup filters on
+ * `dan.network=<network>` and `dan.installation=<id>`, and stop, remove and logs check both labels again on the
+ * container itself, so a runtime never acts on a container of another network, of another installation that
+ * chose the same network name, or one dan did not make.
  */
 export class DockerRuntime implements Runtime {
   readonly kind = 'docker' as const;
@@ -50,7 +59,12 @@ export class DockerRuntime implements Runtime {
   ) {}
 
   /** Connects to the engine (DockerUnreachableError if it does not answer), ensures the network and the workspace. */
-  static async create(config: DockerRuntimeConfig, options: DockerRuntimeOptions = {}): Promise<DockerRuntime> {
+  static async create(config: DockerRuntimeConfig, options: DockerRuntimeOptions): Promise<DockerRuntime> {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(options.installation)) {
+      throw new RuntimeError(`invalid installation id "${options.installation}": letters, digits, ".", "_" or "-", at most 64`, {
+        details: { installation: options.installation },
+      });
+    }
     const docker = options.docker ?? createDockerClient({ host: options.dockerHost });
     const logger = (options.logger ?? silentLogger()).child({ component: 'docker-runtime', network: config.network });
     const image = options.image ?? config.images.agent;
@@ -61,6 +75,7 @@ export class DockerRuntime implements Runtime {
     }
     const settings = {
       network: config.network,
+      installation: options.installation,
       image,
       cmd: options.cmd,
       agentRedisUrl: config.agentRedisUrl,
@@ -134,12 +149,12 @@ export class DockerRuntime implements Runtime {
   }
 
   async list(): Promise<AgentHandle[]> {
-    const containers = await this.listContainers([`${LABELS.network}=${this.settings.network}`]);
+    const containers = await this.listContainers(this.ownLabels());
     return containers.flatMap((info) => {
       const labels = info.Labels ?? {};
       const role = labels[LABELS.role];
       const agentId = labels[LABELS.agentId];
-      if (agentId === undefined || (role !== 'main' && role !== 'domain')) return [];
+      if (agentId === undefined || (role !== 'main' && role !== 'domain' && role !== 'planner')) return [];
       return [
         {
           agentId,
@@ -152,6 +167,36 @@ export class DockerRuntime implements Runtime {
         },
       ];
     });
+  }
+
+  /**
+   * Follows the container's stdout from its start until it stops (Docker keeps what was written before the
+   * call), then resolves with its exit code; null at once for an unknown agent.
+   */
+  async output(agentId: string, onLine: (line: string) => void): Promise<number | null> {
+    const [container] = await this.verified(agentId);
+    if (!container) return null;
+    try {
+      const stream = (await container.logs({ stdout: true, stderr: false, follow: true })) as NodeJS.ReadableStream;
+      const stdout = new PassThrough();
+      this.docker.modem.demuxStream(stream, stdout, new PassThrough().resume());
+      const ended = new Promise<void>((resolve) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', () => resolve());
+      });
+      const reading = (async () => {
+        for await (const line of createInterface({ input: stdout, crlfDelay: Infinity })) onLine(line);
+      })();
+      await ended;
+      stdout.end();
+      await reading;
+      const { StatusCode } = (await container.wait()) as { StatusCode?: number };
+      return StatusCode ?? null;
+    } catch (error) {
+      if (dockerStatus(error) === 404) return null;
+      throw translateDockerError(this.docker, error, `follow the output of agent ${agentId}`, { agentId });
+    }
   }
 
   /** The last lines of an agent's stdout and stderr, in the order written; '' for an unknown agent. */
@@ -183,10 +228,15 @@ export class DockerRuntime implements Runtime {
   }
 
   private async find(agentId: string): Promise<Docker.ContainerInfo[]> {
-    return this.listContainers([`${LABELS.network}=${this.settings.network}`, `${LABELS.agentId}=${agentId}`]);
+    return this.listContainers([...this.ownLabels(), `${LABELS.agentId}=${agentId}`]);
   }
 
-  /** The containers of an agent, each re-inspected to prove it carries this network's label. */
+  /** The label filters of this runtime's containers: its network and its installation. */
+  private ownLabels(): string[] {
+    return [`${LABELS.network}=${this.settings.network}`, `${LABELS.installation}=${this.settings.installation}`];
+  }
+
+  /** The containers of an agent, each re-inspected to prove it carries this network's and installation's labels. */
   private async verified(agentId: string): Promise<Docker.Container[]> {
     const found: Docker.Container[] = [];
     for (const info of await this.find(agentId)) {
@@ -198,7 +248,7 @@ export class DockerRuntime implements Runtime {
         if (dockerStatus(error) === 404) continue;
         throw translateDockerError(this.docker, error, `inspect agent ${agentId}`, { agentId });
       }
-      if (labels[LABELS.network] !== this.settings.network || labels[LABELS.agentId] !== agentId) {
+      if (labels[LABELS.network] !== this.settings.network || labels[LABELS.installation] !== this.settings.installation || labels[LABELS.agentId] !== agentId) {
         this.logger.warn({ agentId, container: info.Id }, 'container lost its dan labels; not touching it');
         continue;
       }

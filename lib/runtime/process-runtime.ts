@@ -37,8 +37,9 @@ export interface ProcessRuntimeOptions {
   logger?: Logger;
 }
 
-/** The dan subcommand an agent of this spec runs: `orchestrator`, or `agent --domain <domain>`. */
+/** The dan subcommand an agent of this spec runs: `orchestrator`, `agent --domain <domain>`, or `planner`. */
 export function danArgs(spec: AgentSpec): string[] {
+  if (spec.role === 'planner') return ['planner'];
   return spec.role === 'main' ? ['orchestrator'] : ['agent', '--domain', spec.domain];
 }
 
@@ -50,6 +51,42 @@ interface Child {
   exited: Promise<void>;
   output: LineBuffer;
   file: WriteStream | undefined;
+  /** Stdout, line by line, for {@link ProcessRuntime.output}: kept until a follower comes, then handed to it. */
+  stdout: StdoutLines;
+  exitCode: number | null;
+}
+
+/** A child's stdout split into lines, buffered until someone follows it. */
+class StdoutLines {
+  private partial = '';
+  private pending: string[] = [];
+  private follower: ((line: string) => void) | undefined;
+  private endedResolve!: () => void;
+  readonly ended = new Promise<void>((resolve) => (this.endedResolve = resolve));
+
+  constructor(private readonly maxPending: number) {}
+
+  write(chunk: string): void {
+    const lines = (this.partial + chunk).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) this.emit(line.replace(/\r$/, ''));
+  }
+
+  end(): void {
+    if (this.partial) this.emit(this.partial);
+    this.partial = '';
+    this.endedResolve();
+  }
+
+  follow(onLine: (line: string) => void): void {
+    this.follower = onLine;
+    for (const line of this.pending.splice(0)) onLine(line);
+  }
+
+  private emit(line: string): void {
+    if (this.follower) this.follower(line);
+    else if (this.pending.length < this.maxPending) this.pending.push(line);
+  }
 }
 
 /**
@@ -164,6 +201,15 @@ export class ProcessRuntime implements Runtime {
     return [...this.children.values()].map((child) => this.handle(child));
   }
 
+  /** Follows the agent's stdout from its start until it exits; resolves with its exit code (null: unknown agent or a signal). */
+  async output(agentId: string, onLine: (line: string) => void): Promise<number | null> {
+    const child = this.children.get(agentId);
+    if (!child) return null;
+    child.stdout.follow(onLine);
+    await Promise.all([child.exited, child.stdout.ended]);
+    return child.exitCode;
+  }
+
   /** The last lines of an agent's stdout and stderr, in the order read; '' for an unknown agent. */
   async logs(agentId: string, options: { tail?: number } = {}): Promise<string> {
     return this.children.get(agentId)?.output.tail(options.tail ?? this.settings.logTail) ?? '';
@@ -189,7 +235,7 @@ export class ProcessRuntime implements Runtime {
       const value = this.settings.parentEnv[name];
       if (value !== undefined) inherited[name] = value;
     }
-    return {
+    const env: Record<string, string> = {
       ...inherited,
       REDIS_URL: this.settings.redisUrl,
       DAN_NETWORK: this.settings.network,
@@ -199,6 +245,9 @@ export class ProcessRuntime implements Runtime {
       AGENT_ROLE: spec.role,
       DOMAIN_TYPE: spec.domain,
     };
+    // A planner run gets no Redis at all, not even when a caller's env names one: its answer goes back on stdout.
+    if (spec.role === 'planner') delete env.REDIS_URL;
+    return env;
   }
 
   private track(spec: AgentSpec, proc: ChildProcess): Child {
@@ -207,19 +256,29 @@ export class ProcessRuntime implements Runtime {
       ? createWriteStream(path.join(this.settings.logDir, `${spec.agentId}.log`), { flags: 'a' })
       : undefined;
     file?.on('error', (error) => this.logger.warn({ err: error, agentId: spec.agentId }, 'cannot write the agent log file'));
-    const record: Child = { spec, process: proc, pid: proc.pid!, running: true, exited: Promise.resolve(), output, file };
+    const stdout = new StdoutLines(this.settings.logLines);
+    const record: Child = { spec, process: proc, pid: proc.pid!, running: true, exited: Promise.resolve(), output, file, stdout, exitCode: null };
     proc.on('error', (error) => this.logger.warn({ err: error, agentId: spec.agentId }, 'agent process error'));
     for (const [name, stream] of [['stdout', proc.stdout], ['stderr', proc.stderr]] as const) {
       stream?.setEncoding('utf8');
       stream?.on('data', (chunk: string) => {
         output.write(name, chunk);
+        if (name === 'stdout') stdout.write(chunk);
         record.file?.write(chunk);
       });
-      stream?.on('end', () => output.end(name));
+      stream?.on('end', () => {
+        output.end(name);
+        if (name === 'stdout') stdout.end();
+      });
+      stream?.on('close', () => {
+        if (name === 'stdout') stdout.end();
+      });
     }
+    if (!proc.stdout) stdout.end();
     record.exited = new Promise((resolve) => {
       proc.once('exit', (code, signalName) => {
         record.running = false;
+        record.exitCode = code;
         this.logger.info({ agentId: spec.agentId, pid: record.pid, code, signal: signalName }, 'agent process exited');
         // As in a container: the agent's end is the end of everything it started. Its own group, and the CLI
         // it ran, which leads a group of its own (and its tools, sessions of their own): an agent killed with

@@ -4,10 +4,16 @@
  */
 export type RuntimeKind = 'docker' | 'process';
 
+/**
+ * What a runtime starts: `main` an orchestrator, `domain` a domain agent, `planner` one sandboxed planning run
+ * of a goal (`dan planner`: no Redis, read-only workspace, prints its events and answer on stdout, then exits).
+ */
+export type AgentRole = 'main' | 'domain' | 'planner';
+
 /** What to start: an agent process of a role and domain, with its environment. */
 export interface AgentSpec {
   agentId: string;
-  role: 'main' | 'domain';
+  role: AgentRole;
   /** `main` for an orchestrator. */
   domain: string;
   /** Environment of the agent process (REDIS_URL, AGENT_ID, AGENT_ROLE, DOMAIN_TYPE, settings, pass-through secrets). */
@@ -17,7 +23,7 @@ export interface AgentSpec {
 /** A started agent as the runtime knows it. */
 export interface AgentHandle {
   agentId: string;
-  role: 'main' | 'domain';
+  role: AgentRole;
   domain: string;
   runtime: RuntimeKind;
   /** Container name, or `pid:<n>` for the process runtime. */
@@ -43,6 +49,12 @@ export interface Runtime {
   remove(agentId: string): Promise<void>;
   /** Agents of this network only, running or exited but not yet removed. */
   list(): Promise<AgentHandle[]>;
+  /**
+   * Follows what an agent writes on stdout, line by line from its start, until it exits; resolves with its exit
+   * code (null when killed by a signal or unknown), or null at once for an unknown agent. How the orchestrator
+   * reads a planner run's answer.
+   */
+  output(agentId: string, onLine: (line: string) => void): Promise<number | null>;
   /** The last lines an agent wrote (stdout and stderr). */
   logs(agentId: string, options?: { tail?: number }): Promise<string>;
   /** Releases the runtime's own resources; does not stop agents. Safe to call twice. */
@@ -52,6 +64,8 @@ export interface Runtime {
 /** Labels every container of a network carries. */
 export const LABELS = {
   network: 'dan.network',
+  /** The installation's id in Redis: two installations with the same network name on one host stay apart. */
+  installation: 'dan.installation',
   role: 'dan.role',
   domain: 'dan.domain',
   agentId: 'dan.agent-id',

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type DanConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
-import { Bus } from '../../lib/messaging/index.js';
+import { Bus, installationId } from '../../lib/messaging/index.js';
 import { Orchestrator } from '../../lib/orchestrator/index.js';
 import { DockerRuntime, createDockerClient, type Docker } from '../../lib/runtime/index.js';
 import { TEST_AGENT_IMAGE, ensureTestAgentImage, removeDanNetwork } from '../helpers/docker.js';
@@ -79,7 +79,7 @@ describe.runIf(!reason)('agents killed with docker kill on the Docker runtime', 
       DAN_LOG_LEVEL: 'info',
     });
     bus = await Bus.connect(config, { name: 'chaos-docker-test' });
-    runtime = await DockerRuntime.create(config, { logger: createLogger({ level: 'info', destination: logs }) });
+    runtime = await DockerRuntime.create(config, { installation: await installationId(bus.redis, bus.keys), logger: createLogger({ level: 'info', destination: logs }) });
     orchestrator = await Orchestrator.start({ config, runtime, logger: createLogger({ level: 'info', destination: logs }), env: {} });
   });
 

@@ -6,12 +6,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DanConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
-import { Bus } from '../../lib/messaging/index.js';
+import { Bus, installationId } from '../../lib/messaging/index.js';
 import { Orchestrator } from '../../lib/orchestrator/index.js';
 import { AgentRegistry, type AgentRecord } from '../../lib/registry/index.js';
 import { DockerRuntime, LABELS, createDockerClient, type Docker } from '../../lib/runtime/index.js';
 import { isTerminal, taskSpecSchema, type LogEntry, type TaskRecord, type TaskSpecInput } from '../../lib/task.js';
-import { conversationRequests, ModelServer, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
+import { conversationRequests, isPlanningRequest, ModelServer, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
+import { probeOutputs, probingPlanner, templatesWithPlannerBash } from '../fixtures/planner-probe.js';
 import { runDan } from '../helpers/cli.js';
 import { TEST_AGENT_IMAGE, containerExists, ensureTestAgentImage, removeContainers, removeDanNetwork } from '../helpers/docker.js';
 import { LogCapture } from '../helpers/log-capture.js';
@@ -27,6 +28,10 @@ const AGENT_IMAGE = TEST_AGENT_IMAGE;
 const BASE_IMAGE = process.env.DAN_BASE_IMAGE ?? 'dan-airgap/node:bookworm';
 const REDIS_IMAGE = process.env.DAN_REDIS_IMAGE ?? 'dan-airgap/redis:7';
 const API_KEY = 'sk-ant-api03-docker-orchestrator-test-0000000000';
+/** The network's Redis password: a credential no planner run may find. */
+const REDIS_PASSWORD = 'docker-orchestrator-redis-pass-5b1e';
+/** What `.env` gave the orchestrator's own environment: no planner run may find it either. */
+const DOTENV_SECRET = 'dotenv-secret-only-the-orchestrator-has-0d7c';
 /** Labels what this file starts besides agents (Redis, the foreign container), for cleanup. */
 const TEST_LABEL = 'dan.test';
 
@@ -62,12 +67,13 @@ async function startRedis(): Promise<{ hostUrl: string; agentUrl: string }> {
     .withName(name)
     .withNetworkMode(network)
     .withExposedPorts(6379)
-    .withCommand(['redis-server', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'])
+    .withCommand(['redis-server', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--requirepass', REDIS_PASSWORD])
     .withLabels({ [TEST_LABEL]: network })
     .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))
     .start();
   redisContainer = container;
-  return { hostUrl: `redis://${container.getHost()}:${container.getMappedPort(6379)}`, agentUrl: `redis://${name}:6379` };
+  const auth = `:${REDIS_PASSWORD}@`;
+  return { hostUrl: `redis://${auth}${container.getHost()}:${container.getMappedPort(6379)}`, agentUrl: `redis://${auth}${name}:6379` };
 }
 
 /** A container dan did not make: no dan.network label, on the same Docker network. It must survive everything. */
@@ -91,11 +97,12 @@ async function agentContainers(all = false): Promise<Docker.ContainerInfo[]> {
 async function startOrchestrator(id: string, extra: Record<string, string> = {}): Promise<{ orchestrator: Orchestrator; runtime: DockerRuntime }> {
   const own = testConfig(network, { ...settings, ...extra });
   const logger = createLogger({ level: 'info', destination: logs }).child({ orchestrator: id });
-  const runtime = await DockerRuntime.create(own, { logger });
+  const runtime = await DockerRuntime.create(own, { logger, installation: await installationId(bus.redis, bus.keys) });
   const modelEnv = {
     ANTHROPIC_BASE_URL: `http://host.docker.internal:${new URL(server.url).port}`,
     ANTHROPIC_API_KEY: API_KEY,
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DAN_TEST_DOTENV_SECRET: DOTENV_SECRET,
   };
   const orchestrator = await Orchestrator.start({ config: own, runtime, logger, env: modelEnv, id });
   orchestrators.push(orchestrator);
@@ -278,6 +285,62 @@ describe('orchestrator on the docker runtime', { timeout: 180_000 }, () => {
     expect(orchestrator.stats.spawned).toBe(3);
     for (let i = 1; i <= 6; i++) expect(await readFile(path.join(workspace, `scaled-${i}.txt`), 'utf8')).toContain(`scaled-${i}.txt`);
     await finish(orchestrator);
+  });
+
+  it('plans a goal in a planner container of its own: locked down, no Redis, no socket, no .env, the workspace read-only; the plan comes back and runs', async () => {
+    // A test-only permission file lets the planner run Bash: the container, not the CLI's rules, is under test.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'dan-dorch-templates-'));
+    const templates = await templatesWithPlannerBash(dir);
+    await chown(templates, 1000, 1000).catch(() => undefined);
+    const planner = probingPlanner();
+    const worker = writeFileScenario();
+    script = (req) => (isPlanningRequest(req) ? { ...planner(req), ...(req.hasToolResult ? { delayMs: 0 } : { delayMs: 2000 }) } : worker(req));
+    const { orchestrator } = await startOrchestrator('dorch-plan', { DAN_TEMPLATES: templates, DAN_TEMPLATES_VOLUME: templates });
+    try {
+      const goal = await bus.submit(taskSpecSchema.parse({ domain: 'main', description: 'Create user registration with an API endpoint and a form component', timeoutS: 120, maxAttempts: 3 }));
+
+      // The planner's container while it runs (its first model turn waits 2 s).
+      const plannerFilter = { label: [`${LABELS.network}=${network}`, `${LABELS.role}=planner`] };
+      await eventually(async () => (await docker.listContainers({ all: true, filters: plannerFilter })).length > 0, { what: 'a planner container', timeoutMs: 60_000, intervalMs: 100 });
+      const [listed] = await docker.listContainers({ all: true, filters: plannerFilter });
+      const info = await docker.getContainer(listed!.Id).inspect();
+      expect(info.Config.User).toBe('1000:1000');
+      expect(info.Config.Labels).toMatchObject({ [LABELS.role]: 'planner', [LABELS.domain]: 'planner' });
+      expect(info.Config.Labels[LABELS.installation]).toBe(await installationId(bus.redis, bus.keys));
+      expect(info.Config.Env.some((e) => e.startsWith('REDIS_URL='))).toBe(false);
+      expect(info.Config.Env.join('\n')).not.toContain(REDIS_PASSWORD);
+      expect(info.Config.Env.join('\n')).not.toContain(DOTENV_SECRET);
+      expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+      expect(info.HostConfig.ReadonlyRootfs).toBe(true);
+      expect(info.HostConfig.Privileged).toBe(false);
+      expect(info.HostConfig.SecurityOpt).toEqual(['no-new-privileges']);
+      expect(info.HostConfig.Memory).toBe(768 * 1024 * 1024);
+      expect(info.Mounts.map((m) => [m.Destination, m.RW]).sort()).toEqual([['/templates', false], ['/workspace', false]]);
+
+      const done = await waitForEnd(goal.id, 150_000);
+      expect(done.status, await describeTask(bus, goal.id)).toBe('completed');
+      expect(JSON.parse(done.plan!)).toMatchObject({ source: 'model' });
+
+      // What the injected probe returned to the model.
+      const [probe, ...more] = probeOutputs(server.requests);
+      expect(more).toEqual([]);
+      expect(probe, 'the probe ran (Bash was allowed by the test permission file)').toMatch(/^== done$/m);
+      expect(probe).toMatch(/^== environ of \d+: .*dan\.js planner $/m);
+      expect(probe).toMatch(/^== environ of 1$/m);
+      expect(probe).not.toContain(REDIS_PASSWORD);
+      expect(probe).not.toContain('REDIS_URL');
+      expect(probe).not.toContain(DOTENV_SECRET);
+      expect(probe).toMatch(/== socket\n(.*No such file or directory\n){2}/);
+      expect(probe).toMatch(/== dotenv\n\(end of dotenv\)/);
+      expect(probe).toMatch(/touch: cannot touch '\/workspace\/planner-was-here': Read-only file system/);
+      expect(probe).not.toContain('WROTE-THE-WORKSPACE');
+      // The planner's events are in the goal's log, and its container is gone.
+      expect((await entries(goal.id)).some((e) => e.text.includes('look around') || JSON.stringify(e.data ?? {}).includes('look around'))).toBe(true);
+      expect(await docker.listContainers({ all: true, filters: plannerFilter })).toEqual([]);
+    } finally {
+      await finish(orchestrator);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('`dan down --runtime docker` stops the orchestrator and leaves no container of the network, but the foreign one', async () => {

@@ -17,6 +17,8 @@ const otherNetwork = `${network}-other`;
 const docker: Docker = createDockerClient();
 const config = testConfig(network, { DAN_RUNTIME: 'docker', DAN_AGENT_MEMORY_MB: '256', DAN_AGENT_CPUS: '0.25' });
 const tempDirs: string[] = [];
+/** This file's installation id (an orchestrator reads it from Redis: installationId). */
+const installation = `inst-${network}`;
 let runtime: DockerRuntime;
 
 const spec = (agentId: string, domain = 'backend', env: Record<string, string> = {}): AgentSpec => ({
@@ -83,7 +85,7 @@ beforeAll(async () => {
     [LABELS.role]: 'domain',
     [LABELS.agentId]: 'agent-shared',
   });
-  runtime = await DockerRuntime.create(config, { image, cmd: ['sleep', '300'] });
+  runtime = await DockerRuntime.create(config, { installation, image, cmd: ['sleep', '300'] });
 }, 300_000);
 
 afterAll(async () => {
@@ -135,7 +137,7 @@ describe('DockerRuntime', () => {
 
   it('runs agents as uid 1000 that can write to the shared workspace, and returns their logs', async () => {
     const script = 'id -u; echo to-stderr >&2; echo "from $AGENT_ID" > /workspace/probe-$AGENT_ID && cat /workspace/probe-$AGENT_ID';
-    const writer = await DockerRuntime.create(config, { image, cmd: ['sh', '-c', script] });
+    const writer = await DockerRuntime.create(config, { installation, image, cmd: ['sh', '-c', script] });
     await writer.spawn(spec('writer-1', 'frontend'));
     await waitExited(writer, 'writer-1');
 
@@ -145,7 +147,7 @@ describe('DockerRuntime', () => {
     expect(await writer.logs('writer-1', { tail: 1 })).toBe(`${lines.at(-1)}\n`);
 
     // Another agent sees the file: it is one workspace, not one per container.
-    const reader = await DockerRuntime.create(config, { image, cmd: ['cat', '/workspace/probe-writer-1'] });
+    const reader = await DockerRuntime.create(config, { installation, image, cmd: ['cat', '/workspace/probe-writer-1'] });
     await reader.spawn(spec('reader-1', 'frontend'));
     await waitExited(reader, 'reader-1');
     expect(await reader.logs('reader-1')).toBe('from writer-1\n');
@@ -166,7 +168,7 @@ describe('DockerRuntime', () => {
     await root.start();
     await root.wait();
     await root.remove();
-    const rooted = await DockerRuntime.create({ ...config, workspaceVolume: volume }, { image, cmd: ['sh', '-c', 'touch /workspace/x && stat -c %u /workspace'] });
+    const rooted = await DockerRuntime.create({ ...config, workspaceVolume: volume }, { installation, image, cmd: ['sh', '-c', 'touch /workspace/x && stat -c %u /workspace'] });
     await rooted.spawn(spec('rooted-1'));
     await waitExited(rooted, 'rooted-1');
     expect(await rooted.logs('rooted-1')).toBe('1000\n');
@@ -228,12 +230,12 @@ describe('DockerRuntime', () => {
     await chown(dir, 0, 0);
     const bindConfig = { ...config, workspaceVolume: dir };
     const script = 'echo bound > /workspace/bound.txt && echo ok';
-    const failure = await DockerRuntime.create(bindConfig, { image, cmd: ['sh', '-c', script] }).catch((error: unknown) => error);
+    const failure = await DockerRuntime.create(bindConfig, { installation, image, cmd: ['sh', '-c', script] }).catch((error: unknown) => error);
     expect(failure).toMatchObject({ code: 'DAN_RUNTIME' });
     expect((failure as Error).message).toContain(`chown -R 1000:1000 ${dir}`);
 
     await chown(dir, 1000, 1000);
-    const bound = await DockerRuntime.create(bindConfig, { image, cmd: ['sh', '-c', script] });
+    const bound = await DockerRuntime.create(bindConfig, { installation, image, cmd: ['sh', '-c', script] });
     const handle = await bound.spawn(spec('bind-1'));
     await waitExited(bound, 'bind-1');
     const info = await docker.getContainer(handle.ref).inspect();
@@ -246,7 +248,7 @@ describe('DockerRuntime', () => {
 
   it('reports an engine it cannot reach as DAN_DOCKER_UNREACHABLE', async () => {
     const unreachable = createDockerClient({ host: 'unix:///nonexistent/docker.sock' });
-    await expect(DockerRuntime.create(config, { docker: unreachable, image })).rejects.toMatchObject({
+    await expect(DockerRuntime.create(config, { docker: unreachable, installation, image })).rejects.toMatchObject({
       code: 'DAN_DOCKER_UNREACHABLE',
       retryable: true,
     });

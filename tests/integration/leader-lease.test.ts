@@ -123,6 +123,7 @@ describe('the leader lease', () => {
       },
       stop: async () => {},
       remove: async () => {},
+      output: async () => null,
       list: async () => [],
       logs: async () => '',
       close: async () => {},

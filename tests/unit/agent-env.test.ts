@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig, PASSTHROUGH_ENV } from '../../lib/config.js';
-import { agentEnv } from '../../lib/orchestrator/agent-env.js';
+import { agentEnv, plannerEnv } from '../../lib/orchestrator/agent-env.js';
+import { parsePlannerLine } from '../../lib/orchestrator/planner-protocol.js';
+import { agentContainerOptions } from '../../lib/runtime/container-spec.js';
+import { danArgs } from '../../lib/runtime/index.js';
 
 const config = loadConfig({
   REDIS_URL: 'redis://127.0.0.1:6399',
@@ -113,5 +116,46 @@ describe('agentEnv: the environment a spawned agent starts with', () => {
     const before = { ...parentEnv };
     expect(agentEnv(config, spec('docker'), parentEnv)).toEqual(agentEnv(config, spec('docker'), parentEnv));
     expect(parentEnv).toEqual(before);
+  });
+});
+
+describe('plannerEnv: the environment of a planner run (issue 16, item 1)', () => {
+  it('has the prompt, the paths and the model variables, and no Redis URL nor anything else of the parent', () => {
+    for (const runtime of ['process', 'docker'] as const) {
+      const env = plannerEnv(config, { agentId: 'planner-1', runtime }, parentEnv, { prompt: 'Goal: x', timeoutMs: 90_000 });
+      expect(env).toMatchObject({ AGENT_ID: 'planner-1', AGENT_ROLE: 'planner', DOMAIN_TYPE: 'planner', DAN_PLANNER_PROMPT: 'Goal: x', DAN_PLANNER_TIMEOUT_MS: '90000' });
+      expect(env.ANTHROPIC_API_KEY).toBe('sk-ant-api03-secret');
+      expect(Object.keys(env).filter((k) => k.startsWith('REDIS') || k.includes('HEARTBEAT'))).toEqual([]);
+      expect(JSON.stringify(env)).not.toMatch(/not-for-agents|parent-only|6399/);
+    }
+  });
+});
+
+describe('planner run specs in the runtimes', () => {
+  const settings = { network: 'n', installation: 'i1', image: 'img', agentRedisUrl: 'redis://:pw@redis:6379', workspaceVolume: 'n-workspace', memoryMb: 512, cpus: 0.5, pidsLimit: 256 };
+
+  it('a planner container gets no REDIS_URL, even when its spec names one, and the workspace read-only; an agent keeps both', () => {
+    const planner = agentContainerOptions(settings, { agentId: 'planner-1', role: 'planner', domain: 'planner', env: { REDIS_URL: 'redis://:pw@x:1' } }, 'n-planner-1');
+    expect(planner.Env!.some((e) => e.startsWith('REDIS_URL='))).toBe(false);
+    expect(planner.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'n-workspace', Target: '/workspace', ReadOnly: true }]);
+    expect(planner.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ['ALL'], Privileged: false });
+    expect(planner.Labels).toMatchObject({ 'dan.role': 'planner', 'dan.installation': 'i1' });
+    const agent = agentContainerOptions(settings, { agentId: 'backend-1', role: 'domain', domain: 'backend', env: {} }, 'n-backend-1');
+    expect(agent.Env).toContain('REDIS_URL=redis://:pw@redis:6379');
+    expect(agent.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'n-workspace', Target: '/workspace' }]);
+  });
+
+  it('the process runtime starts `dan planner` for a planner spec', () => {
+    expect(danArgs({ agentId: 'planner-1', role: 'planner', domain: 'planner', env: {} })).toEqual(['planner']);
+  });
+});
+
+describe('planner protocol lines', () => {
+  it('takes entries and one result, and ignores anything else', () => {
+    expect(parsePlannerLine('{"danPlanner":"entry","entry":{"type":"info","text":"hi"}}')).toEqual({ danPlanner: 'entry', entry: { type: 'info', text: 'hi' } });
+    expect(parsePlannerLine('{"danPlanner":"result","status":"completed","result":"ok","costUsd":0.1,"turns":2}')).toMatchObject({ status: 'completed', turns: 2 });
+    for (const line of ['', 'plain text', '{"danPlanner":"result","status":"done"}', '{"danPlanner":"entry","entry":{"type":"nope","text":""}}', '{"level":30}', '{bad json']) {
+      expect(parsePlannerLine(line), line).toBeUndefined();
+    }
   });
 });

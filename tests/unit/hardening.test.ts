@@ -46,7 +46,7 @@ describe('the Redis URL', () => {
 describe('agent containers', () => {
   it('have a read-only root filesystem with writable scratch dirs, and swap equal to memory', () => {
     const options = agentContainerOptions(
-      { network: 'n', image: 'img', agentRedisUrl: 'redis://redis:6379', workspaceVolume: 'n-workspace', memoryMb: 512, cpus: 0.5, pidsLimit: 256 },
+      { network: 'n', installation: 'i1', image: 'img', agentRedisUrl: 'redis://redis:6379', workspaceVolume: 'n-workspace', memoryMb: 512, cpus: 0.5, pidsLimit: 256 },
       { agentId: 'backend-1', role: 'domain', domain: 'backend', env: {} },
       'n-backend-1',
     );

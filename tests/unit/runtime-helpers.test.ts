@@ -28,7 +28,7 @@ describe('workspace mounts', () => {
 });
 
 describe('templates in agent containers', () => {
-  const settings = { network: 'dan', image: 'dan-agent:latest', agentRedisUrl: 'redis://redis:6379', workspaceVolume: '/srv/ws', memoryMb: 1024, cpus: 0.5, pidsLimit: 512 };
+  const settings = { network: 'dan', installation: 'i1', image: 'dan-agent:latest', agentRedisUrl: 'redis://redis:6379', workspaceVolume: '/srv/ws', memoryMb: 1024, cpus: 0.5, pidsLimit: 512 };
   const spec = { agentId: 'data-1', role: 'domain' as const, domain: 'data', env: {} };
 
   it('with DAN_TEMPLATES_VOLUME, mount that host folder read-only at /templates and point DAN_TEMPLATES at it', () => {
