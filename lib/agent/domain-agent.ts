@@ -86,6 +86,9 @@ export class DomainAgent {
 
   private async begin(templateDir: string): Promise<void> {
     const { config, agentId, domain } = this.options;
+    // The CLI runs under a uid of its own in the agent's group (DAN_CLI_USER): what the agent makes (the config
+    // dir, worktrees) must be writable by the group, and what the CLI makes by the agent (the umask is inherited).
+    if (config.cliUser) process.umask(0o002);
     this.configDir = path.join(os.tmpdir(), 'dan', config.network, agentId);
     const prepared = await prepareConfigDir(templateDir, this.configDir);
     await mkdir(config.workspace, { recursive: true });
