@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { WaitingError, type Job, type Worker } from 'bullmq';
@@ -92,6 +92,10 @@ export class DomainAgent {
     this.configDir = path.join(os.tmpdir(), 'dan', config.network, agentId);
     const prepared = await prepareConfigDir(templateDir, this.configDir);
     await mkdir(config.workspace, { recursive: true });
+    if (config.cliUser && config.workspaceMode === 'shared') {
+      // Shared mode: the CLI (another uid, the agent's group) writes the workspace folder itself.
+      await chmod(config.workspace, 0o775).catch((error: Error) => this.log.warn({ workspace: config.workspace, why: error.message }, 'cannot make the workspace group-writable: the CLI may not write there'));
+    }
     const mergeLock = new MergeLock(this.bus.redis, this.bus.keys, { ttlMs: config.heartbeatTtlMs });
     const workspace = config.workspaceMode === 'git' ? new LocalGitWorkspace(config.workspace, { bin: config.gitBin, env: this.options.env }) : undefined;
     // A workspace that cannot be dan's repository fails each task with the reason, rather than the agent's start
