@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,17 +41,32 @@ let orchestrator: Orchestrator | undefined;
 /** What the Bash tool printed, as the CLI sent it back to the model. */
 const toolOutputs: string[] = [];
 
-/** The Bash tool's hunt: who am I; which processes' environ and memory maps can I read; what do they hold. */
-const HUNT = [
-  'echo "whoami uid=$(id -u) gid=$(id -g) groups=$(id -G)"',
-  'grep -E "^Cap(Prm|Eff|Amb)" /proc/self/status',
-  'for p in /proc/[0-9]*; do n=${p#/proc/}; u=$(stat -c %u $p 2>/dev/null); ' +
-    'if cat $p/environ >/dev/null 2>&1; then echo "environ-readable pid=$n uid=$u"; else echo "environ-denied pid=$n uid=$u"; fi; ' +
-    'if head -c 1 $p/maps >/dev/null 2>&1; then echo "maps-readable pid=$n uid=$u"; fi; done',
-  "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -E '^(REDIS_URL|DAN_SECRETS)=' || echo no-redis-url-in-any-readable-environ",
-  'printenv | grep -c REDIS || true',
-  'grep -rl redis:// /tmp /home/agent 2>/dev/null || echo no-redis-url-in-files',
-].join('; ');
+/**
+ * The Bash tool's hunt, as `node -e` (the backend domain allows `Bash(node *)`; what stops it must be the uid, not
+ * a permission rule): who am I, with which capabilities; which processes' environ and memory maps can I read, and
+ * does any readable environ or file under /tmp and the home hold a Redis URL.
+ */
+const HUNT_JS = [
+  'const fs = require("fs"); const out = [];',
+  'out.push("whoami uid=" + process.getuid() + " gid=" + process.getgid());',
+  'for (const l of fs.readFileSync("/proc/self/status", "utf8").split("\\n")) if (/^Cap(Prm|Eff|Amb)/.test(l)) out.push(l);',
+  'let leak = false;',
+  'for (const n of fs.readdirSync("/proc").filter((x) => /^[0-9]+$/.test(x))) {',
+  '  let u; try { u = fs.statSync("/proc/" + n).uid; } catch { continue; }',
+  '  try { const e = fs.readFileSync("/proc/" + n + "/environ", "utf8"); out.push("environ-readable pid=" + n + " uid=" + u); if (/REDIS_URL=|redis:[/][/]/.test(e)) leak = true; }',
+  '  catch { out.push("environ-denied pid=" + n + " uid=" + u); }',
+  '  try { fs.readFileSync("/proc/" + n + "/maps", "utf8"); out.push("maps-readable pid=" + n + " uid=" + u); } catch {}',
+  '}',
+  'out.push(leak ? "redis-url-in-a-readable-environ" : "no-redis-url-in-any-readable-environ");',
+  'let found = [];',
+  'const walk = (d, depth) => { let es; try { es = fs.readdirSync(d, { withFileTypes: true }); } catch { return; }',
+  '  for (const e of es) { const p = d + "/" + e.name; if (e.isDirectory() && depth < 6) walk(p, depth + 1);',
+  '    else if (e.isFile()) { try { if (/redis:[/][/]/.test(fs.readFileSync(p, "utf8"))) found.push(p); } catch {} } } };',
+  'walk("/tmp", 0); walk("/home/agent", 0);',
+  'out.push(found.length ? "redis-url-in-files " + found.join(" ") : "no-redis-url-in-files");',
+  'console.log(out.join("\\n"));',
+].join(' ');
+const HUNT = `node -e '${HUNT_JS}'`;
 
 const script: TurnChooser = (req) => {
   if (req.hasToolResult) {
@@ -80,6 +95,8 @@ beforeAll(async () => {
   await ensureTestAgentImage(docker, BASE_IMAGE);
   workspace = await mkdtemp(path.join(os.tmpdir(), 'dan-dcred-ws-'));
   await chown(workspace, 1000, 1000);
+  // mkdtemp makes it 0700: the CLI (uid 1001, group 1000) must at least pass through it to its worktree.
+  await chmod(workspace, 0o775);
   await docker.createNetwork({ Name: network, Driver: 'bridge', Labels: { [LABELS.network]: network } });
   const redis = await startRedis();
   server = await ModelServer.start({ script: (req) => script(req), host: '0.0.0.0' });
