@@ -175,7 +175,7 @@ describe('DockerRuntime', () => {
     await root.start();
     await root.wait();
     await root.remove();
-    const rooted = await DockerRuntime.create({ ...config, workspaceVolume: volume }, { image, cmd: ['sh', '-c', 'touch /workspace/x && stat -c %u /workspace'] });
+    const rooted = await DockerRuntime.create({ ...config, workspaceVolume: volume }, { image: agentImage, cmd: ['sh', '-c', 'touch /workspace/x && stat -c %u /workspace'] });
     await rooted.spawn(spec('rooted-1'));
     await waitExited(rooted, 'rooted-1');
     expect(await rooted.logs('rooted-1')).toBe('1000\n');

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis, ensureRoleUsers, roleUrl, roleUser, whoAmI, type Redis } from '../../lib/messaging/index.js';
 import { RedisServer } from '../helpers/redis-server.js';
-import { uniqueNetwork } from '../helpers/network.js';
+import { deleteNetworkKeys, uniqueNetwork } from '../helpers/network.js';
+import { runDan } from '../helpers/cli.js';
 import { World } from '../helpers/world.js';
 
 // Redis ACL users per role (docs/SECURITY.md, Redis roles), against a real redis-server with a password: what an
@@ -127,4 +128,26 @@ describe('an orchestrator on a Redis with a password', () => {
       await world.close();
     }
   }, 180_000);
+});
+
+describe('the client role', () => {
+  it('is enough for dan send-task, status, tasks, logs and cancel', async () => {
+    const network = uniqueNetwork('aclcli');
+    const admin = await connectRedis(server.url(), { mode: 'cli' });
+    try {
+      await ensureRoleUsers(admin, server.url(), network);
+      const env = { REDIS_URL: roleUrl(server.url(), server.url(), network, 'client')!, DAN_NETWORK: network, PATH: process.env.PATH };
+      const sent = await runDan(['send-task', 'backend', 'hello from the client role', '--json'], env);
+      expect(sent.exitCode, String(sent.stderr)).toBe(0);
+      const id = (JSON.parse(String(sent.stdout)) as { id: string }).id;
+      for (const args of [['status', id], ['tasks'], ['logs', '--task', id, '--no-follow'], ['cancel', id]]) {
+        const result = await runDan(args, env);
+        expect(result.exitCode, `dan ${args.join(' ')}: ${String(result.stderr)}`).toBe(0);
+      }
+      expect(await admin.hget(`${network}:task:${id}`, 'status')).toBe('cancelled');
+    } finally {
+      await deleteNetworkKeys(server.url(), `${network}:`);
+      admin.disconnect();
+    }
+  }, 120_000);
 });
