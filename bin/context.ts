@@ -13,9 +13,9 @@ export interface ConnectionFlags {
 }
 
 /** Reads the configuration once: flags over the environment over `.env` ({@link loadDotEnv}). */
-export function configFrom(flags: ConnectionFlags, extra: ConfigOverrides = {}): DanConfig {
-  loadDotEnv();
-  return loadConfig(process.env, { REDIS_URL: flags.redisUrl, DAN_NETWORK: flags.network, ...extra });
+export function configFrom(flags: ConnectionFlags, extra: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): DanConfig {
+  loadDotEnv(env);
+  return loadConfig(env, { REDIS_URL: flags.redisUrl, DAN_NETWORK: flags.network, ...extra });
 }
 
 /**

@@ -67,6 +67,13 @@ const envSchema = z.object({
    * the workspace: `/workspace/.bin/claude`). @default process runtime: DAN_CLAUDE_BIN; docker: the image's own
    */
   DAN_AGENT_CLAUDE_BIN: z.string().min(1).optional(),
+  /**
+   * `uid:gid` the agent runs the CLI as (through setpriv, every capability dropped), so that the CLI's tools
+   * cannot read the agent's memory or environment. The docker runtime sets it (1001:1000: the agent's group, so
+   * both write the worktree); it needs CAP_SETUID/CAP_SETGID, which the image's entrypoint gives agents it starts
+   * as root. @default unset: the CLI runs as the agent's own uid
+   */
+  DAN_CLI_USER: z.string().regex(/^[1-9][0-9]{0,9}:[0-9]{1,10}$/, 'must be uid:gid (numbers; the uid not 0), e.g. 1001:1000').optional(),
   /** Model passed with --model. @default the CLI's default */
   DAN_MODEL: z.string().min(1).optional(),
   DAN_AGENT_IMAGE: z.string().min(1).default('dan-agent:latest'),
@@ -165,6 +172,8 @@ export interface DanConfig {
   claudeBin: string;
   /** DAN_AGENT_CLAUDE_BIN: the CLI spawned agents run, when set. */
   agentClaudeBin: string | undefined;
+  /** DAN_CLI_USER: the uid and gid the agent runs the CLI as, when set. */
+  cliUser: { uid: number; gid: number } | undefined;
   model: string | undefined;
   permissionMode: DanEnv['DAN_PERMISSION_MODE'];
   images: { agent: string; base: string; redis: string };
@@ -255,6 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     templatesDir: path.resolve(e.DAN_TEMPLATES ?? path.join(root, 'agents')),
     claudeBin: e.DAN_CLAUDE_BIN ?? path.join(root, 'node_modules', '.bin', 'claude'),
     agentClaudeBin: e.DAN_AGENT_CLAUDE_BIN,
+    cliUser: e.DAN_CLI_USER ? { uid: Number(e.DAN_CLI_USER.split(':')[0]), gid: Number(e.DAN_CLI_USER.split(':')[1]) } : undefined,
     model: e.DAN_MODEL,
     permissionMode: e.DAN_PERMISSION_MODE,
     images: { agent: e.DAN_AGENT_IMAGE, base: e.DAN_BASE_IMAGE, redis: e.DAN_REDIS_IMAGE },
@@ -310,7 +320,11 @@ function checkWorkspaceVolume(volume: string, allowedRoot: string | undefined): 
   }
 }
 
-/** The variables passed through to the Claude Code CLI (never stored, never logged). */
+/**
+ * The variables passed through to the Claude Code CLI (never stored, never logged). A new credential (a cloud
+ * provider's, a token) joins this list and nothing else: agents receive every one of them, with their Redis URL,
+ * as {@link SECRET_ENV} on stdin, never in a container's or a process's environment (lib/secrets.ts).
+ */
 export const PASSTHROUGH_ENV = [
   'ANTHROPIC_API_KEY',
   'ANTHROPIC_AUTH_TOKEN',
@@ -324,3 +338,10 @@ export const PASSTHROUGH_ENV = [
   'HTTP_PROXY',
   'NO_PROXY',
 ] as const;
+
+/**
+ * What a runtime hands an agent as secrets (lib/secrets.ts: on stdin, once, at start) rather than in its
+ * environment: the agent's Redis URL (its role's password) and every pass-through variable (keys, tokens, and
+ * URLs that may carry credentials, such as a proxy's).
+ */
+export const SECRET_ENV: readonly string[] = ['REDIS_URL', ...PASSTHROUGH_ENV];

@@ -25,6 +25,17 @@ die() {
   exit 64
 }
 
+# Started as root (the docker runtime starts agents so, with no capability but SETUID, SETGID and KILL): become
+# the agent's uid at once, keeping those three as ambient capabilities for the agent alone, which runs the CLI
+# under another uid with none (DAN_CLI_USER, lib/executor/claude-executor.ts). Nothing runs as root past here.
+if [ "$(id -u)" = 0 ]; then
+  command -v setpriv >/dev/null 2>&1 || die "setpriv (util-linux) is missing: the image cannot drop root"
+  umask 002
+  exec setpriv --reuid=1000 --regid=1000 --clear-groups \
+    --inh-caps=-all,+setuid,+setgid,+kill --ambient-caps=-all,+setuid,+setgid,+kill -- "$0" "$@" \
+    || die "cannot switch to uid 1000 (setpriv needs CAP_SETUID and CAP_SETGID: CapAdd them, or run as --user 1000:1000)"
+fi
+
 dan() {
   [ -f "$DAN" ] || die "$DAN is missing: the image was built without the compiled CLI"
   exec node "$DAN" "$@"

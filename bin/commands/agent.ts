@@ -27,12 +27,15 @@ export function registerAgentCommand(program: Command, withConnection: (cmd: Com
     // Flags are checked here, so a bad one is named as the user wrote it, not as the variable it overrides.
     const idleTimeout = flags.idleTimeout === undefined ? undefined : parseFlag(wholeNumber(100, 86_400_000, 'milliseconds'), flags.idleTimeout, '--idle-timeout');
     const concurrency = flags.concurrency === undefined ? undefined : parseFlag(wholeNumber(1, 64, 'tasks'), flags.concurrency, '--concurrency');
+    // Secrets (the Redis URL, the model's keys) come on stdin when a runtime started this agent: never in its Env.
+    const { agentEnvironment } = await import('../../lib/secrets.js');
+    const env = await agentEnvironment(process.env, process.stdin);
     const config = configFrom(flags, {
       DOMAIN_TYPE: flags.domain,
       AGENT_ID: flags.id,
       DAN_IDLE_TIMEOUT_MS: idleTimeout,
       DAN_AGENT_CONCURRENCY: concurrency,
-    });
+    }, env);
     const domain = config.domainType;
     if (!domain) throw new BadInputError('dan agent needs a domain: pass --domain <name> or set DOMAIN_TYPE');
     const agentId = config.agentId ?? `${domain}-${randomBytes(4).toString('hex')}`;
@@ -49,7 +52,7 @@ export function registerAgentCommand(program: Command, withConnection: (cmd: Com
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
-    agent = await DomainAgent.start({ config, domain, agentId, env: process.env, logger });
+    agent = await DomainAgent.start({ config, domain, agentId, env, logger });
     if (stopRequested) void agent.stop('stopped'); // as above
     const reason = await agent.exited;
     process.exitCode = reason === 'reaped' ? 1 : 0;

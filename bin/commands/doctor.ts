@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { DanConfig } from '../../lib/config.js';
 import { domainTemplateDir, listDomains, mainTemplateDir } from '../../lib/domains.js';
 import { ConfigError, redactUrl } from '../../lib/errors.js';
-import { connectRedis, Keys, type Redis } from '../../lib/messaging/index.js';
+import { connectRedis, Keys, roleUser, urlPassword, whoAmI, type Redis } from '../../lib/messaging/index.js';
 import { AgentRegistry } from '../../lib/registry/index.js';
 import { Git, integrationBranch } from '../../lib/workspace/index.js';
 import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
@@ -132,6 +132,7 @@ async function checkRedis(config: DanConfig, setup: NetworkSetup): Promise<Check
           ),
     ));
     checks.push(await memoryCheck(redis));
+    checks.push(await rolesCheck(redis, config));
     checks.push(await configCheck(redis, 'redis persistence', 'appendonly', 'yes', (value) =>
       value === 'yes'
         ? ok('redis persistence', 'append-only file on')
@@ -145,6 +146,62 @@ async function checkRedis(config: DanConfig, setup: NetworkSetup): Promise<Check
   } finally {
     redis.disconnect();
   }
+}
+
+/** Commands the agent role must be refused (ACL DRYRUN, Redis 7): a check that the role is what it should be. */
+const AGENT_REFUSED: string[][] = [['FLUSHALL'], ['CONFIG', 'GET', 'requirepass'], ['KEYS', '*'], ['ACL', 'LIST'], ['SHUTDOWN'], ['SET', 'another-network:x', '1']];
+
+/**
+ * Redis roles (docs/SECURITY.md): which user this process connects as, and whether the agents' user exists and
+ * is refused admin commands. A Redis without a password has no users to tell apart: said plainly.
+ */
+async function rolesCheck(redis: Redis, config: DanConfig): Promise<Check> {
+  const name = 'redis roles';
+  if (urlPassword(config.redisUrl) === undefined) {
+    return warn(
+      name,
+      'Redis has no password: there are no roles, every process that reaches it (agents included) can do anything, FLUSHALL too; agents still get the URL on stdin, not in their environment',
+      'give Redis a password (compose does: REDIS_PASSWORD in .env; for `dan up`, start redis-server with --requirepass and put it in REDIS_URL)',
+    );
+  }
+  const me = (await whoAmI(redis)) ?? 'default';
+  const agentUser = roleUser(config.network, 'agent');
+  let rules: unknown;
+  try {
+    rules = await redis.call('ACL', 'GETUSER', agentUser);
+  } catch (error) {
+    // Not an admin (the client role, a managed Redis): it cannot look at other users, which is as it should be.
+    return ok(name, `connected as ${me}, which cannot inspect the agents' user (${message(error)})`);
+  }
+  if (rules === null) {
+    return warn(name, `connected as ${me}; no user ${agentUser} yet: agents would get this credential`, 'start an orchestrator (dan up, docker compose up -d): it creates the role users');
+  }
+  const allowed: string[] = [];
+  for (const command of AGENT_REFUSED) {
+    try {
+      if (String(await redis.call('ACL', 'DRYRUN', agentUser, ...command)) === 'OK') allowed.push(command[0]!);
+    } catch {
+      // Redis before 7 has no DRYRUN: the rules were set by dan, trust them.
+    }
+  }
+  if (allowed.length > 0) {
+    return fail(name, `connected as ${me}; agents' user ${agentUser} may run ${allowed.join(', ')}`, 'restart an orchestrator: it sets the role users again (ACL SETUSER)');
+  }
+  return ok(name, `connected as ${me}; agents connect as ${agentUser}, refused ${AGENT_REFUSED.map((c) => c[0]).join(', ')} and other networks' keys`);
+}
+
+/** Where the CLI runs relative to its agent: its own uid (docker runtime), or the agent's (process runtime). */
+function cliIsolationCheck(config: DanConfig): Check {
+  const name = 'cli isolation';
+  if (config.runtime === 'docker') {
+    return ok(name, 'agents run as uid 1000 and their CLI as uid 1001 with no capabilities: its tools cannot read the agent\'s memory, environment or Redis credential');
+  }
+  const uid = process.getuid?.() ?? -1;
+  return warn(
+    name,
+    `process runtime: the CLI runs as the agent's own uid (${uid}), so a tool of the CLI can read the agent's memory and with it its Redis credential`,
+    'run agents in containers (DAN_RUNTIME=docker, or compose): there the CLI has a uid of its own',
+  );
 }
 
 /** Share of `maxmemory` in use from which `dan doctor` warns: past it, a burst of work can fill Redis. */
@@ -354,7 +411,7 @@ export async function runChecks(config: DanConfig, env: NodeJS.ProcessEnv = proc
     checkWorkspace(config, env, setup),
     checkRepository(config, env),
   ]);
-  return [...redis, ...docker, claude, checkModelAccess(env), templates, workspace, repository];
+  return [...redis, ...docker, claude, cliIsolationCheck(config), checkModelAccess(env), templates, workspace, repository];
 }
 
 const LABEL = { ok: 'ok', warn: 'warn', fail: 'FAIL' } as const;

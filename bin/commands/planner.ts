@@ -39,10 +39,13 @@ export function registerPlannerCommand(program: Command): void {
       process.once('SIGINT', onSignal);
       // Nobody reads the answer any more (the orchestrator that started this process died): stop spending.
       process.stdout.on('error', () => controller.abort('the orchestrator stopped reading'));
+      // The model's keys arrive on stdin (DAN_SECRETS=stdin), never in this process's environment.
+      const { agentEnvironment } = await import('../../lib/secrets.js');
+      const env = await agentEnvironment(process.env, process.stdin);
       const { runPlanning } = await import('../../lib/orchestrator/planning-run.js');
       await runPlanning({
         config,
-        env: process.env,
+        env,
         agentId,
         prompt,
         timeoutMs,

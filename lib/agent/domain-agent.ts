@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DelayedError, WaitingError, type Job, type Worker } from 'bullmq';
@@ -84,11 +84,30 @@ export class DomainAgent {
     return agent;
   }
 
+  /**
+   * The CLI runs as another uid in the agent's group (DAN_CLI_USER): it must pass through the workspace folder to
+   * its worktree (group r-x) and, in shared mode, write the folder itself (group rwx). A folder made with mode 0700
+   * (mkdtemp, a user's umask) would stop it; the agent opens it to its group when it owns it, else says why not.
+   */
+  private async openWorkspaceToCli(workspace: string, mode: 'git' | 'shared'): Promise<void> {
+    const wanted = mode === 'shared' ? 0o070 : 0o050;
+    try {
+      const current = (await stat(workspace)).mode & 0o7777;
+      if ((current & wanted) !== wanted) await chmod(workspace, current | wanted);
+    } catch (error) {
+      this.log.warn({ workspace, why: (error as Error).message }, 'cannot open the workspace to the CLI\'s group: the CLI may not reach it');
+    }
+  }
+
   private async begin(templateDir: string): Promise<void> {
     const { config, agentId, domain } = this.options;
+    // The CLI runs under a uid of its own in the agent's group (DAN_CLI_USER): what the agent makes (the config
+    // dir, worktrees) must be writable by the group, and what the CLI makes by the agent (the umask is inherited).
+    if (config.cliUser) process.umask(0o002);
     this.configDir = path.join(os.tmpdir(), 'dan', config.network, agentId);
     const prepared = await prepareConfigDir(templateDir, this.configDir);
     await mkdir(config.workspace, { recursive: true });
+    if (config.cliUser) await this.openWorkspaceToCli(config.workspace, config.workspaceMode);
     const mergeLock = new MergeLock(this.bus.redis, this.bus.keys, { ttlMs: config.heartbeatTtlMs });
     const workspace = config.workspaceMode === 'git' ? new LocalGitWorkspace(config.workspace, { bin: config.gitBin, env: this.options.env }) : undefined;
     // A workspace that cannot be dan's repository fails each task with the reason, rather than the agent's start

@@ -26,6 +26,7 @@ export async function runCli(ctx: AgentContext, run: TaskRun, prompt: string, re
     resume,
     onEntry: (entry) => run.writer.push({ ...entry, agent: ctx.agentId }),
     logger: run.log,
+    runAs: ctx.config.cliUser,
   });
   await run.writer.flush();
   return result;

@@ -43,6 +43,26 @@ export interface RunClaudeOptions {
   onEntry?: EntryHandler;
   /** @default a silent logger */
   logger?: Logger;
+  /**
+   * Run the CLI as this uid and gid (`DAN_CLI_USER`), through `setpriv` with every capability dropped, so that
+   * it cannot read this process's memory, environment or files (docs/SECURITY.md, *The CLI's own uid*). Needs
+   * CAP_SETUID and CAP_SETGID here (the agent image's entrypoint gives them to the agent); without them the run
+   * fails rather than run the CLI as this process's uid. @default this process's own uid
+   */
+  runAs?: { uid: number; gid: number };
+}
+
+/**
+ * The command that starts the CLI: the CLI itself, or, with `runAs`, `setpriv` switching to that uid and gid
+ * with no supplementary groups, no inheritable or ambient capabilities (so the CLI's exec leaves it none) and
+ * no new privileges, then exec'ing the CLI in place (same pid: the process-group kill still reaches it).
+ */
+export function cliCommand(claudeBin: string, args: readonly string[], runAs?: { uid: number; gid: number }): [string, string[]] {
+  if (!runAs) return [claudeBin, [...args]];
+  return [
+    'setpriv',
+    [`--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, '--clear-groups', '--inh-caps=-all', '--ambient-caps=-all', '--no-new-privs', '--', claudeBin, ...args],
+  ];
 }
 
 export type ExecutorStatus = 'completed' | 'failed' | 'timed_out' | 'cancelled';
@@ -146,7 +166,8 @@ export async function runClaude(options: RunClaudeOptions): Promise<ExecutorResu
   );
   // Detached: the CLI leads a process group of its own, which a timeout or cancel kills (with the tool
   // processes it started in sessions of their own: see killProcessTree) without touching this process.
-  const child = execa(options.claudeBin, args, {
+  const [file, argv] = cliCommand(options.claudeBin, args, options.runAs);
+  const child = execa(file, argv, {
     cwd: options.cwd,
     env: options.env,
     extendEnv: false,

@@ -9,6 +9,8 @@ import type { AgentHandle, Runtime } from '../runtime/index.js';
 import { MAIN_DOMAIN, isTerminal } from '../task.js';
 import { ensureWorkspace, LocalGitWorkspace } from '../workspace/index.js';
 import { agentEnv } from './agent-env.js';
+import { splitSecrets } from '../secrets.js';
+import { withAgentRole } from './redis-roles.js';
 import { GoalWorker } from './goal-worker.js';
 import { TaskGraph } from './task-graph.js';
 import { Reconciler } from './reconciler.js';
@@ -82,6 +84,8 @@ export class Orchestrator {
   static async start(options: OrchestratorOptions): Promise<Orchestrator> {
     const bus = await Bus.connect(options.config, { name: 'dan-orchestrator' });
     bus.redis.on('error', (error) => options.logger.warn({ err: error }, 'redis connection error'));
+    // Agents get their role's user, never this process's (admin) credential, wherever Redis supports it.
+    options = { ...options, config: await withAgentRole(bus.redis, options.config, options.logger) };
     const registry = new AgentRegistry(bus.redis, bus.keys, { heartbeatTtlMs: options.config.heartbeatTtlMs });
     const orchestrator = new Orchestrator(options, bus, registry);
     await orchestrator.begin();
@@ -358,12 +362,9 @@ export class Orchestrator {
     const agentId = `${domain}-${randomBytes(4).toString('hex')}`;
     const { runtime, config, env } = this.options;
     try {
-      const handle = await runtime.spawn({
-        agentId,
-        role: 'domain',
-        domain,
-        env: agentEnv(config, { agentId, domain, role: 'domain', runtime: runtime.kind }, env),
-      });
+      // The Redis URL and the model's keys go on the agent's stdin, not into its environment (lib/secrets.ts).
+      const { env: visible, secrets } = splitSecrets(agentEnv(config, { agentId, domain, role: 'domain', runtime: runtime.kind }, env));
+      const handle = await runtime.spawn({ agentId, role: 'domain', domain, env: visible, secrets });
       this.stats.spawned += 1;
       this.firstSeen.set(agentId, Date.now());
       this.log.info({ agentId, domain, where: handle.name }, 'spawned an agent');

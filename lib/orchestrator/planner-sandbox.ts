@@ -3,6 +3,7 @@ import type { DanConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Runtime } from '../runtime/index.js';
 import type { LogEntryInput } from '../task.js';
+import { splitSecrets } from '../secrets.js';
 import { PLANNER_DOMAIN, plannerEnv } from './agent-env.js';
 import { parsePlannerLine, type PlannerRunResult } from './planner-protocol.js';
 
@@ -41,7 +42,10 @@ export async function runPlannerSandbox(options: PlannerSandboxOptions): Promise
   if (signal.aborted) return { ...failed(String(signal.reason ?? 'cancelled')), status: 'cancelled' };
   const env = plannerEnv(options.config, { agentId, runtime: runtime.kind }, options.env, { prompt: options.prompt, timeoutMs: options.timeoutMs });
   try {
-    await runtime.spawn({ agentId, role: 'planner', domain: PLANNER_DOMAIN, env });
+    // The model's keys go on the run's stdin (lib/secrets.ts), never into its environment; it gets no Redis URL.
+    const { env: visible, secrets } = splitSecrets(env);
+    delete secrets.REDIS_URL;
+    await runtime.spawn({ agentId, role: 'planner', domain: PLANNER_DOMAIN, env: visible, secrets });
   } catch (error) {
     log.warn({ err: error }, 'cannot start the planner run');
     return failed(`cannot start the planner run: ${(error as Error).message}`);

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { LABELS, type AgentSpec } from './runtime.js';
 import { RuntimeError } from './runtime-errors.js';
+import { splitSecrets, SECRETS_FROM_STDIN, SECRETS_VARIABLE } from '../secrets.js';
 
 /** Where and how agent containers of one network run: the settings the docker runtime was created with. */
 export interface ContainerSettings {
@@ -11,7 +12,7 @@ export interface ContainerSettings {
   image: string;
   /** Replaces the image's CMD (its ENTRYPOINT still runs), e.g. `['sleep', '300']` in tests. */
   cmd?: string[];
-  /** REDIS_URL given to agents unless their spec sets one. */
+  /** REDIS_URL given to agents (on stdin) unless their spec's secrets set one. */
   agentRedisUrl: string;
   /** A Docker volume name, or an absolute host path bind-mounted. */
   workspaceVolume: string;
@@ -24,6 +25,13 @@ export interface ContainerSettings {
 
 /** The uid:gid agents run as; the images create user `agent` with it. */
 export const AGENT_USER = '1000:1000';
+/** The uid:gid the agent runs the CLI as: another uid (it cannot read the agent's memory), the agent's group. */
+export const CLI_USER = '1001:1000';
+/**
+ * What an agent container may do beyond nothing: switch uids (the entrypoint to the agent's, the agent to the
+ * CLI's) and signal the CLI's processes, which run as another uid. The CLI gets none of them.
+ */
+export const AGENT_CAPABILITIES = ['SETUID', 'SETGID', 'KILL'] as const;
 /** Where the workspace is mounted in agent containers. */
 export const WORKSPACE_PATH = '/workspace';
 /** Where DAN_TEMPLATES_VOLUME is mounted, read-only, in agent containers. */
@@ -81,11 +89,15 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
     });
   }
   const planner = spec.role === 'planner';
+  // Secrets (the Redis URL, the model's keys) never go into the container's config: the runtime writes them on
+  // its stdin after the start (DockerRuntime.spawn), whoever put them in spec.env. A planner run gets no Redis at
+  // all (issue 16, item 1): its answer goes back on stdout.
+  const visible = splitSecrets(spec.env).env;
   const env: Record<string, string> = {
-    // A planner run gets no Redis at all: its answer goes back on stdout (issue 16, item 1).
-    ...(planner ? {} : { REDIS_URL: settings.agentRedisUrl }),
     DAN_NETWORK: settings.network,
-    ...spec.env,
+    ...visible,
+    [SECRETS_VARIABLE]: SECRETS_FROM_STDIN,
+    DAN_CLI_USER: CLI_USER,
     // Identity and place come from the spec and the mount, never from a caller's env that disagrees.
     AGENT_ID: spec.agentId,
     AGENT_ROLE: spec.role,
@@ -99,8 +111,14 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
     name,
     Image: settings.image,
     ...(settings.cmd ? { Cmd: settings.cmd } : {}),
-    User: AGENT_USER,
+    // Root with no capability but SETUID, SETGID and KILL: the entrypoint switches to the agent's uid at once,
+    // keeping those three for the agent alone, which runs the CLI under CLI_USER with none (scripts/entrypoint.sh).
+    User: '0:0',
     WorkingDir: WORKSPACE_PATH,
+    // The secrets line arrives on stdin (attached before the start, closed after the line).
+    OpenStdin: true,
+    StdinOnce: true,
+    AttachStdin: true,
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     Labels: agentLabels(settings.network, settings.installation, spec),
     HostConfig: {
@@ -109,10 +127,11 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
       MemorySwap: Math.round(settings.memoryMb * 1024 * 1024),
       // The image cannot be changed from inside: only the workspace and these scratch dirs are writable.
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=512m', '/home/agent': 'rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0700' },
+      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=512m', '/home/agent': 'rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0770' },
       NanoCpus: Math.round(settings.cpus * 1e9),
       PidsLimit: settings.pidsLimit,
       CapDrop: ['ALL'],
+      CapAdd: [...AGENT_CAPABILITIES],
       SecurityOpt: ['no-new-privileges'],
       Privileged: false,
       Init: true,

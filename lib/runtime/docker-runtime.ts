@@ -9,6 +9,7 @@ import { demuxDockerLogs } from './docker-logs.js';
 import { ensureNetwork, removeNetwork, ensureWorkspace } from './docker-setup.js';
 import { agentContainerOptions, containerName, type ContainerSettings } from './container-spec.js';
 import { RuntimeError } from './runtime-errors.js';
+import { secretsLine, splitSecrets } from '../secrets.js';
 
 /** The parts of the configuration the docker runtime uses. */
 export type DockerRuntimeConfig = Pick<
@@ -110,13 +111,30 @@ export class DockerRuntime implements Runtime {
       }
     }
     try {
-      await container.start();
+      const secrets = { REDIS_URL: this.settings.agentRedisUrl, ...splitSecrets(spec.env).secrets, ...spec.secrets };
+      if (spec.role === 'planner') delete (secrets as Partial<typeof secrets>).REDIS_URL; // a planner run gets no Redis at all
+      await this.startWithSecrets(container, secrets);
     } catch (error) {
       await container.remove({ force: true }).catch(() => undefined);
       throw this.spawnError(error, spec);
     }
     this.logger.info({ agentId: spec.agentId, container: name, domain: spec.domain }, 'agent container started');
     return { agentId: spec.agentId, role: spec.role, domain: spec.domain, runtime: 'docker', name, ref: container.id, running: true };
+  }
+
+  /**
+   * Attaches to the container's stdin, starts it, writes the secrets line and closes stdin (StdinOnce: the
+   * container's stdin ends with it). The values pass through the engine's API only: no Env, no file.
+   */
+  private async startWithSecrets(container: Docker.Container, secrets: Record<string, string>): Promise<void> {
+    const stream = (await container.attach({ stream: true, stdin: true, hijack: true })) as NodeJS.ReadWriteStream;
+    stream.on('error', () => {}); // a container that exits at once: its logs and exit code say why
+    try {
+      await container.start();
+      await new Promise<void>((resolve, reject) => stream.write(secretsLine(secrets), (error) => (error ? reject(error) : resolve())));
+    } finally {
+      stream.end();
+    }
   }
 
   async stop(agentId: string, options: StopOptions = {}): Promise<void> {

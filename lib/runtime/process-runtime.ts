@@ -6,6 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { packageRoot, type DanConfig } from '../config.js';
 import { AGENT_TAG, killTagged } from '../executor/index.js';
+import { secretsLine, SECRETS_FROM_STDIN, SECRETS_VARIABLE } from '../secrets.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { AgentHandle, AgentSpec, Runtime, StopOptions } from './runtime.js';
 import { LineBuffer } from './line-buffer.js';
@@ -150,10 +151,15 @@ export class ProcessRuntime implements Runtime {
       cwd: this.settings.cwd,
       env: this.environment(spec),
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [spec.secrets ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
     try {
       await once(child, 'spawn');
+      if (spec.secrets) {
+        // On stdin, not in the environment: /proc/<pid>/environ of the agent shows none of them.
+        child.stdin!.on('error', () => {}); // an agent that died at once: its exit says so
+        child.stdin!.end(secretsLine(spec.secrets));
+      }
     } catch (error) {
       throw new RuntimeError(`cannot start agent ${spec.agentId} (${file}): ${(error as Error).message}`, {
         cause: error,
@@ -237,7 +243,8 @@ export class ProcessRuntime implements Runtime {
     }
     const env: Record<string, string> = {
       ...inherited,
-      REDIS_URL: this.settings.redisUrl,
+      // With secrets, the Redis URL is one of them (on stdin); without, the runtime's own.
+      ...(spec.secrets ? { [SECRETS_VARIABLE]: SECRETS_FROM_STDIN } : { REDIS_URL: this.settings.redisUrl }),
       DAN_NETWORK: this.settings.network,
       DAN_WORKSPACE: this.settings.cwd,
       ...spec.env,

@@ -16,8 +16,13 @@ export interface AgentSpec {
   role: AgentRole;
   /** `main` for an orchestrator. */
   domain: string;
-  /** Environment of the agent process (REDIS_URL, AGENT_ID, AGENT_ROLE, DOMAIN_TYPE, settings, pass-through secrets). */
+  /** Environment of the agent process (AGENT_ID, AGENT_ROLE, DOMAIN_TYPE, settings): what anyone may see. */
   env: Record<string, string>;
+  /**
+   * The agent's secrets (REDIS_URL, the model's keys: SECRET_ENV): written on its stdin at start, with
+   * DAN_SECRETS=stdin in its environment, never in the environment itself (lib/secrets.ts).
+   */
+  secrets?: Record<string, string>;
 }
 
 /** A started agent as the runtime knows it. */

@@ -46,6 +46,10 @@ describe('a real-looking API key in the environment', () => {
     // Kill one agent once it has registered: the reaper stores its last lines in its record.
     const victim = await eventually(async () => (await runtime.list()).find((h) => h.running && h.role === 'domain'), { what: 'an agent', timeoutMs: 30_000 });
     await eventually(async () => (await redis.sismember(bus.keys.agents, victim.agentId)) === 1, { what: 'the agent to register', timeoutMs: 30_000 });
+    // The agent got the key on stdin: its environment (what /proc/<pid>/environ shows a same-uid reader) holds none.
+    const environ = await readFile(`/proc/${victim.ref}/environ`, 'utf8');
+    expect(environ.split('\0')).toContain('DAN_SECRETS=stdin');
+    expect(environ.includes(API_KEY) || environ.includes(FRAGMENT)).toBe(false);
     killQuietly(Number(victim.ref));
     await waitAllTerminal(bus, ids, 120_000);
     await eventually(async () => (await redis.hget(bus.keys.agent(victim.agentId), 'lastLogs')) !== null, {

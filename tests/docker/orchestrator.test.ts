@@ -200,7 +200,9 @@ describe('orchestrator on the docker runtime', { timeout: 180_000 }, () => {
     const info = await docker.getContainer(container!.Id).inspect();
     expect(info.Name).toBe(`/${network}-backend-${agentId.slice('backend-'.length)}`);
     expect(info.Config.Image).toBe(AGENT_IMAGE);
-    expect(info.Config.User).toBe('1000:1000');
+    // Root with SETUID/SETGID/KILL only; the entrypoint drops to uid 1000 and the CLI runs as uid 1001.
+    expect(info.Config.User).toBe('0:0');
+    expect(info.HostConfig.CapAdd).toEqual(['SETUID', 'SETGID', 'KILL']);
     expect(info.Config.Labels).toMatchObject({ [LABELS.network]: network, [LABELS.role]: 'domain', [LABELS.domain]: 'backend', [LABELS.agentId]: agentId });
     expect(info.HostConfig.Memory).toBe(768 * 1024 * 1024);
     expect(info.HostConfig.NanoCpus).toBe(750_000_000);
@@ -208,7 +210,9 @@ describe('orchestrator on the docker runtime', { timeout: 180_000 }, () => {
     expect(info.HostConfig.Privileged).toBe(false);
     expect(info.Mounts).toEqual([expect.objectContaining({ Type: 'bind', Source: workspace, Destination: '/workspace' })]);
     expect(Object.keys(info.NetworkSettings.Networks)).toEqual([network]);
-    expect(info.Config.Env).toEqual(expect.arrayContaining([`REDIS_URL=${config.agentRedisUrl}`, 'DAN_WORKSPACE=/workspace', `AGENT_ID=${agentId}`]));
+    // Its Redis URL and the model key came on stdin: none in the container's config.
+    expect(info.Config.Env).toEqual(expect.arrayContaining(['DAN_SECRETS=stdin', 'DAN_WORKSPACE=/workspace', `AGENT_ID=${agentId}`]));
+    expect((info.Config.Env ?? []).filter((kv) => /^(REDIS_URL|ANTHROPIC_API_KEY)=/.test(kv))).toEqual([]);
     // The image's HEALTHCHECK: the agent rewrites its health file on every heartbeat.
     const inContainer = (...cmd: string[]) => execFileSync('docker', ['exec', container!.Id, ...cmd], { encoding: 'utf8' }).trim();
     await eventually(() => Number(inContainer('cat', '/tmp/dan-alive')) > 0, { what: 'the health file', timeoutMs: 30_000 });

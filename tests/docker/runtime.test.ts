@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS, DockerRuntime, createDockerClient, type AgentSpec, type Docker } from '../../lib/runtime/index.js';
 import { repoRoot } from '../helpers/cli.js';
-import { containerExists, removeContainers, removeDanNetwork } from '../helpers/docker.js';
+import { containerExists, ensureTestAgentImage, removeContainers, removeDanNetwork } from '../helpers/docker.js';
 import { testConfig, uniqueNetwork } from '../helpers/network.js';
 
 // The docker runtime against the real engine. Agents run the base image with `sleep` instead of dan: what is
@@ -20,6 +20,7 @@ const tempDirs: string[] = [];
 /** This file's installation id (an orchestrator reads it from Redis: installationId). */
 const installation = `inst-${network}`;
 let runtime: DockerRuntime;
+let agentImage: string;
 
 const spec = (agentId: string, domain = 'backend', env: Record<string, string> = {}): AgentSpec => ({
   agentId,
@@ -86,7 +87,9 @@ beforeAll(async () => {
     [LABELS.agentId]: 'agent-shared',
   });
   runtime = await DockerRuntime.create(config, { installation, image, cmd: ['sleep', '300'] });
-}, 300_000);
+  // What runs as which uid is the agent image's entrypoint's doing: those tests use the real image.
+  agentImage = await ensureTestAgentImage(docker, process.env.DAN_BASE_IMAGE ?? 'dan-airgap/node:bookworm');
+}, 900_000);
 
 afterAll(async () => {
   await runtime?.close();
@@ -111,16 +114,20 @@ describe('DockerRuntime', () => {
       [LABELS.domain]: 'backend',
       [LABELS.agentId]: agentId,
     });
-    expect(info.Config.User).toBe('1000:1000');
+    // Root with SETUID/SETGID/KILL only: the image's entrypoint drops to uid 1000 (see the next test).
+    expect(info.Config.User).toBe('0:0');
     expect(info.Config.Env).toEqual(
-      expect.arrayContaining([`AGENT_ID=${agentId}`, 'AGENT_ROLE=domain', 'DOMAIN_TYPE=backend', 'CUSTOM=yes', 'DAN_WORKSPACE=/workspace']),
+      expect.arrayContaining([`AGENT_ID=${agentId}`, 'AGENT_ROLE=domain', 'DOMAIN_TYPE=backend', 'CUSTOM=yes', 'DAN_WORKSPACE=/workspace', 'DAN_SECRETS=stdin', 'DAN_CLI_USER=1001:1000']),
     );
+    // The Redis URL went on stdin, not into the container's config.
+    expect((info.Config.Env ?? []).filter((kv) => kv.startsWith('REDIS_URL='))).toEqual([]);
+    expect(JSON.stringify(info)).not.toContain('host.docker.internal:6379');
     const host = info.HostConfig;
     expect(host.Memory).toBe(256 * 1024 * 1024);
     expect(host.NanoCpus).toBe(250_000_000);
     expect(host.PidsLimit).toBe(512);
     expect(host.CapDrop).toEqual(['ALL']);
-    expect(host.CapAdd ?? []).toEqual([]);
+    expect(host.CapAdd).toEqual(['SETUID', 'SETGID', 'KILL']);
     expect(host.SecurityOpt).toEqual(['no-new-privileges']);
     expect(host.Privileged).toBe(false);
     expect(host.Init).toBe(true);
@@ -135,14 +142,16 @@ describe('DockerRuntime', () => {
     expect(net.Labels).toMatchObject({ [LABELS.network]: network });
   });
 
-  it('runs agents as uid 1000 that can write to the shared workspace, and returns their logs', async () => {
-    const script = 'id -u; echo to-stderr >&2; echo "from $AGENT_ID" > /workspace/probe-$AGENT_ID && cat /workspace/probe-$AGENT_ID';
-    const writer = await DockerRuntime.create(config, { installation, image, cmd: ['sh', '-c', script] });
+  it('runs agents as uid 1000 (the image drops root) that can write to the shared workspace, with their secrets on stdin, and returns their logs', async () => {
+    const script =
+      'id -u; echo to-stderr >&2; read -r secrets; case "$secrets" in *REDIS_URL*host.docker.internal*) echo secrets-on-stdin;; esac; ' +
+      '[ -z "${REDIS_URL:-}" ] && echo no-redis-url-in-env; echo "from $AGENT_ID" > /workspace/probe-$AGENT_ID && cat /workspace/probe-$AGENT_ID';
+    const writer = await DockerRuntime.create(config, { installation, image: agentImage, cmd: ['sh', '-c', script] });
     await writer.spawn(spec('writer-1', 'frontend'));
     await waitExited(writer, 'writer-1');
 
     const logs = await writer.logs('writer-1');
-    expect(logs.split('\n')).toEqual(expect.arrayContaining(['1000', 'to-stderr', 'from writer-1']));
+    expect(logs.split('\n')).toEqual(expect.arrayContaining(['1000', 'to-stderr', 'secrets-on-stdin', 'no-redis-url-in-env', 'from writer-1']));
     const lines = logs.trimEnd().split('\n');
     expect(await writer.logs('writer-1', { tail: 1 })).toBe(`${lines.at(-1)}\n`);
 
@@ -168,7 +177,7 @@ describe('DockerRuntime', () => {
     await root.start();
     await root.wait();
     await root.remove();
-    const rooted = await DockerRuntime.create({ ...config, workspaceVolume: volume }, { installation, image, cmd: ['sh', '-c', 'touch /workspace/x && stat -c %u /workspace'] });
+    const rooted = await DockerRuntime.create({ ...config, workspaceVolume: volume }, { installation, image: agentImage, cmd: ['sh', '-c', 'touch /workspace/x && stat -c %u /workspace'] });
     await rooted.spawn(spec('rooted-1'));
     await waitExited(rooted, 'rooted-1');
     expect(await rooted.logs('rooted-1')).toBe('1000\n');
@@ -230,12 +239,12 @@ describe('DockerRuntime', () => {
     await chown(dir, 0, 0);
     const bindConfig = { ...config, workspaceVolume: dir };
     const script = 'echo bound > /workspace/bound.txt && echo ok';
-    const failure = await DockerRuntime.create(bindConfig, { installation, image, cmd: ['sh', '-c', script] }).catch((error: unknown) => error);
+    const failure = await DockerRuntime.create(bindConfig, { installation, image: agentImage, cmd: ['sh', '-c', script] }).catch((error: unknown) => error);
     expect(failure).toMatchObject({ code: 'DAN_RUNTIME' });
     expect((failure as Error).message).toContain(`chown -R 1000:1000 ${dir}`);
 
     await chown(dir, 1000, 1000);
-    const bound = await DockerRuntime.create(bindConfig, { installation, image, cmd: ['sh', '-c', script] });
+    const bound = await DockerRuntime.create(bindConfig, { installation, image: agentImage, cmd: ['sh', '-c', script] });
     const handle = await bound.spawn(spec('bind-1'));
     await waitExited(bound, 'bind-1');
     const info = await docker.getContainer(handle.ref).inspect();

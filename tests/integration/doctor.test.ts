@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, runDan } from '../helpers/cli.js';
-import { createRedis, Keys } from '../../lib/messaging/index.js';
+import { createRedis, ensureRoleUsers, Keys, roleUrl, roleUser } from '../../lib/messaging/index.js';
 import { AgentRegistry } from '../../lib/registry/index.js';
 import { deleteNetworkKeys, redisUrl, uniqueNetwork } from '../helpers/network.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -126,6 +126,37 @@ describe('dan doctor', () => {
     }
   });
 
+  it('says plainly that a Redis without a password has no roles, and that the process runtime shares the uid with the CLI', async () => {
+    const { report } = await doctorJson([]);
+    expect(report.checks.find((c) => c.name === 'redis roles')).toMatchObject({ status: 'warn', found: expect.stringMatching(/^Redis has no password: there are no roles/) });
+    expect(report.checks.find((c) => c.name === 'cli isolation')).toMatchObject({ status: 'warn', found: expect.stringMatching(/the CLI runs as the agent's own uid/) });
+  });
+
+  it("reports the user it connects as, and checks that the agents' user is refused admin commands", async () => {
+    const password = 'doctor-admin-password';
+    const server = await RedisServer.start({ password });
+    const network = uniqueNetwork('doctor');
+    const admin = createRedis(server.url(), { name: 'doctor-roles' });
+    try {
+      const roles = async (url: string) => (await doctorJson([], { REDIS_URL: url, DAN_NETWORK: network })).report.checks.find((c) => c.name === 'redis roles');
+      expect(await roles(server.url())).toMatchObject({ status: 'warn', found: `connected as default; no user ${roleUser(network, 'agent')} yet: agents would get this credential` });
+      await ensureRoleUsers(admin, server.url(), network);
+      expect(await roles(server.url())).toMatchObject({
+        status: 'ok',
+        found: `connected as default; agents connect as ${roleUser(network, 'agent')}, refused FLUSHALL, CONFIG, KEYS, ACL, SHUTDOWN, SET and other networks' keys`,
+      });
+      // As the client role (what `dan status` should use): it cannot look at the agents' user, as it should not.
+      const client = await roles(roleUrl(server.url(), server.url(), network, 'client')!);
+      expect(client).toMatchObject({ status: 'ok', found: expect.stringMatching(new RegExp(`^connected as ${roleUser(network, 'client')}, which cannot inspect`)) });
+      // An agents' user someone widened is a failure.
+      await admin.call('ACL', 'SETUSER', roleUser(network, 'agent'), '+flushall');
+      expect(await roles(server.url())).toMatchObject({ status: 'fail', found: expect.stringMatching(/may run FLUSHALL$/) });
+    } finally {
+      admin.disconnect();
+      await server.stop();
+    }
+  });
+
   it('names the orchestrators that run on the network', async () => {
     const network = uniqueNetwork('doctor');
     const redis = createRedis(redisUrl(), { name: 'doctor-test' });
@@ -147,7 +178,7 @@ describe('dan doctor', () => {
     const { exitCode, report } = await doctorJson([]);
     expect(exitCode).toBe(0);
     expect(report.ok).toBe(true);
-    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'orchestrator', 'redis eviction', 'redis memory', 'redis persistence', 'docker', 'claude', 'api key', 'templates', 'workspace', 'repository']);
+    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'orchestrator', 'redis eviction', 'redis memory', 'redis roles', 'redis persistence', 'docker', 'claude', 'cli isolation', 'api key', 'templates', 'workspace', 'repository']);
     // A fresh network has no orchestrator: tasks would stay queued, and doctor says so.
     expect(report.checks[1]).toMatchObject({ name: 'orchestrator', status: 'warn', fix: 'dan up (or docker compose up -d)' });
     expect(report.checks[1]!.found).toMatch(/^none running on network "dan-doctor-/);

@@ -1,0 +1,91 @@
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { SECRET_ENV } from './config.js';
+import { DanError } from './errors.js';
+
+/**
+ * How an agent receives its secrets (docs/SECURITY.md, *Credentials*): a runtime writes them as one JSON line on
+ * the agent's stdin when it starts it, and sets `DAN_SECRETS=stdin` in its environment, so that no container
+ * config (`docker inspect`, Docker's config on disk) and no `/proc/<pid>/environ` holds them. The agent reads
+ * the line once, keeps the values in memory, and passes the model's to the CLI's environment only.
+ */
+export const SECRETS_VARIABLE = 'DAN_SECRETS';
+export const SECRETS_FROM_STDIN = 'stdin';
+
+/** How long an agent started with `DAN_SECRETS=stdin` waits for the line. */
+export const SECRETS_TIMEOUT_MS = 30_000;
+/** The line is small (a URL, a few keys): anything longer is not ours. */
+const MAX_LINE = 64 * 1024;
+
+const secretsSchema = z.record(z.string(), z.string()).refine((value) => Object.keys(value).every((name) => SECRET_ENV.includes(name)), {
+  message: `only ${SECRET_ENV.join(', ')} may be sent as secrets`,
+});
+
+/** Splits an agent's environment into what may be seen (`env`) and what is sent on stdin (`secrets`). */
+export function splitSecrets(all: Readonly<Record<string, string>>): { env: Record<string, string>; secrets: Record<string, string> } {
+  const env: Record<string, string> = {};
+  const secrets: Record<string, string> = {};
+  for (const [name, value] of Object.entries(all)) (SECRET_ENV.includes(name) ? secrets : env)[name] = value;
+  return { env, secrets };
+}
+
+/** The line a runtime writes on the agent's stdin. */
+export function secretsLine(secrets: Readonly<Record<string, string>>): string {
+  return `${JSON.stringify(secretsSchema.parse(secrets))}\n`;
+}
+
+/**
+ * Reads the secrets line from `input` (the agent's stdin), at most `timeoutMs`; then stops reading. Rejects
+ * with a DanError naming what went wrong (never a value).
+ */
+export async function readSecrets(input: Readable, timeoutMs = SECRETS_TIMEOUT_MS): Promise<Record<string, string>> {
+  const line = await new Promise<string>((resolve, reject) => {
+    let buffer = '';
+    const finish = (error: Error | undefined, value?: string): void => {
+      clearTimeout(timer);
+      input.off('data', onData);
+      input.off('end', onEnd);
+      input.off('error', onError);
+      input.pause();
+      if (error) reject(error);
+      else resolve(value!);
+    };
+    const onData = (chunk: Buffer | string): void => {
+      buffer += chunk.toString();
+      const end = buffer.indexOf('\n');
+      if (end >= 0) finish(undefined, buffer.slice(0, end));
+      else if (buffer.length > MAX_LINE) finish(new DanError('DAN_BAD_CONFIG', 'the secrets line on stdin is too long'));
+    };
+    const onEnd = (): void => finish(new DanError('DAN_BAD_CONFIG', 'stdin ended before the secrets line (DAN_SECRETS=stdin): start agents through a runtime, or unset DAN_SECRETS'));
+    const onError = (error: Error): void => finish(new DanError('DAN_BAD_CONFIG', `cannot read the secrets from stdin: ${error.message}`));
+    const timer = setTimeout(
+      () => finish(new DanError('DAN_BAD_CONFIG', `no secrets line on stdin within ${timeoutMs / 1000} s (DAN_SECRETS=stdin)`)),
+      timeoutMs,
+    );
+    input.on('data', onData);
+    input.once('end', onEnd);
+    input.once('error', onError);
+    input.resume();
+  });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    throw new DanError('DAN_BAD_CONFIG', 'the secrets line on stdin is not JSON');
+  }
+  const result = secretsSchema.safeParse(parsed);
+  if (!result.success) throw new DanError('DAN_BAD_CONFIG', `the secrets line on stdin is invalid: ${result.error.issues[0]!.message}`);
+  return result.data;
+}
+
+/**
+ * The environment an agent works with: its own, plus the secrets from stdin when `DAN_SECRETS=stdin`. The
+ * secrets never go into `process.env` (nor, through it, into anything a child inherits by default).
+ */
+export async function agentEnvironment(env: NodeJS.ProcessEnv, input: Readable, timeoutMs = SECRETS_TIMEOUT_MS): Promise<Record<string, string | undefined>> {
+  if (env[SECRETS_VARIABLE] !== SECRETS_FROM_STDIN) return { ...env };
+  const secrets = await readSecrets(input, timeoutMs);
+  const merged: Record<string, string | undefined> = { ...env, ...secrets };
+  delete merged[SECRETS_VARIABLE];
+  return merged;
+}
