@@ -12,7 +12,8 @@ import { RuntimeError } from './runtime-errors.js';
 export type DockerRuntimeConfig = Pick<
   DanConfig,
   'network' | 'agentRedisUrl' | 'workspaceVolume' | 'templatesVolume' | 'agentMemoryMb' | 'agentCpus' | 'images'
->;
+> &
+  Partial<Pick<DanConfig, 'credentialFiles'>>;
 
 export interface DockerRuntimeOptions {
   /** A client to use. @default createDockerClient({ host: dockerHost }) */
@@ -66,6 +67,7 @@ export class DockerRuntime implements Runtime {
       agentRedisUrl: config.agentRedisUrl,
       workspaceVolume: config.workspaceVolume,
       templatesVolume: config.templatesVolume,
+      credentialFiles: config.credentialFiles ?? [],
       memoryMb: config.agentMemoryMb,
       cpus: config.agentCpus,
       pidsLimit: options.pidsLimit ?? 512,
