@@ -261,6 +261,25 @@ describe('domain agent with the real claude CLI', () => {
     expect((await w.waitForEnd(next.id)).status).toBe('completed');
   });
 
+  it("runs a task on its own --model and effort, and records the model that ran", async ({ w }) => {
+    await w.startAgent();
+    const task = await w.submit('Create the file modelled.txt', { model: 'scripted-model-z', effort: 'low' });
+    const done = await w.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'completed', model: 'scripted-model-z', effort: 'low', modelUsed: 'scripted-model-z' });
+    const models = conversationRequests(w.server.requests).map((q) => q.model);
+    expect(models.length).toBeGreaterThan(0);
+    expect(models.every((m) => m === 'scripted-model-z')).toBe(true);
+  });
+
+  it('fails a task whose run spends its budget, with reason budget and the cost, without a retry', async ({ w }) => {
+    await w.startAgent();
+    const task = await w.submit('Create the file costly.txt', { budgetUsd: 0.000001 });
+    const done = await w.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'failed', reason: 'budget', budgetUsd: 0.000001, attempts: 1 });
+    expect(done.costUsd).toBeGreaterThan(0.000001);
+    expect(done.error).toMatch(/budget of \$0\.000001 is spent/);
+  });
+
   it("fails a task with the API's message when the model answers HTTP 400", async ({ w }) => {
     w.script = () => ({ status: 400, message: 'scripted: max_tokens must be at most 8192 in this test' });
     await w.startAgent();
