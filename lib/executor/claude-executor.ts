@@ -4,6 +4,7 @@ import { execa, type ResultPromise } from 'execa';
 import { silentLogger, type Logger } from '../log.js';
 import type { LogEntryInput, Usage } from '../task.js';
 import { EntryQueue, type EntryHandler } from './entry-queue.js';
+import { LimitWatch, type LimitKind, type RunLimit } from './limits.js';
 import { killProcessTree } from './process-tree.js';
 import { Redactor } from './redactor.js';
 import { RunAudit, type RunFindings } from './run-audit.js';
@@ -66,8 +67,13 @@ export interface ExecutorResult {
   result: string;
   /** Why the run did not complete. */
   error?: string;
-  /** A short machine-readable cause when one is known: `budget` (the run spent its --max-budget-usd). */
-  reason?: 'budget';
+  /**
+   * A short machine-readable cause when one is known: `budget` (the run spent its --max-budget-usd), or the
+   * limit it ended on (lib/executor/limits.ts): `usage_limit`, `rate_limit`, `overloaded`, `unauthorized`.
+   */
+  reason?: 'budget' | LimitKind;
+  /** The account or service limit the run ended on, with its reset time when the CLI gave one. */
+  limit?: RunLimit;
   /** The model the run used, as the CLI's init event named it. */
   model?: string;
   costUsd: number;
@@ -196,12 +202,20 @@ export async function runClaude(options: RunClaudeOptions): Promise<ExecutorResu
   const parser = new StreamParser();
   let resultEvent: ResultEvent | undefined;
   let model: string | undefined;
+  const limits = new LimitWatch();
   const stderrTail: string[] = [];
   const readStdout = (async () => {
     for await (const line of createInterface({ input: child.stdout!, crlfDelay: Infinity })) {
       const parsed = parser.parse(line);
       if (parsed.event?.kind === 'result') resultEvent = parsed.event.event;
       if (parsed.event?.kind === 'init' && parsed.event.event.model) model ??= parsed.event.event.model;
+      if (parsed.event?.kind === 'result' || line.includes('"rate_limit_event"')) {
+        try {
+          limits.see(JSON.parse(line));
+        } catch {
+          // not JSON: the parser has logged it raw
+        }
+      }
       if (parsed.event) audit.see(parsed.event);
       for (const entry of parsed.entries) emit(entry);
     }
@@ -234,6 +248,12 @@ export async function runClaude(options: RunClaudeOptions): Promise<ExecutorResu
       const spent = (resultEvent.total_cost_usd ?? 0).toFixed(4);
       const error = `the run's budget of $${options.maxBudgetUsd ?? '?'} is spent: it cost $${spent} and was stopped`;
       return await done({ ...fromResult, status: 'failed', reason: 'budget', error, exitCode: outcome.exitCode });
+    }
+    const limit = limits.limit();
+    if (limit) {
+      const when = limit.resetsAt ? ` (resets ${new Date(limit.resetsAt).toISOString()})` : '';
+      const what = limit.kind === 'unauthorized' ? 'the API rejected the credential (401)' : limit.kind.replace('_', ' ');
+      return await done({ ...fromResult, status: 'failed', reason: limit.kind, limit, error: `${what}${when}: ${limit.message}`, exitCode: outcome.exitCode });
     }
     let error: string;
     if (resultEvent?.is_error) error = errorOf(resultEvent);
