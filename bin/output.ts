@@ -86,7 +86,15 @@ export function formatRecord(r: TaskRecord): string {
   if (r.agent) lines.push(`${c.bold('agent')}      ${r.agent}`);
   if (r.startedAt) lines.push(`${c.bold('started')}    ${new Date(r.startedAt).toISOString()}`);
   if (r.finishedAt) lines.push(`${c.bold('finished')}   ${new Date(r.finishedAt).toISOString()}  (${duration(r.finishedAt - (r.startedAt ?? r.createdAt))})`);
-  if (r.costUsd !== undefined) lines.push(`${c.bold('cost')}       $${r.costUsd.toFixed(4)}   ${c.bold('turns')} ${r.turns ?? '-'}`);
+  if (r.costUsd !== undefined) lines.push(`${c.bold('cost')}       $${r.costUsd.toFixed(4)}   ${c.bold('turns')} ${r.turns ?? '-'}${r.budgetUsd !== undefined ? `   ${c.bold('budget')} $${r.budgetUsd}` : ''}`);
+  else if (r.budgetUsd !== undefined) lines.push(`${c.bold('budget')}     $${r.budgetUsd}`);
+  const model = [
+    r.modelUsed ? `${r.modelUsed}${r.model && r.model !== r.modelUsed ? ` (asked: ${r.model})` : ''}` : r.model && `${r.model} (asked)`,
+    r.effort && `effort ${r.effort}`,
+    r.fallbackModel && `fallback ${r.fallbackModel}`,
+    r.tokenIndex !== undefined && `subscription token #${r.tokenIndex}`,
+  ].filter(Boolean);
+  if (model.length > 0) lines.push(`${c.bold('model')}      ${model.join('   ')}`);
   if (r.parent) lines.push(`${c.bold('parent')}     ${r.parent}${r.key ? ` (${r.key})` : ''}`);
   if (r.dependsOn.length > 0) lines.push(`${c.bold('depends on')} ${r.dependsOn.join(', ')}`);
   if (Object.keys(r.context).length > 0) lines.push(`${c.bold('context')}    ${truncate(JSON.stringify(r.context), 200)}`);

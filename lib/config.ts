@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -76,6 +77,30 @@ const envSchema = z.object({
   DAN_CLI_USER: z.string().regex(/^[1-9][0-9]{0,9}:[0-9]{1,10}$/, 'must be uid:gid (numbers; the uid not 0), e.g. 1001:1000').optional(),
   /** Model passed with --model. @default the CLI's default */
   DAN_MODEL: z.string().min(1).optional(),
+  /**
+   * Subscription tokens (`claude setup-token`), one or several separated by commas: each agent is given one
+   * (the least used). A secret: never stored in Redis, never logged. @default none
+   */
+  CLAUDE_CODE_OAUTH_TOKEN: z
+    .string()
+    .regex(/^[^,\s]+(,[^,\s]+)*$/, 'must be one token, or several separated by commas, with no spaces and no empty entries')
+    .optional(),
+  /** `--max-budget-usd` of each run of a task sent without --budget. @default no cap */
+  DAN_TASK_BUDGET_USD: z.coerce.number().gt(0, 'must be more than 0 dollars').max(10_000, 'must be at most 10000 dollars').optional(),
+  /** Set by the orchestrator for a spawned agent: the index of its subscription token in the pool. */
+  DAN_TOKEN_INDEX: int(0, 10_000).optional(),
+  /** Agents that share one subscription token at most. @default 2 */
+  DAN_AGENTS_PER_TOKEN: int(1, 1000).default(2),
+  CLAUDE_CODE_USE_BEDROCK: z.string().optional(),
+  CLAUDE_CODE_USE_VERTEX: z.string().optional(),
+  /** Vertex: the service account file, mounted read-only into agent containers. Must exist. */
+  GOOGLE_APPLICATION_CREDENTIALS: z.string().optional(),
+  /** Bedrock: a named profile of the AWS credentials file, which is mounted read-only into agent containers. */
+  AWS_PROFILE: z.string().optional(),
+  /** Bedrock: the AWS credentials file. @default ~/.aws/credentials */
+  AWS_SHARED_CREDENTIALS_FILE: z.string().optional(),
+  /** Bedrock: the AWS config file (regions, SSO profiles). @default ~/.aws/config, when it exists */
+  AWS_CONFIG_FILE: z.string().optional(),
   DAN_AGENT_IMAGE: z.string().min(1).default('dan-agent:latest'),
   DAN_BASE_IMAGE: z.string().min(1).default('node:22-bookworm-slim'),
   DAN_REDIS_IMAGE: z.string().min(1).default('redis:7-alpine'),
@@ -150,7 +175,7 @@ const envSchema = z.object({
 export type DanEnv = z.infer<typeof envSchema>;
 
 /** Settings whose values are secrets: an error about one names it without its value. */
-const SECRET_VARIABLES: ReadonlySet<string> = new Set(['DAN_API_TOKEN']);
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['DAN_API_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN']);
 
 /** Typed configuration of one dan process: parsed once at the entry point, passed down. */
 export interface DanConfig {
@@ -175,6 +200,20 @@ export interface DanConfig {
   /** DAN_CLI_USER: the uid and gid the agent runs the CLI as, when set. */
   cliUser: { uid: number; gid: number } | undefined;
   model: string | undefined;
+  /** How many subscription tokens CLAUDE_CODE_OAUTH_TOKEN holds (0 without it); never their values. */
+  oauthTokenCount: number;
+  /** DAN_TOKEN_INDEX: this agent's subscription token, by index (the record says it; never the value). */
+  tokenIndex: number | undefined;
+  /** DAN_TASK_BUDGET_USD: the budget of a task sent without one. */
+  taskBudgetUsd: number | undefined;
+  /** DAN_AGENTS_PER_TOKEN: agents that share one subscription token at most. */
+  agentsPerToken: number;
+  /**
+   * Credential files of the configured cloud provider, which the docker runtime mounts read-only into agent
+   * containers (and points `env` at there): GOOGLE_APPLICATION_CREDENTIALS for Vertex, the AWS credentials and
+   * config files for Bedrock with AWS_PROFILE or AWS_SHARED_CREDENTIALS_FILE.
+   */
+  credentialFiles: CredentialFile[];
   permissionMode: DanEnv['DAN_PERMISSION_MODE'];
   images: { agent: string; base: string; redis: string };
   heartbeatMs: number;
@@ -207,6 +246,14 @@ export interface DanConfig {
   stopAgentsOnExit: boolean;
   /** `dan serve`: DAN_WEB_HOST, DAN_WEB_PORT, DAN_API_TOKEN (a secret: never logged), DAN_WEB_ALLOW_UNAUTHENTICATED. */
   web: { host: string; port: number; apiToken: string | undefined; allowUnauthenticated: boolean };
+}
+
+/** A host file holding credentials, mounted read-only into agent containers with `env` naming its place there. */
+export interface CredentialFile {
+  /** The variable that names the file (the host path outside containers, the mount target inside). */
+  env: 'GOOGLE_APPLICATION_CREDENTIALS' | 'AWS_SHARED_CREDENTIALS_FILE' | 'AWS_CONFIG_FILE';
+  /** The absolute host path. */
+  source: string;
 }
 
 /** Overrides from command-line flags; they win over the environment. */
@@ -266,6 +313,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     agentClaudeBin: e.DAN_AGENT_CLAUDE_BIN,
     cliUser: e.DAN_CLI_USER ? { uid: Number(e.DAN_CLI_USER.split(':')[0]), gid: Number(e.DAN_CLI_USER.split(':')[1]) } : undefined,
     model: e.DAN_MODEL,
+    oauthTokenCount: e.CLAUDE_CODE_OAUTH_TOKEN ? e.CLAUDE_CODE_OAUTH_TOKEN.split(',').length : 0,
+    agentsPerToken: e.DAN_AGENTS_PER_TOKEN,
+    taskBudgetUsd: e.DAN_TASK_BUDGET_USD,
+    tokenIndex: e.DAN_TOKEN_INDEX,
+    credentialFiles: credentialFiles(e, inContainer),
     permissionMode: e.DAN_PERMISSION_MODE,
     images: { agent: e.DAN_AGENT_IMAGE, base: e.DAN_BASE_IMAGE, redis: e.DAN_REDIS_IMAGE },
     heartbeatMs: e.DAN_HEARTBEAT_MS,
@@ -296,6 +348,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   };
 }
 
+const enabled = (value: string | undefined): boolean => value !== undefined && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
+
+/**
+ * The cloud provider's credential files that agents need, each checked to exist (a ConfigError naming the
+ * variable otherwise). Inside a container (the compose orchestrator, an agent) host paths cannot be seen: there
+ * nothing is checked.
+ */
+function credentialFiles(e: DanEnv, inContainer: boolean): CredentialFile[] {
+  const files: CredentialFile[] = [];
+  const need = (variable: CredentialFile['env'], file: string, why: string): void => {
+    const source = path.resolve(file);
+    if (!inContainer && !existsSync(source)) {
+      throw new ConfigError(variable, `${variable}=${JSON.stringify(file)} does not exist: ${why}`);
+    }
+    files.push({ env: variable, source });
+  };
+  if (enabled(e.CLAUDE_CODE_USE_VERTEX) && e.GOOGLE_APPLICATION_CREDENTIALS) {
+    need('GOOGLE_APPLICATION_CREDENTIALS', e.GOOGLE_APPLICATION_CREDENTIALS, 'point it at your service account key file, or unset it to use the metadata server');
+  }
+  if (enabled(e.CLAUDE_CODE_USE_BEDROCK) && (e.AWS_PROFILE || e.AWS_SHARED_CREDENTIALS_FILE)) {
+    const home = os.homedir();
+    const credentials = e.AWS_SHARED_CREDENTIALS_FILE ?? path.join(home, '.aws', 'credentials');
+    const config = e.AWS_CONFIG_FILE ?? path.join(home, '.aws', 'config');
+    // A profile may live in the config file alone (SSO); the credentials file is then optional.
+    if (e.AWS_SHARED_CREDENTIALS_FILE || !existsSync(config) || inContainer) {
+      need('AWS_SHARED_CREDENTIALS_FILE', credentials, 'set AWS_SHARED_CREDENTIALS_FILE to your AWS credentials file (aws configure writes ~/.aws/credentials)');
+    } else if (existsSync(credentials)) {
+      files.push({ env: 'AWS_SHARED_CREDENTIALS_FILE', source: path.resolve(credentials) });
+    }
+    if (e.AWS_CONFIG_FILE) need('AWS_CONFIG_FILE', e.AWS_CONFIG_FILE, 'set AWS_CONFIG_FILE to your AWS config file, or unset it');
+    else if (!inContainer && existsSync(config)) files.push({ env: 'AWS_CONFIG_FILE', source: path.resolve(config) });
+  }
+  return files;
+}
+
 /** Host directories an agent container must never get as its workspace: the host itself, or the keys to it. */
 const FORBIDDEN_HOST_DIRS = ['/', '/etc', '/bin', '/sbin', '/lib', '/lib64', '/usr', '/boot', '/dev', '/proc', '/sys', '/run', '/var', '/var/run', '/var/lib', '/var/lib/docker', '/root', '/home'];
 
@@ -321,9 +408,11 @@ function checkWorkspaceVolume(volume: string, allowedRoot: string | undefined): 
 }
 
 /**
- * The variables passed through to the Claude Code CLI (never stored, never logged). A new credential (a cloud
- * provider's, a token) joins this list and nothing else: agents receive every one of them, with their Redis URL,
- * as {@link SECRET_ENV} on stdin, never in a container's or a process's environment (lib/secrets.ts).
+ * The variables passed through to the Claude Code CLI (never stored, never logged): the ONE list of how agents
+ * reach a model. Names as the CLI documents them (code.claude.com/docs/en/env-vars, checked against the bundled
+ * binary): an API key or token, a subscription token (`claude setup-token`), Amazon Bedrock, Google Vertex AI. A
+ * new credential joins this list and nothing else: agents receive every one of them, with their Redis URL, as
+ * {@link SECRET_ENV} on stdin, never in a container's or a process's environment (lib/secrets.ts).
  */
 export const PASSTHROUGH_ENV = [
   'ANTHROPIC_API_KEY',
@@ -331,8 +420,26 @@ export const PASSTHROUGH_ENV = [
   'ANTHROPIC_BASE_URL',
   'ANTHROPIC_MODEL',
   'ANTHROPIC_SMALL_FAST_MODEL',
+  'CLAUDE_CODE_OAUTH_TOKEN',
+  // Amazon Bedrock
   'CLAUDE_CODE_USE_BEDROCK',
+  'ANTHROPIC_BEDROCK_BASE_URL',
+  'CLAUDE_CODE_SKIP_BEDROCK_AUTH',
+  'AWS_REGION',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_BEARER_TOKEN_BEDROCK',
+  'AWS_PROFILE',
+  'AWS_SHARED_CREDENTIALS_FILE',
+  'AWS_CONFIG_FILE',
+  // Google Vertex AI
   'CLAUDE_CODE_USE_VERTEX',
+  'ANTHROPIC_VERTEX_PROJECT_ID',
+  'ANTHROPIC_VERTEX_BASE_URL',
+  'CLOUD_ML_REGION',
+  'CLAUDE_CODE_SKIP_VERTEX_AUTH',
+  'GOOGLE_APPLICATION_CREDENTIALS',
   'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC',
   'HTTPS_PROXY',
   'HTTP_PROXY',
@@ -345,3 +452,18 @@ export const PASSTHROUGH_ENV = [
  * URLs that may carry credentials, such as a proxy's).
  */
 export const SECRET_ENV: readonly string[] = ['REDIS_URL', ...PASSTHROUGH_ENV];
+
+/**
+ * The pass-through variables whose values are secrets, whatever their names look like: redacted from everything
+ * the CLI prints (lib/executor/redactor.ts) and from log lines (lib/log.ts). A comma-separated token list is
+ * redacted token by token.
+ */
+export const REDACTED_ENV: readonly string[] = [
+  'ANTHROPIC_API_KEY',
+  'ANTHROPIC_AUTH_TOKEN',
+  'CLAUDE_CODE_OAUTH_TOKEN',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_BEARER_TOKEN_BEDROCK',
+];

@@ -1,4 +1,5 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { REDACTED_ENV } from './config.js';
 
 export type { Logger } from 'pino';
 
@@ -16,6 +17,7 @@ const REDACT = [
   'env.ANTHROPIC_AUTH_TOKEN',
   '*.ANTHROPIC_API_KEY',
   '*.ANTHROPIC_AUTH_TOKEN',
+  ...REDACTED_ENV.flatMap((name) => [name, `env.${name}`, `*.${name}`]),
 ];
 
 export interface LogOptions {
@@ -30,7 +32,7 @@ export function createLogger(options: LogOptions = {}): Logger {
   const pinoOptions: LoggerOptions = {
     level: options.level ?? 'info',
     name: options.name ?? 'dan',
-    redact: { paths: REDACT, censor: '[redacted]' },
+    redact: { paths: [...new Set(REDACT)], censor: '[redacted]' },
     base: { pid: process.pid },
   };
   return pino(pinoOptions, (options.destination ?? pino.destination(2)) as pino.DestinationStream);

@@ -3,7 +3,11 @@ import type { DanConfig } from './config.js';
 import { assertKnownDomain } from './domains.js';
 import { BadInputError, describeZodError } from './errors.js';
 import {
+  EFFORT_LEVELS,
   MAIN_DOMAIN,
+  budgetSchema,
+  effortSchema,
+  modelNameSchema,
   contextSchema,
   descriptionSchema,
   domainNameSchema,
@@ -25,6 +29,10 @@ export const taskRequestSchema = z
     timeoutS: timeoutSchema.optional().describe('give up after this many seconds (10 to 86400; default DAN_TASK_TIMEOUT_S)'),
     context: contextSchema.optional().describe('a JSON object handed to the agent with the task (at most 64 KiB of JSON)'),
     noMerge: z.boolean({ error: 'must be true or false' }).optional().describe("keep the task's branch for review instead of merging it (not for `main`)"),
+    model: modelNameSchema.optional().describe("the CLI's --model for this task (default DAN_MODEL, else the domain's settings)"),
+    effort: effortSchema.optional().describe(`the CLI's --effort: ${EFFORT_LEVELS.join(' | ')}`),
+    fallbackModel: modelNameSchema.optional().describe("the CLI's --fallback-model, used when the model is overloaded"),
+    budgetUsd: budgetSchema.optional().describe('the most one run may spend, in US dollars (more than 0, at most 10000; default DAN_TASK_BUDGET_USD)'),
   })
   .strict();
 export type TaskRequest = { [K in keyof z.input<typeof taskRequestSchema>]?: unknown };
@@ -65,7 +73,7 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown, what:
  */
 export function specFromRequest(
   request: TaskRequest,
-  settings: Pick<DanConfig, 'templatesDir' | 'taskTimeoutS' | 'taskAttempts'>,
+  settings: Pick<DanConfig, 'templatesDir' | 'taskTimeoutS' | 'taskAttempts'> & Partial<Pick<DanConfig, 'taskBudgetUsd'>>,
   names: FieldNames,
 ): TaskSpec {
   const domain = parseInput(z.string({ error: 'must be a string' }), request.domain, names.domain);
@@ -84,6 +92,10 @@ export function specFromRequest(
       context: parseInput(contextSchema, request.context ?? {}, names.context),
       maxAttempts: settings.taskAttempts,
       noMerge,
+      model: request.model === undefined ? undefined : parseInput(modelNameSchema, request.model, names.model),
+      effort: request.effort === undefined ? undefined : parseInput(effortSchema, request.effort, names.effort),
+      fallbackModel: request.fallbackModel === undefined ? undefined : parseInput(modelNameSchema, request.fallbackModel, names.fallbackModel),
+      budgetUsd: request.budgetUsd === undefined ? settings.taskBudgetUsd : parseInput(budgetSchema, request.budgetUsd, names.budgetUsd),
     },
     'task',
   );

@@ -69,6 +69,21 @@ export const timeoutSchema = z.coerce
   .min(MIN_TIMEOUT_S, `must be at least ${MIN_TIMEOUT_S} seconds`)
   .max(MAX_TIMEOUT_S, `must be at most ${MAX_TIMEOUT_S} seconds`);
 
+/** The CLI's `--effort` levels (`claude --help`). */
+export const EFFORT_LEVELS = ['low', 'medium', 'high', 'xhigh', 'max'] as const;
+export const effortSchema = z.enum(EFFORT_LEVELS, { error: `must be one of ${EFFORT_LEVELS.join(', ')}` });
+/** A model name or alias as the CLI takes it (`sonnet`, `claude-sonnet-4-5`, `us.anthropic.claude-…:0`). */
+export const modelNameSchema = z
+  .string({ error: 'must be a model name' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,127}$/, 'must be a model name or alias (letters, digits, ".", "-", ":", "/", "@", "[", "]"; at most 128)');
+/** A spending cap in US dollars: more than 0, at most 10000 (a larger one is surely a typo). */
+export const MAX_BUDGET_USD = 10_000;
+export const budgetSchema = z.coerce
+  .number({ error: 'must be an amount in US dollars, like 2.50' })
+  .refine((n) => Number.isFinite(n), 'must be an amount in US dollars, like 2.50')
+  .refine((n) => n > 0, 'must be more than 0 dollars')
+  .refine((n) => n <= MAX_BUDGET_USD, `must be at most ${MAX_BUDGET_USD} dollars`);
+
 /** What a user asks for: the input of `dan send-task`. */
 export const taskSpecSchema = z.object({
   domain: domainNameSchema,
@@ -85,6 +100,14 @@ export const taskSpecSchema = z.object({
   /** A merge task (`dan merge --resolve`): resolve and merge this task's kept branch; the run is the resolution. */
   mergeOf: taskIdSchema.optional(),
   maxAttempts: z.number().int().min(1).max(100),
+  /** `--model` for this task's runs. @default DAN_MODEL, else the domain's settings, else the CLI's default */
+  model: modelNameSchema.optional(),
+  /** `--effort`. @default the CLI's */
+  effort: effortSchema.optional(),
+  /** `--fallback-model`: used when the model is overloaded. */
+  fallbackModel: modelNameSchema.optional(),
+  /** `--max-budget-usd` of each run. @default DAN_TASK_BUDGET_USD */
+  budgetUsd: budgetSchema.optional(),
 });
 export type TaskSpec = z.infer<typeof taskSpecSchema>;
 export type TaskSpecInput = z.input<typeof taskSpecSchema>;
@@ -169,6 +192,15 @@ export const taskRecordHashSchema = z.object({
   git: jsonField(taskGitSchema).optional(),
   /** What the run's status hides (JSON list): `no changes`, `2 refused writes`, `1 tool error`. */
   warnings: jsonField(z.array(z.string())).optional(),
+  /** Asked for: `--model`, `--effort`, `--fallback-model`, `--max-budget-usd`. */
+  model: z.string().optional(),
+  effort: z.string().optional(),
+  fallbackModel: z.string().optional(),
+  budgetUsd: optionalNumber,
+  /** The model the last run used, as the CLI's init event named it. */
+  modelUsed: z.string().optional(),
+  /** The subscription token (its index in CLAUDE_CODE_OAUTH_TOKEN, never its value) of the last run. */
+  tokenIndex: optionalNumber,
 });
 
 export type TaskRecordHash = z.infer<typeof taskRecordHashSchema>;
@@ -216,6 +248,15 @@ export interface TaskRecord {
    * done what it was asked (README, A task's outcome).
    */
   warnings?: string[];
+  /** The task's `--model`, `--effort`, `--fallback-model` and `--budget`, when given. */
+  model?: string;
+  effort?: string;
+  fallbackModel?: string;
+  budgetUsd?: number;
+  /** The model the last run used (the CLI's init event). */
+  modelUsed?: string;
+  /** Which subscription token ran the last run: its index in CLAUDE_CODE_OAUTH_TOKEN, never its value. */
+  tokenIndex?: number;
 }
 
 export function recordFromHash(hash: TaskRecordHash): TaskRecord {
@@ -249,6 +290,10 @@ export function newRecordFields(id: string, spec: TaskSpec, status: TaskStatus, 
   if (spec.key) fields.key = spec.key;
   if (spec.noMerge) fields.noMerge = '1';
   if (spec.mergeOf) fields.mergeOf = spec.mergeOf;
+  if (spec.model) fields.model = spec.model;
+  if (spec.effort) fields.effort = spec.effort;
+  if (spec.fallbackModel) fields.fallbackModel = spec.fallbackModel;
+  if (spec.budgetUsd !== undefined) fields.budgetUsd = String(spec.budgetUsd);
   return fields;
 }
 

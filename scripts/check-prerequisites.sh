@@ -89,10 +89,32 @@ else
     *) warn "REDIS_URL does not carry REDIS_PASSWORD: the dan CLI will not authenticate to the compose Redis" "in .env: REDIS_URL=redis://:<REDIS_PASSWORD>@127.0.0.1:$(setting DAN_REDIS_PORT | grep . || echo 6379)" ;;
   esac
 fi
-if [ -n "$(setting ANTHROPIC_API_KEY)" ] || [ -n "$(setting ANTHROPIC_AUTH_TOKEN)" ]; then
-  ok "the model's API key is set (not shown)"
+# ---- How agents reach a model: any one method (README, Authentication, limits and budgets) ----
+is_on() { case "$(setting "$1")" in ''|0|false|FALSE|False) return 1 ;; *) return 0 ;; esac; }
+if is_on CLAUDE_CODE_USE_BEDROCK; then
+  if [ -z "$(setting AWS_REGION)" ]; then fail "CLAUDE_CODE_USE_BEDROCK is set but AWS_REGION is not" "put AWS_REGION=<your Bedrock region> in .env"
+  else ok "model access: Amazon Bedrock in $(setting AWS_REGION) (credentials not shown)"; fi
+elif is_on CLAUDE_CODE_USE_VERTEX; then
+  gac="$(setting GOOGLE_APPLICATION_CREDENTIALS)"
+  if [ -z "$(setting ANTHROPIC_VERTEX_PROJECT_ID)" ] || [ -z "$(setting CLOUD_ML_REGION)" ]; then
+    fail "CLAUDE_CODE_USE_VERTEX is set but ANTHROPIC_VERTEX_PROJECT_ID or CLOUD_ML_REGION is not" "put both in .env"
+  elif [ -n "$gac" ] && [ ! -f "$gac" ]; then
+    fail "GOOGLE_APPLICATION_CREDENTIALS=$gac does not exist" "point it at your service account key file"
+  else ok "model access: Google Vertex AI, project $(setting ANTHROPIC_VERTEX_PROJECT_ID)"; fi
+elif [ -n "$(setting ANTHROPIC_API_KEY)" ]; then
+  ok "model access: ANTHROPIC_API_KEY is set (not shown)"
+  [ -z "$(setting CLAUDE_CODE_OAUTH_TOKEN)" ] || warn "ANTHROPIC_API_KEY wins over CLAUDE_CODE_OAUTH_TOKEN: the subscription is not used" "remove ANTHROPIC_API_KEY from .env to use the subscription"
+elif [ -n "$(setting ANTHROPIC_AUTH_TOKEN)" ]; then
+  ok "model access: ANTHROPIC_AUTH_TOKEN is set (not shown)"
+elif [ -n "$(setting CLAUDE_CODE_OAUTH_TOKEN)" ]; then
+  tokens="$(setting CLAUDE_CODE_OAUTH_TOKEN)"
+  if ! printf '%s' "$tokens" | grep -Eq '^[^,[:space:]]+(,[^,[:space:]]+)*$'; then
+    fail "CLAUDE_CODE_OAUTH_TOKEN is malformed (not shown)" "one token, or several separated by commas, no spaces: claude setup-token prints one"
+  else
+    ok "model access: subscription, CLAUDE_CODE_OAUTH_TOKEN holds $(printf '%s\n' "$tokens" | awk -F, '{print NF}') token(s) (not shown)"
+  fi
 else
-  fail "ANTHROPIC_API_KEY is not set, in the shell or in .env" "put your key in .env: ANTHROPIC_API_KEY=sk-ant-... (https://console.anthropic.com)"
+  fail "no way to reach a model: set one of ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN, CLAUDE_CODE_USE_BEDROCK, CLAUDE_CODE_USE_VERTEX, in the shell or in .env" "put your key in .env: ANTHROPIC_API_KEY=sk-ant-... (https://console.anthropic.com), or CLAUDE_CODE_OAUTH_TOKEN=<the output of claude setup-token>"
 fi
 
 # ---- The Docker socket's group (the orchestrator runs as uid 1000) ----

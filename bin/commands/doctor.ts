@@ -3,6 +3,7 @@ import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { accessMethod, NO_ACCESS } from '../../lib/access.js';
 import type { DanConfig } from '../../lib/config.js';
 import { domainTemplateDir, listDomains, mainTemplateDir } from '../../lib/domains.js';
 import { ConfigError, redactUrl } from '../../lib/errors.js';
@@ -296,21 +297,13 @@ async function checkClaude(config: DanConfig): Promise<Check> {
   }
 }
 
-/** How agents reach a model: a key or token, or a base URL for a local or proxied endpoint. Never prints a secret. */
+/** How agents reach a model: which one method is in use (lib/access.ts), never a secret. */
 function checkModelAccess(env: NodeJS.ProcessEnv): Check {
-  const set = (name: string): boolean => (env[name] ?? '') !== '';
-  const base = set('ANTHROPIC_BASE_URL') ? `, ANTHROPIC_BASE_URL ${redactUrl(env.ANTHROPIC_BASE_URL!)}` : '';
-  if (set('ANTHROPIC_API_KEY')) return ok('api key', `ANTHROPIC_API_KEY is set${base}`);
-  if (set('ANTHROPIC_AUTH_TOKEN')) return ok('api key', `ANTHROPIC_AUTH_TOKEN is set${base}`);
-  if (set('ANTHROPIC_BASE_URL')) return ok('api key', `no key, but ANTHROPIC_BASE_URL ${redactUrl(env.ANTHROPIC_BASE_URL!)} (a local or proxied endpoint)`);
-  for (const provider of ['CLAUDE_CODE_USE_BEDROCK', 'CLAUDE_CODE_USE_VERTEX']) {
-    if (set(provider)) return ok('api key', `${provider} is set: the cloud provider's credentials are used`);
-  }
-  return fail(
-    'api key',
-    'none of ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or ANTHROPIC_BASE_URL is set: agents cannot reach a model',
-    'export ANTHROPIC_API_KEY=<your key> (or ANTHROPIC_BASE_URL for a local Anthropic-compatible endpoint)',
-  );
+  const access = accessMethod(env);
+  if (!access) return fail('api key', NO_ACCESS.found, NO_ACCESS.fix);
+  if (access.problem) return fail('api key', `${access.detail}: ${access.problem.found}`, access.problem.fix);
+  if (access.note) return warn('api key', `${access.detail}; ${access.note}`, 'unset ANTHROPIC_API_KEY to use the subscription');
+  return ok('api key', access.detail);
 }
 
 /** The templates: domains found (a domain is a folder), and the main orchestrator's instructions. */

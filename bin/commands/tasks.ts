@@ -29,6 +29,10 @@ interface SendFlags extends ConnectionFlags {
   verbose?: boolean;
   quiet?: boolean;
   json?: boolean;
+  model?: string;
+  effort?: string;
+  fallbackModel?: string;
+  budget?: string;
 }
 
 /** `dan send-task`, `dan status`, `dan tasks`, `dan cancel`. */
@@ -44,6 +48,10 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('-c, --context <json>', 'a JSON object handed to the agent with the task')
       .option('-w, --wait', 'follow the task until it ends; exit 0 if it completed, 1 otherwise')
       .option('--no-merge', "keep the task's branch for review instead of merging it (then: dan diff, dan merge)")
+      .option('--model <name>', "the CLI's --model for this task (default DAN_MODEL, else the domain's settings)")
+      .option('--effort <level>', "the CLI's --effort: low | medium | high | xhigh | max")
+      .option('--fallback-model <name>', "the CLI's --fallback-model, used when the model is overloaded")
+      .option('--budget <usd>', 'the most one run may spend, in US dollars (default DAN_TASK_BUDGET_USD); a run stopped by it fails with reason budget')
       .option('-v, --verbose', 'with --wait: print every log entry (the CLI\'s init, tool results, subagent prompts …)')
       .option('-q, --quiet', 'with --wait: print only the id and the outcome')
       .option('--strict', 'with --wait: a run that completed with warnings (refused tool calls, tool errors, no changes) exits 1 too')
@@ -66,9 +74,9 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       }
     }
     const spec = specFromRequest(
-      { domain, description, priority: flags.priority, timeoutS: flags.timeout, context, noMerge: flags.merge === false },
+      { domain, description, priority: flags.priority, timeoutS: flags.timeout, context, noMerge: flags.merge === false, model: flags.model, effort: flags.effort, fallbackModel: flags.fallbackModel, budgetUsd: flags.budget },
       config,
-      { domain: 'domain', description: 'the description', priority: '--priority', timeoutS: '--timeout', context: '--context', noMerge: '--no-merge' },
+      { domain: 'domain', description: 'the description', priority: '--priority', timeoutS: '--timeout', context: '--context', noMerge: '--no-merge', model: '--model', effort: '--effort', fallbackModel: '--fallback-model', budgetUsd: '--budget' },
     );
     await using bus = await connectCli(config);
     const record = await bus.submit(spec);

@@ -21,7 +21,9 @@ export async function recordResult(ctx: AgentContext, run: TaskRun, result: RunR
       turns: result.turns,
       usage: result.usage === undefined ? undefined : JSON.stringify(result.usage),
       warnings: result.warnings?.length ? JSON.stringify(result.warnings) : undefined,
-      reason: result.status === 'cancelled' ? result.error : undefined,
+      reason: result.reason ?? (result.status === 'cancelled' ? result.error : undefined),
+      modelUsed: result.model,
+      tokenIndex: ctx.config.tokenIndex,
       git: run.git === undefined ? undefined : JSON.stringify(run.git),
     },
   });

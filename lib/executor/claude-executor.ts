@@ -4,6 +4,7 @@ import { execa, type ResultPromise } from 'execa';
 import { silentLogger, type Logger } from '../log.js';
 import type { LogEntryInput, Usage } from '../task.js';
 import { EntryQueue, type EntryHandler } from './entry-queue.js';
+import { LimitWatch, type LimitKind, type RunLimit } from './limits.js';
 import { killProcessTree } from './process-tree.js';
 import { Redactor } from './redactor.js';
 import { RunAudit, type RunFindings } from './run-audit.js';
@@ -27,6 +28,12 @@ export interface RunClaudeOptions {
   env: Readonly<Record<string, string>>;
   /** `--model`. @default the CLI's default */
   model?: string;
+  /** `--effort`. @default the CLI's default */
+  effort?: string;
+  /** `--fallback-model`: the model the CLI switches to when this one is overloaded. @default none */
+  fallbackModel?: string;
+  /** `--max-budget-usd`: the CLI stops the run once it has spent this much (status failed, reason `budget`). */
+  maxBudgetUsd?: number;
   /** `--permission-mode`. @default the CLI's default (the config dir's settings.json decides) */
   permissionMode?: PermissionMode;
   /** `--allowedTools`. @default none */
@@ -80,6 +87,15 @@ export interface ExecutorResult {
   result: string;
   /** Why the run did not complete. */
   error?: string;
+  /**
+   * A short machine-readable cause when one is known: `budget` (the run spent its --max-budget-usd), or the
+   * limit it ended on (lib/executor/limits.ts): `usage_limit`, `rate_limit`, `overloaded`, `unauthorized`.
+   */
+  reason?: 'budget' | LimitKind;
+  /** The account or service limit the run ended on, with its reset time when the CLI gave one. */
+  limit?: RunLimit;
+  /** The model the run used, as the CLI's init event named it. */
+  model?: string;
   costUsd: number;
   turns: number;
   usage: Usage;
@@ -105,6 +121,9 @@ export function buildClaudeArgs(options: Omit<RunClaudeOptions, 'claudeBin' | 'c
   const args = ['-p', '--output-format', 'stream-json', '--verbose'];
   if (options.resume) args.push('--resume', options.resume);
   if (options.model) args.push('--model', options.model);
+  if (options.effort) args.push('--effort', options.effort);
+  if (options.fallbackModel) args.push('--fallback-model', options.fallbackModel);
+  if (options.maxBudgetUsd !== undefined) args.push('--max-budget-usd', String(options.maxBudgetUsd));
   if (options.permissionMode) args.push('--permission-mode', options.permissionMode);
   if (options.allowedTools?.length) args.push('--allowedTools', ...options.allowedTools);
   if (options.disallowedTools?.length) args.push('--disallowedTools', ...options.disallowedTools);
@@ -203,11 +222,21 @@ export async function runClaude(options: RunClaudeOptions): Promise<ExecutorResu
 
   const parser = new StreamParser();
   let resultEvent: ResultEvent | undefined;
+  let model: string | undefined;
+  const limits = new LimitWatch();
   const stderrTail: string[] = [];
   const readStdout = (async () => {
     for await (const line of createInterface({ input: child.stdout!, crlfDelay: Infinity })) {
       const parsed = parser.parse(line);
       if (parsed.event?.kind === 'result') resultEvent = parsed.event.event;
+      if (parsed.event?.kind === 'init' && parsed.event.event.model) model ??= parsed.event.event.model;
+      if (parsed.event?.kind === 'result' || line.includes('"rate_limit_event"')) {
+        try {
+          limits.see(JSON.parse(line));
+        } catch {
+          // not JSON: the parser has logged it raw
+        }
+      }
       if (parsed.event) audit.see(parsed.event);
       for (const entry of parsed.entries) emit(entry);
     }
@@ -226,7 +255,7 @@ export async function runClaude(options: RunClaudeOptions): Promise<ExecutorResu
     await killing;
     // Whatever is still in the CLI's own process group (a hook or helper it did not stop) goes with it.
     killGroup(child, log);
-    const fromResult = resultEvent ? summary(resultEvent) : {};
+    const fromResult = { ...(resultEvent ? summary(resultEvent) : {}), ...(model ? { model } : {}) };
     if (stopped) return await done({ ...fromResult, ...stopped, exitCode: outcome.exitCode });
     const code = (outcome as { code?: string }).code;
     if (outcome.exitCode === undefined && outcome.signal === undefined && code) {
@@ -235,6 +264,17 @@ export async function runClaude(options: RunClaudeOptions): Promise<ExecutorResu
     const stderr = stderrTail.slice(-5).join('\n');
     if (resultEvent && !resultEvent.is_error && outcome.exitCode === 0) {
       return await done({ ...fromResult, status: 'completed', exitCode: 0 });
+    }
+    if (resultEvent?.subtype === 'error_max_budget_usd') {
+      const spent = (resultEvent.total_cost_usd ?? 0).toFixed(4);
+      const error = `the run's budget of $${options.maxBudgetUsd ?? '?'} is spent: it cost $${spent} and was stopped`;
+      return await done({ ...fromResult, status: 'failed', reason: 'budget', error, exitCode: outcome.exitCode });
+    }
+    const limit = limits.limit();
+    if (limit) {
+      const when = limit.resetsAt ? ` (resets ${new Date(limit.resetsAt).toISOString()})` : '';
+      const what = limit.kind === 'unauthorized' ? 'the API rejected the credential (401)' : limit.kind.replace('_', ' ');
+      return await done({ ...fromResult, status: 'failed', reason: limit.kind, limit, error: `${what}${when}: ${limit.message}`, exitCode: outcome.exitCode });
     }
     let error: string;
     if (resultEvent?.is_error) error = errorOf(resultEvent);

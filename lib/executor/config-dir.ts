@@ -157,6 +157,9 @@ export function buildClaudeEnv(
     const value = baseEnv[name];
     if (value !== undefined && value !== '') env[name] = value;
   }
+  // A pool of subscription tokens is never handed whole to a CLI: a spawned agent's env holds its one token
+  // already; anything else (the orchestrator's planner) uses the first.
+  if (env.CLAUDE_CODE_OAUTH_TOKEN?.includes(',')) env.CLAUDE_CODE_OAUTH_TOKEN = env.CLAUDE_CODE_OAUTH_TOKEN.split(',')[0]!;
   if (agentId) env[AGENT_TAG] = agentId;
   env.CLAUDE_CONFIG_DIR = configDir;
   env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC ??= '1';

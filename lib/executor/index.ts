@@ -26,3 +26,4 @@ export {
 } from './stream-events.js';
 export { parseStreamLine, StreamParser, type ParsedLine } from './stream-parser.js';
 export { summarizeToolUse } from './tool-summary.js';
+export * from './limits.js';

@@ -1,3 +1,4 @@
+import { REDACTED_ENV } from '../config.js';
 import type { LogEntryInput } from '../task.js';
 
 /** Names of environment variables whose values are secrets. */
@@ -18,7 +19,10 @@ export class Redactor {
     const secrets = new Set<string>();
     for (const [name, value] of Object.entries(env)) {
       if (!value) continue;
-      if (SECRET_NAME.test(name) && value.length >= MIN_SECRET_LENGTH) secrets.add(value);
+      if (REDACTED_ENV.includes(name) || SECRET_NAME.test(name)) {
+        // A pool of tokens (CLAUDE_CODE_OAUTH_TOKEN=a,b) is redacted whole and token by token.
+        for (const secret of [value, ...value.split(',')]) if (secret.length >= MIN_SECRET_LENGTH) secrets.add(secret);
+      }
       const password = /^[a-z][a-z0-9+.-]*:\/\/[^:/@]*:([^@/]+)@/i.exec(value)?.[1];
       if (password && password.length >= MIN_SECRET_LENGTH) secrets.add(password);
     }

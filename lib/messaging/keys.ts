@@ -62,6 +62,10 @@ export class Keys {
   get leader(): string {
     return `${this.prefix}leader`;
   }
+  /** Subscription token pool: agent id → the index of the token it was given (never a token itself). */
+  get tokenAgents(): string {
+    return `${this.prefix}tokens:agents`;
+  }
   /** The merge lock: one merge into the integration branch at a time (holder and token). */
   get merge(): string {
     return `${this.prefix}merge`;

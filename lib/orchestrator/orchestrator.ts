@@ -16,6 +16,7 @@ import { TaskGraph } from './task-graph.js';
 import { Reconciler } from './reconciler.js';
 import { releaseAgentTasks } from './release-tasks.js';
 import { decideScaling, type DomainLoad, type ScalingDecision } from './scaling.js';
+import { TokenPool } from './token-pool.js';
 
 export interface OrchestratorOptions {
   config: DanConfig;
@@ -56,6 +57,8 @@ export class Orchestrator {
   private ticking: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private readonly firstSeen = new Map<string, number>();
+  /** The subscription tokens agents are given one each, when CLAUDE_CODE_OAUTH_TOKEN holds any. */
+  private readonly tokens: TokenPool | undefined;
   private resolveExit!: (reason: OrchestratorExit) => void;
   readonly exited: Promise<OrchestratorExit>;
   /** Spawns and reaps this orchestrator did, for `dan status`-like reporting and the chaos tests. */
@@ -79,6 +82,9 @@ export class Orchestrator {
     this.graph = new TaskGraph(bus, this.log);
     this.reconciler = new Reconciler(bus, this.log, { graceMs: ttlMs });
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
+    // The tokens agents get come from the orchestrator's own environment, as every pass-through variable does.
+    const pool = options.env.CLAUDE_CODE_OAUTH_TOKEN ? options.env.CLAUDE_CODE_OAUTH_TOKEN.split(',') : [];
+    if (pool.length > 0) this.tokens = new TokenPool(bus.redis, bus.keys.tokenAgents, pool.length, options.config.agentsPerToken);
   }
 
   static async start(options: OrchestratorOptions): Promise<Orchestrator> {
@@ -345,6 +351,8 @@ export class Orchestrator {
       maxPerDomain: config.maxAgentsPerDomain,
       maxAgents: config.maxAgents,
     });
+    // Agents that hold a token: alive, or started and not registered yet.
+    const present = new Set([...registered.filter((a) => a.alive).map((a) => a.id), ...handles.filter((h) => h.running).map((h) => h.agentId)]);
     for (const decision of decisions) {
       for (let i = 0; i < decision.spawn; i++) {
         // A spawn can take seconds (an image, a slow engine): a leader whose lease lapsed meanwhile stops here.
@@ -352,24 +360,48 @@ export class Orchestrator {
           this.log.warn({ domain: decision.domain }, 'no longer leader: spawning nothing more');
           return decisions;
         }
-        await this.spawn(decision.domain);
+        if ((await this.spawn(decision.domain, present)) === 'no token') return decisions;
       }
     }
     return decisions;
   }
 
-  private async spawn(domain: string): Promise<void> {
+  /**
+   * Starts one agent of a domain. With a token pool, the agent is first given the least used token (recorded
+   * by index in Redis, the token itself only in its environment); when every token has its
+   * DAN_AGENTS_PER_TOKEN agents, nothing is started.
+   */
+  private async spawn(domain: string, present: Set<string>): Promise<'spawned' | 'failed' | 'no token'> {
     const agentId = `${domain}-${randomBytes(4).toString('hex')}`;
     const { runtime, config, env } = this.options;
+    const agentEnvironment = agentEnv(config, { agentId, domain, role: 'domain', runtime: runtime.kind }, env);
+    let tokenIndex: number | undefined;
+    if (this.tokens) {
+      tokenIndex = await this.tokens.assign(agentId, present);
+      if (tokenIndex === undefined) {
+        this.log.info({ domain, tokens: this.tokens.size, perToken: config.agentsPerToken }, 'every subscription token has its DAN_AGENTS_PER_TOKEN agents: starting no more');
+        return 'no token';
+      }
+      present.add(agentId);
+      agentEnvironment.CLAUDE_CODE_OAUTH_TOKEN = (env.CLAUDE_CODE_OAUTH_TOKEN ?? '').split(',')[tokenIndex]!;
+      agentEnvironment.DAN_TOKEN_INDEX = String(tokenIndex);
+    }
     try {
-      // The Redis URL and the model's keys go on the agent's stdin, not into its environment (lib/secrets.ts).
-      const { env: visible, secrets } = splitSecrets(agentEnv(config, { agentId, domain, role: 'domain', runtime: runtime.kind }, env));
+      // The Redis URL and the model's keys (the pool's token included) go on the agent's stdin, not into its
+      // environment (lib/secrets.ts).
+      const { env: visible, secrets } = splitSecrets(agentEnvironment);
       const handle = await runtime.spawn({ agentId, role: 'domain', domain, env: visible, secrets });
       this.stats.spawned += 1;
       this.firstSeen.set(agentId, Date.now());
-      this.log.info({ agentId, domain, where: handle.name }, 'spawned an agent');
+      this.log.info({ agentId, domain, where: handle.name, tokenIndex }, 'spawned an agent');
+      return 'spawned';
     } catch (error) {
       this.log.error({ err: error, domain }, 'spawning an agent failed; retrying next cycle');
+      if (tokenIndex !== undefined) {
+        present.delete(agentId);
+        await this.tokens!.release(agentId).catch(() => {});
+      }
+      return 'failed';
     }
   }
 

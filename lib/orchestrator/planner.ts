@@ -1,3 +1,4 @@
+import { accessMethod } from '../access.js';
 import type { DanConfig } from '../config.js';
 import { listDomains } from '../domains.js';
 import type { Logger } from '../log.js';
@@ -22,7 +23,7 @@ export interface PlannerOptions {
 
 /** Whether any model endpoint is configured for the CLI. */
 export function modelConfigured(env: Readonly<Record<string, string | undefined>>): boolean {
-  return Boolean(env.ANTHROPIC_API_KEY || env.ANTHROPIC_AUTH_TOKEN || env.ANTHROPIC_BASE_URL || env.CLAUDE_CODE_USE_BEDROCK || env.CLAUDE_CODE_USE_VERTEX);
+  return accessMethod(env) !== undefined;
 }
 
 /** The planning prompt: the goal, the domains it may use, the format, and on a retry why the last plan was refused. */
@@ -50,7 +51,7 @@ export class Planner {
     const { config, env } = this.options;
     const domains = listDomains(config.templatesDir);
     if (!modelConfigured(env)) {
-      return this.fallback(goal, domains, 'no model is configured (no ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or ANTHROPIC_BASE_URL)', onEntry, 0, 0);
+      return this.fallback(goal, domains, 'no model is configured (no ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_BASE_URL, Bedrock or Vertex)', onEntry, 0, 0);
     }
     let costUsd = 0;
     let turns = 0;

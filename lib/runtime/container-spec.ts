@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type Docker from 'dockerode';
+import type { CredentialFile } from '../config.js';
 import { LABELS, type AgentSpec } from './runtime.js';
 import { RuntimeError } from './runtime-errors.js';
 import { splitSecrets, SECRETS_FROM_STDIN, SECRETS_VARIABLE } from '../secrets.js';
@@ -18,6 +19,8 @@ export interface ContainerSettings {
   workspaceVolume: string;
   /** An absolute host path mounted read-only at TEMPLATES_PATH (DAN_TEMPLATES there), when set. */
   templatesVolume?: string;
+  /** The cloud provider's credential files, each mounted read-only under CREDENTIALS_PATH. @default none */
+  credentialFiles?: readonly CredentialFile[];
   memoryMb: number;
   cpus: number;
   pidsLimit: number;
@@ -36,6 +39,13 @@ export const AGENT_CAPABILITIES = ['SETUID', 'SETGID', 'KILL'] as const;
 export const WORKSPACE_PATH = '/workspace';
 /** Where DAN_TEMPLATES_VOLUME is mounted, read-only, in agent containers. */
 export const TEMPLATES_PATH = '/templates';
+
+/** Where credential files (DanConfig.credentialFiles) are mounted, read-only, in agent containers. */
+export const CREDENTIALS_PATH = '/run/dan-credentials';
+
+/** The mount target of a credential file: one name per variable, whatever the host file is called. */
+export const credentialTarget = (file: CredentialFile): string =>
+  `${CREDENTIALS_PATH}/${file.env.toLowerCase().replace(/_/g, '-')}`;
 
 const AGENT_ID = /^[A-Za-z0-9_.-]{1,100}$/;
 
@@ -105,6 +115,8 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
     DAN_WORKSPACE: WORKSPACE_PATH,
     DAN_IN_CONTAINER: '1',
     ...(settings.templatesVolume ? { DAN_TEMPLATES: TEMPLATES_PATH } : {}),
+    // A credential file's variable names it where the container sees it, not where the host keeps it.
+    ...Object.fromEntries((settings.credentialFiles ?? []).map((file) => [file.env, credentialTarget(file)])),
   };
   if (planner) delete env.REDIS_URL; // not even when a caller's env names one
   return {
@@ -142,6 +154,8 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
         // A planner run only reads the workspace.
         { ...workspaceMount(settings.workspaceVolume), ...(planner ? { ReadOnly: true } : {}) },
         ...(settings.templatesVolume ? [{ Type: 'bind' as const, Source: settings.templatesVolume, Target: TEMPLATES_PATH, ReadOnly: true }] : []),
+        // The cloud provider's credential files, read-only: the CLI reads them, nothing can change them.
+        ...(settings.credentialFiles ?? []).map((file) => ({ Type: 'bind' as const, Source: file.source, Target: credentialTarget(file), ReadOnly: true })),
       ],
       NetworkMode: settings.network,
       RestartPolicy: { Name: 'no' },

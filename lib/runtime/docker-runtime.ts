@@ -15,7 +15,8 @@ import { secretsLine, splitSecrets } from '../secrets.js';
 export type DockerRuntimeConfig = Pick<
   DanConfig,
   'network' | 'agentRedisUrl' | 'workspaceVolume' | 'templatesVolume' | 'agentMemoryMb' | 'agentCpus' | 'images'
->;
+> &
+  Partial<Pick<DanConfig, 'credentialFiles'>>;
 
 export interface DockerRuntimeOptions {
   /**
@@ -82,6 +83,7 @@ export class DockerRuntime implements Runtime {
       agentRedisUrl: config.agentRedisUrl,
       workspaceVolume: config.workspaceVolume,
       templatesVolume: config.templatesVolume,
+      credentialFiles: config.credentialFiles ?? [],
       memoryMb: config.agentMemoryMb,
       cpus: config.agentCpus,
       pidsLimit: options.pidsLimit ?? 512,

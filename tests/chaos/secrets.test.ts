@@ -17,6 +17,17 @@ import { OrchestratedNetwork } from './orchestrated-network.js';
 const API_KEY = `sk-ant-api03-${randomBytes(60).toString('base64url')}-${randomBytes(4).toString('hex')}AA`;
 /** A part of the key no other text could contain by chance: a leak of a fragment counts too. */
 const FRAGMENT = API_KEY.slice(20, 44);
+/** Every other credential the CLI is given (lib/config.ts, SECRET_ENV): a pool of two subscription tokens, AWS keys. */
+const fake = (prefix: string): string => `${prefix}${randomBytes(30).toString('base64url')}`;
+const OTHER_SECRETS: Record<string, string> = {
+  CLAUDE_CODE_OAUTH_TOKEN: `${fake('sk-ant-oat01-')},${fake('sk-ant-oat01-')}`,
+  AWS_ACCESS_KEY_ID: fake('AKIA'),
+  AWS_SECRET_ACCESS_KEY: fake('aws-'),
+  AWS_SESSION_TOKEN: fake('aws-session-'),
+  AWS_BEARER_TOKEN_BEDROCK: fake('bedrock-'),
+};
+/** What must not appear anywhere: each value, each token of the pool, and a fragment of each. */
+const NEEDLES = [API_KEY, FRAGMENT, ...Object.values(OTHER_SECRETS).flatMap((v) => v.split(',')).flatMap((v) => [v, v.slice(6, 30)])];
 
 describe('a real-looking API key in the environment', () => {
   let run: OrchestratedNetwork;
@@ -29,7 +40,7 @@ describe('a real-looking API key in the environment', () => {
       // The most verbose agents and orchestrator: everything they could log, they do.
       logLevel: 'trace',
       // What `dan orchestrator` hands it: its own environment, key included.
-      env: { ...process.env, ANTHROPIC_API_KEY: API_KEY, ANTHROPIC_BASE_URL: 'http://127.0.0.1:9' },
+      env: { ...process.env, ANTHROPIC_API_KEY: API_KEY, ANTHROPIC_BASE_URL: 'http://127.0.0.1:9', ...OTHER_SECRETS },
     });
   });
 
@@ -69,8 +80,13 @@ describe('a real-looking API key in the environment', () => {
     expect(dump.keys).toBeGreaterThan(ids.length);
     expect(agentLogs.length).toBeGreaterThan(0);
 
-    const inRedis = dump.entries.filter(([, value]) => value.includes(API_KEY) || value.includes(FRAGMENT)).map(([key]) => key);
-    const inLogs = lines.filter((line) => line.includes(API_KEY) || line.includes(FRAGMENT));
+    // The other credentials reached the CLI too, and were redacted the same way.
+    const history = await bus.logs.history(ids[0]!);
+    for (const name of Object.keys(OTHER_SECRETS)) {
+      expect(history.find((e) => e.entry.text.startsWith(`${name}=`))?.entry.text).toBe(`${name}=[redacted]`);
+    }
+    const inRedis = dump.entries.filter(([, value]) => NEEDLES.some((n) => value.includes(n))).map(([key]) => key);
+    const inLogs = lines.filter((line) => NEEDLES.some((n) => line.includes(n)));
     expect(inRedis).toEqual([]);
     expect(inLogs).toEqual([]);
     report('secret scan', { keysScanned: dump.keys, bytesScanned: dump.bytes, logLines: lines.length, agentLogFiles: agentLogs.length, found: inRedis.length + inLogs.length });

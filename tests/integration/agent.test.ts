@@ -94,14 +94,15 @@ class Harness {
   }
 
   /** A domain agent in this process. */
-  async startAgent(options: { domain?: string; id?: string; env?: Record<string, string> } = {}): Promise<DomainAgent> {
+  /** `env`: settings of the agent; `claudeEnv`: over the CLI's model variables ('' unsets one). */
+  async startAgent(options: { domain?: string; id?: string; env?: Record<string, string>; claudeEnv?: Record<string, string> } = {}): Promise<DomainAgent> {
     const domain = options.domain ?? 'backend';
     const config = testConfig(this.net.network, { DAN_WORKSPACE: this.workspace, ...AGENT_ENV, ...options.env });
     const agent = await DomainAgent.start({
       config,
       domain,
       agentId: options.id ?? `${domain}-${this.agents.length + 1}`,
-      env: this.claudeEnv,
+      env: { ...this.claudeEnv, ...options.claudeEnv },
       logger: createLogger({ level: 'debug', destination: this.logs }),
     });
     this.agents.push(agent);
@@ -259,6 +260,49 @@ describe('domain agent with the real claude CLI', () => {
     // The agent goes on serving.
     const next = await w.submit('Create the file after.txt');
     expect((await w.waitForEnd(next.id)).status).toBe('completed');
+  });
+
+  it("runs a task on its own --model and effort, and records the model that ran", async ({ w }) => {
+    await w.startAgent();
+    const task = await w.submit('Create the file modelled.txt', { model: 'scripted-model-z', effort: 'low' });
+    const done = await w.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'completed', model: 'scripted-model-z', effort: 'low', modelUsed: 'scripted-model-z' });
+    const models = conversationRequests(w.server.requests).map((q) => q.model);
+    expect(models.length).toBeGreaterThan(0);
+    expect(models.every((m) => m === 'scripted-model-z')).toBe(true);
+  });
+
+  it('fails a task whose run spends its budget, with reason budget and the cost, without a retry', async ({ w }) => {
+    await w.startAgent();
+    const task = await w.submit('Create the file costly.txt', { budgetUsd: 0.000001 });
+    const done = await w.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'failed', reason: 'budget', budgetUsd: 0.000001, attempts: 1 });
+    expect(done.costUsd).toBeGreaterThan(0.000001);
+    expect(done.error).toMatch(/budget of \$0\.000001 is spent/);
+  });
+
+  it('says a run ended on a usage limit, and when it resets, from what the CLI printed', async ({ w }) => {
+    const resetsAt = Date.UTC(2030, 0, 1);
+    w.script = () => ({
+      status: 429,
+      errorType: 'rate_limit_error',
+      message: 'usage limit',
+      headers: { 'anthropic-ratelimit-unified-status': 'rejected', 'anthropic-ratelimit-unified-reset': String(resetsAt / 1000), 'anthropic-ratelimit-unified-representative-claim': 'five_hour', 'retry-after': '30' },
+    });
+    await w.startAgent({ claudeEnv: { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: 'sk-ant-oat01-agent-test-token' } });
+    const task = await w.submit('Create the file limited.txt');
+    const done = await w.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'failed', reason: 'usage_limit' });
+    expect(done.error).toMatch(/^usage limit \(resets 2030-01-01T00:00:00\.000Z\): You've hit your session limit/);
+  });
+
+  it('fails a task whose token the API rejects (401) with a clear reason', async ({ w }) => {
+    w.script = () => ({ status: 401, errorType: 'authentication_error', message: 'OAuth token has expired or been revoked' });
+    await w.startAgent({ claudeEnv: { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: 'sk-ant-oat01-agent-test-revoked' } });
+    const task = await w.submit('Create the file rejected.txt');
+    const done = await w.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'failed', reason: 'unauthorized' });
+    expect(done.error).toMatch(/^the API rejected the credential \(401\): Failed to authenticate/);
   });
 
   it("fails a task with the API's message when the model answers HTTP 400", async ({ w }) => {

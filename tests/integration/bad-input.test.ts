@@ -34,6 +34,17 @@ const cases: Case[] = [
   ['send-task: malformed context, truncated JSON', send('-c', '{"repo":'), /--context is not valid JSON/],
   ['send-task: out-of-range attempts setting', send(), /DAN_TASK_ATTEMPTS="0" is invalid/, { DAN_TASK_ATTEMPTS: '0' }],
   ['send-task: too many arguments', [...send(), 'extra'], /too many arguments for 'send-task'/],
+  // send-task: access and spend (issue 12)
+  ['send-task: out-of-range budget -1', send('--budget', '-1'), /--budget must be more than 0 dollars/],
+  ['send-task: out-of-range budget 0', send('--budget', '0'), /--budget must be more than 0 dollars/],
+  ['send-task: absurd budget 1e9', send('--budget', '1e9'), /--budget must be at most 10000 dollars/],
+  ['send-task: malformed budget', send('--budget', 'ten'), /--budget must be an amount in US dollars/],
+  ['send-task: unknown effort', send('--effort', 'extreme'), /--effort must be one of low, medium, high, xhigh, max/],
+  ['send-task: malformed model', send('--model', 'sonnet; rm -rf /'), /--model must be a model name/],
+  ['send-task: malformed fallback model', send('--fallback-model', ''), /--fallback-model .*must be a model name/],
+  ['send-task: malformed token list', send(), /CLAUDE_CODE_OAUTH_TOKEN=\(hidden\) is invalid/, { CLAUDE_CODE_OAUTH_TOKEN: 'tok-one,,tok-two' }],
+  ['send-task: missing credentials file', send(), /GOOGLE_APPLICATION_CREDENTIALS="\/no\/such\/key.json" does not exist/, { CLAUDE_CODE_USE_VERTEX: '1', GOOGLE_APPLICATION_CREDENTIALS: '/no/such/key.json' }],
+  ['send-task: absurd DAN_TASK_BUDGET_USD', send(), /DAN_TASK_BUDGET_USD="-3" is invalid: must be more than 0 dollars/, { DAN_TASK_BUDGET_USD: '-3' }],
   // status
   ['status: oversized id', ['status', HUGE], /task id "x{40}…" is not a task id/],
   ['status: malformed id, lower case', ['status', UNKNOWN_ID.toLowerCase()], /is not a task id/],

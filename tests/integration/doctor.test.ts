@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +40,9 @@ const env = (extra: Record<string, string> = {}): Record<string, string> => ({
   ANTHROPIC_BASE_URL: '',
   CLAUDE_CODE_USE_BEDROCK: '',
   CLAUDE_CODE_USE_VERTEX: '',
+  CLAUDE_CODE_OAUTH_TOKEN: '',
+  GOOGLE_APPLICATION_CREDENTIALS: '',
+  AWS_PROFILE: '',
   ...extra,
 });
 
@@ -200,7 +203,7 @@ describe('dan doctor', () => {
   it('fails without any way to reach a model, and accepts a base URL for a local endpoint instead of a key', async () => {
     const none = await doctor([], { ANTHROPIC_API_KEY: '' });
     expect(none.exitCode).toBe(1);
-    expect(line(none.lines, 'api key')).toMatch(/^FAIL api key +none of ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or ANTHROPIC_BASE_URL is set.* → export ANTHROPIC_API_KEY=/);
+    expect(line(none.lines, 'api key')).toMatch(/^FAIL api key +no way to reach a model: none of ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN,.* → export ANTHROPIC_API_KEY=/);
 
     const local = await doctor([], { ANTHROPIC_API_KEY: '', ANTHROPIC_BASE_URL: 'http://proxy-user:proxy-pass@127.0.0.1:4010' });
     expect(local.exitCode).toBe(0);
@@ -209,6 +212,37 @@ describe('dan doctor', () => {
     const token = await doctor([], { ANTHROPIC_API_KEY: '', ANTHROPIC_AUTH_TOKEN: SECRET });
     expect(token.exitCode).toBe(0);
     expect(line(token.lines, 'api key')).toMatch(/ANTHROPIC_AUTH_TOKEN is set$/);
+  });
+
+  it('accepts a subscription token pool, Bedrock or Vertex, and says which is in use without a secret', async () => {
+    const pool = await doctor([], { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: `${SECRET}-a,${SECRET}-b`, DAN_AGENTS_PER_TOKEN: '3' });
+    expect(pool.exitCode).toBe(0);
+    expect(line(pool.lines, 'api key')).toMatch(/^ok +api key +subscription: CLAUDE_CODE_OAUTH_TOKEN holds 2 tokens, at most 3 agents each$/);
+
+    const both = await doctor([], { CLAUDE_CODE_OAUTH_TOKEN: `${SECRET}-a` });
+    expect(line(both.lines, 'api key')).toMatch(/^warn +api key +ANTHROPIC_API_KEY is set; ANTHROPIC_API_KEY wins over CLAUDE_CODE_OAUTH_TOKEN/);
+
+    const bedrock = await doctor([], { ANTHROPIC_API_KEY: '', CLAUDE_CODE_USE_BEDROCK: '1', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIADOCTORTEST', AWS_SECRET_ACCESS_KEY: SECRET });
+    expect(bedrock.exitCode).toBe(0);
+    expect(line(bedrock.lines, 'api key')).toMatch(/^ok +api key +Amazon Bedrock \(CLAUDE_CODE_USE_BEDROCK\) in eu-west-1 with AWS_ACCESS_KEY_ID$/);
+    const noRegion = await doctor([], { ANTHROPIC_API_KEY: '', CLAUDE_CODE_USE_BEDROCK: '1', AWS_REGION: '', AWS_BEARER_TOKEN_BEDROCK: SECRET });
+    expect(noRegion.exitCode).toBe(1);
+    expect(line(noRegion.lines, 'api key')).toMatch(/^FAIL api key .*AWS_REGION is not.* → export AWS_REGION=/);
+
+    const keyFile = path.join(workspace, 'vertex-key.json');
+    await writeFile(keyFile, '{}');
+    const vertex = await doctor([], { ANTHROPIC_API_KEY: '', CLAUDE_CODE_USE_VERTEX: '1', ANTHROPIC_VERTEX_PROJECT_ID: 'proj-1', CLOUD_ML_REGION: 'us-east5', GOOGLE_APPLICATION_CREDENTIALS: keyFile });
+    expect(vertex.exitCode).toBe(0);
+    expect(line(vertex.lines, 'api key')).toMatch(/^ok +api key +Google Vertex AI \(CLAUDE_CODE_USE_VERTEX\), project proj-1 in us-east5 with GOOGLE_APPLICATION_CREDENTIALS$/);
+  });
+
+  it('refuses a credentials file that does not exist and a malformed token list, in one line', async () => {
+    const missing = await doctor([], { CLAUDE_CODE_USE_VERTEX: '1', ANTHROPIC_VERTEX_PROJECT_ID: 'p', CLOUD_ML_REGION: 'r', GOOGLE_APPLICATION_CREDENTIALS: path.join(workspace, 'no-such-key.json') });
+    expect(missing.exitCode).toBe(1);
+    expect(line(missing.lines, 'config')).toMatch(/^FAIL config +GOOGLE_APPLICATION_CREDENTIALS=".*no-such-key.json" does not exist/);
+    const malformed = await doctor([], { CLAUDE_CODE_OAUTH_TOKEN: `${SECRET},,other-token` });
+    expect(malformed.exitCode).toBe(1);
+    expect(line(malformed.lines, 'config')).toMatch(/^FAIL config +CLAUDE_CODE_OAUTH_TOKEN=\(hidden\) is invalid: must be one token, or several separated by commas/);
   });
 
   it('fails when the claude binary does not run, naming it', async () => {

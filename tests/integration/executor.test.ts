@@ -334,7 +334,29 @@ describe('runClaude with other binaries', () => {
 });
 
 describe('the CLI’s configuration', () => {
+  it('passes --model, --effort and --fallback-model to the CLI, and says which model ran', async () => {
+    const r = await prepare(echoScenario(), 'Say hello', { model: 'scripted-model-x', effort: 'high', fallbackModel: 'scripted-model-y' });
+    const result = await run(r);
+    expect(result).toMatchObject({ status: 'completed', model: 'scripted-model-x' });
+    const models = conversationRequests(r.server.requests).map((q) => q.model);
+    expect(models.length).toBeGreaterThan(0);
+    expect(models.every((m) => m === 'scripted-model-x')).toBe(true);
+  });
+
+  it('stops a run that spends its --max-budget-usd: failed, reason budget, with the cost so far', async () => {
+    const r = await prepare(writeFileScenario(), 'Create file budget.txt with a greeting', { maxBudgetUsd: 0.000001 });
+    const result = await run(r);
+    expect(result).toMatchObject({ status: 'failed', reason: 'budget' });
+    expect(result.costUsd).toBeGreaterThan(0.000001);
+    expect(result.error).toMatch(/^the run's budget of \$0\.000001 is spent: it cost \$[0-9.]+ and was stopped$/);
+    // It was stopped after its first turn: the tool call ran, the second turn never came.
+    expect(result.turns).toBeLessThan(3);
+  });
+
   it('builds the arguments with the prompt last, after --', () => {
+    expect(buildClaudeArgs({ prompt: 'p', model: 'sonnet', effort: 'low', fallbackModel: 'haiku', maxBudgetUsd: 2.5 })).toEqual([
+      '-p', '--output-format', 'stream-json', '--verbose', '--model', 'sonnet', '--effort', 'low', '--fallback-model', 'haiku', '--max-budget-usd', '2.5', '--', 'p',
+    ]);
     expect(buildClaudeArgs({ prompt: '-starts with a dash' })).toEqual([
       '-p',
       '--output-format',

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect } from 'vitest';
 import type { ProcessRuntime } from '../../lib/runtime/index.js';
 import type { LogEntry } from '../../lib/task.js';
-import { conversationRequests, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
+import { conversationRequests, credentialFingerprint, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
 import { runDan } from '../helpers/cli.js';
 import type { DanProcess } from '../helpers/dan-process.js';
 import { eventually } from '../helpers/network.js';
@@ -170,6 +170,34 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
     expect(max.live).toBe(3);
     expect(orchestrator.stats.spawned).toBe(3);
     for (const id of servedBy) expect((await w.registry().get(id!))?.status).toBe('stopped');
+  });
+
+  it('gives each agent one subscription token of the pool, at most two agents per token, and records which', async ({ w }) => {
+    w.script = slow(1500);
+    const tokens = ['sk-ant-oat01-pool-token-a-0123456789', 'sk-ant-oat01-pool-token-b-9876543210'];
+    const tasks = [];
+    for (let i = 1; i <= 8; i++) tasks.push(await w.submit(`Create the file pooled-${i}.txt`));
+    // Six agents wanted, four allowed: two tokens, two agents each. No API key: the subscription is the access.
+    const env = { ANTHROPIC_BASE_URL: w.server.url, CLAUDE_CODE_OAUTH_TOKEN: tokens.join(','), CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' };
+    await w.startOrchestrator('orch-1', { settings: { DAN_MAX_AGENTS_PER_DOMAIN: '6', DAN_AGENTS_PER_TOKEN: '2', DAN_IDLE_TIMEOUT_MS: '60000' }, env });
+    const sampler = sampleAgents(w, w.runtimes[0]!);
+    // While they work, the pool's record (indexes only) says two agents per token.
+    await eventually(async () => {
+      const counts = Object.values(await w.bus.redis.hgetall(w.bus.keys.tokenAgents)).sort().join(',');
+      return counts === '0,0,1,1';
+    }, { what: 'four agents, two per token, in the pool record', timeoutMs: 60_000 });
+
+    const done = await Promise.all(tasks.map((t) => w.waitForEnd(t.id, 90_000)));
+    expect(done.map((d) => d.status)).toEqual(Array(8).fill('completed'));
+    const max = await sampler.stop();
+    expect(max.running).toBe(4);
+    // Each agent ran on one token; two agents per token; the record names the index, never the token.
+    const tokenOf = new Map(done.map((d) => [d.agent!, d.tokenIndex]));
+    expect([...tokenOf.values()].sort()).toEqual([0, 0, 1, 1]);
+    for (const d of done) expect(JSON.stringify(d)).not.toContain('pool-token');
+    // Each token reached the CLI as its credential, and nothing else did.
+    const seen = new Set(conversationRequests(w.server.requests).map((q) => q.credential));
+    expect(seen).toEqual(new Set(tokens.map(credentialFingerprint)));
   });
 
   it('respects the global cap DAN_MAX_AGENTS across domains, serving each domain', async ({ w }) => {

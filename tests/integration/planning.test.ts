@@ -258,7 +258,7 @@ describe('planning and running a multi-domain goal', { timeout: 240_000 }, () =>
     const log = await w.entries(goal.id);
     const fallback = log.find((e) => e.text.startsWith('FALLBACK: '));
     expect(fallback?.text).toBe(
-      'FALLBACK: no model is configured (no ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or ANTHROPIC_BASE_URL); used keyword routing: backend (backend); frontend (frontend) after backend',
+      'FALLBACK: no model is configured (no ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_BASE_URL, Bedrock or Vertex); used keyword routing: backend (backend); frontend (frontend) after backend',
     );
     expect(texts(log)).toContain('planned 2 subtasks (by keyword routing)');
     expect(w.server.requests).toEqual([]); // nobody asked a model

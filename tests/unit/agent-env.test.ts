@@ -28,7 +28,7 @@ const parentEnv = {
   ANTHROPIC_BASE_URL: 'http://127.0.0.1:4010',
   ANTHROPIC_MODEL: '',
   HTTPS_PROXY: 'http://proxy.internal:3128',
-  AWS_SECRET_ACCESS_KEY: 'not-for-agents',
+  OPENAI_API_KEY: 'not-for-agents',
   GITHUB_TOKEN: 'not-for-agents-either',
   PATH: '/usr/bin',
   HOME: '/root',
@@ -86,9 +86,28 @@ describe('agentEnv: the environment a spawned agent starts with', () => {
       HTTPS_PROXY: 'http://proxy.internal:3128',
     });
     expect(env).not.toHaveProperty('ANTHROPIC_MODEL'); // empty counts as unset
-    for (const name of ['AWS_SECRET_ACCESS_KEY', 'GITHUB_TOKEN', 'PATH', 'HOME']) expect(env).not.toHaveProperty(name);
+    for (const name of ['OPENAI_API_KEY', 'GITHUB_TOKEN', 'PATH', 'HOME']) expect(env).not.toHaveProperty(name);
     const extra = Object.keys(env).filter((k) => !k.startsWith('DAN_') && !['REDIS_URL', 'AGENT_ID', 'AGENT_ROLE', 'DOMAIN_TYPE'].includes(k));
     expect(extra.every((k) => (PASSTHROUGH_ENV as readonly string[]).includes(k))).toBe(true);
+  });
+
+  it('passes through every access method the CLI documents: subscription tokens, Bedrock, Vertex', () => {
+    const access = {
+      CLAUDE_CODE_OAUTH_TOKEN: 'sk-ant-oat01-one',
+      CLAUDE_CODE_USE_BEDROCK: '1',
+      AWS_REGION: 'eu-west-1',
+      AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'aws-secret',
+      AWS_SESSION_TOKEN: 'aws-session',
+      AWS_PROFILE: 'work',
+      AWS_BEARER_TOKEN_BEDROCK: 'bedrock-bearer',
+      ANTHROPIC_BEDROCK_BASE_URL: 'https://bedrock.example',
+      CLAUDE_CODE_USE_VERTEX: '1',
+      ANTHROPIC_VERTEX_PROJECT_ID: 'proj',
+      CLOUD_ML_REGION: 'us-east5',
+      GOOGLE_APPLICATION_CREDENTIALS: '/home/me/key.json',
+    };
+    expect(agentEnv(config, spec('docker'), access)).toMatchObject(access);
   });
 
   it("never lets the parent's own dan settings override the agent's", () => {
