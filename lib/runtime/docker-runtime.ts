@@ -115,6 +115,8 @@ export class DockerRuntime implements Runtime {
     try {
       const secrets = { REDIS_URL: this.settings.agentRedisUrl, ...splitSecrets(spec.env).secrets, ...spec.secrets };
       if (spec.role === 'planner') delete (secrets as Partial<typeof secrets>).REDIS_URL; // a planner run gets no Redis at all
+      // A credential file's variable names the file where the container sees it (its Env): not the host's path.
+      for (const file of this.settings.credentialFiles ?? []) delete (secrets as Record<string, string>)[file.env];
       await this.startWithSecrets(container, secrets);
     } catch (error) {
       await container.remove({ force: true }).catch(() => undefined);

@@ -92,6 +92,7 @@ describe('credential files in agent containers', () => {
     const options = agentContainerOptions(
       {
         network: 'n',
+        installation: 'inst-n',
         image: 'img',
         agentRedisUrl: 'redis://redis:6379',
         workspaceVolume: 'n-workspace',
