@@ -88,6 +88,7 @@ export function formatRecord(r: TaskRecord): string {
   if (r.finishedAt) lines.push(`${c.bold('finished')}   ${new Date(r.finishedAt).toISOString()}  (${duration(r.finishedAt - (r.startedAt ?? r.createdAt))})`);
   if (r.costUsd !== undefined) lines.push(`${c.bold('cost')}       $${r.costUsd.toFixed(4)}   ${c.bold('turns')} ${r.turns ?? '-'}`);
   if (r.parent) lines.push(`${c.bold('parent')}     ${r.parent}${r.key ? ` (${r.key})` : ''}`);
+  if (r.follows) lines.push(`${c.bold('follows')}    ${r.follows}`);
   if (r.dependsOn.length > 0) lines.push(`${c.bold('depends on')} ${r.dependsOn.join(', ')}`);
   if (Object.keys(r.context).length > 0) lines.push(`${c.bold('context')}    ${truncate(JSON.stringify(r.context), 200)}`);
   if (r.git) lines.push(...formatGit(r));
@@ -95,6 +96,17 @@ export function formatRecord(r: TaskRecord): string {
   if (r.error) lines.push(`${c.bold(c.red('error'))}`, indent(r.error));
   if (r.result) lines.push(`${c.bold('result')}`, indent(r.result));
   return lines.join('\n');
+}
+
+/** A conversation (`--continue` follow-ups), oldest first; `current` marked. */
+export function formatThread(thread: readonly TaskRecord[], current: string): string {
+  return thread
+    .map((r) => {
+      const mark = r.id === current ? c.bold('>') : ' ';
+      const depth = r.follows ? '  ' : '';
+      return `${mark} ${depth}${r.id}  ${colorOutcome(r)}  ${truncate(r.description.split('\n')[0] ?? '', 60)}`;
+    })
+    .join('\n');
 }
 
 /** The task's branch, change and merge state, and what to do when it is not merged. */

@@ -8,6 +8,7 @@ import {
   descriptionSchema,
   domainNameSchema,
   prioritySchema,
+  taskIdSchema,
   taskSpecSchema,
   timeoutSchema,
   type TaskSpec,
@@ -25,6 +26,7 @@ export const taskRequestSchema = z
     timeoutS: timeoutSchema.optional().describe('give up after this many seconds (10 to 86400; default DAN_TASK_TIMEOUT_S)'),
     context: contextSchema.optional().describe('a JSON object handed to the agent with the task (at most 64 KiB of JSON)'),
     noMerge: z.boolean({ error: 'must be true or false' }).optional().describe("keep the task's branch for review instead of merging it (not for `main`)"),
+    follows: taskIdSchema.optional().describe("a follow-up: resume this task's conversation, on its branch (`dan send-task --continue`); queued after it while it is still open"),
   })
   .strict();
 export type TaskRequest = { [K in keyof z.input<typeof taskRequestSchema>]?: unknown };
@@ -84,6 +86,7 @@ export function specFromRequest(
       context: parseInput(contextSchema, request.context ?? {}, names.context),
       maxAttempts: settings.taskAttempts,
       noMerge,
+      follows: request.follows === undefined ? undefined : parseInput(taskIdSchema, request.follows, names.follows),
     },
     'task',
   );

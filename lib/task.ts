@@ -84,6 +84,8 @@ export const taskSpecSchema = z.object({
   noMerge: z.boolean().default(false),
   /** A merge task (`dan merge --resolve`): resolve and merge this task's kept branch; the run is the resolution. */
   mergeOf: taskIdSchema.optional(),
+  /** A follow-up (`dan send-task --continue <id>`): the task whose conversation this one continues. */
+  follows: taskIdSchema.optional(),
   maxAttempts: z.number().int().min(1).max(100),
 });
 export type TaskSpec = z.infer<typeof taskSpecSchema>;
@@ -165,6 +167,10 @@ export const taskRecordHashSchema = z.object({
   plan: z.string().optional(),
   noMerge: z.string().optional(),
   mergeOf: z.string().optional(),
+  /** The task whose conversation this one continues (`--continue`). */
+  follows: z.string().optional(),
+  /** The Claude Code session of the task's last run, saved to `<prefix>task:<id>:session` (lib/agent/session.ts). */
+  sessionId: z.string().optional(),
   /** Where the task's change lives and what became of it (lib/workspace/task-git.ts), JSON. */
   git: jsonField(taskGitSchema).optional(),
   /** What the run's status hides (JSON list): `no changes`, `2 refused writes`, `1 tool error`. */
@@ -208,6 +214,10 @@ export interface TaskRecord {
   noMerge: boolean;
   /** The task whose kept branch this one resolves and merges (`dan merge --resolve`). */
   mergeOf?: string;
+  /** The task whose conversation this one continues (`dan send-task --continue`). */
+  follows?: string;
+  /** The Claude Code session of the task's last run (saved beside the record, so any agent can resume it). */
+  sessionId?: string;
   /** Git workspaces: the task's branch, commits, diff stat and merge state. */
   git?: TaskGit;
   /**
@@ -249,6 +259,7 @@ export function newRecordFields(id: string, spec: TaskSpec, status: TaskStatus, 
   if (spec.key) fields.key = spec.key;
   if (spec.noMerge) fields.noMerge = '1';
   if (spec.mergeOf) fields.mergeOf = spec.mergeOf;
+  if (spec.follows) fields.follows = spec.follows;
   return fields;
 }
 

@@ -12,10 +12,11 @@ import {
   type TaskRecord,
 } from '../../lib/task.js';
 import { BadInputError } from '../../lib/errors.js';
+import { checkFollowUp } from '../../lib/follow-up.js';
 import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
 import { printFollow, ProgressLine } from '../follow.js';
 import { finalResult } from '../summary.js';
-import { c, formatRecord, table, taskRow } from '../output.js';
+import { c, formatRecord, formatThread, table, taskRow } from '../output.js';
 import { formatMermaid, formatTree } from '../tree.js';
 
 interface SendFlags extends ConnectionFlags {
@@ -29,6 +30,7 @@ interface SendFlags extends ConnectionFlags {
   verbose?: boolean;
   quiet?: boolean;
   json?: boolean;
+  continue?: string;
 }
 
 /** `dan send-task`, `dan status`, `dan tasks`, `dan cancel`. */
@@ -43,6 +45,7 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('-t, --timeout <seconds>', 'give up after this many seconds (10 to 86400; default DAN_TASK_TIMEOUT_S)')
       .option('-c, --context <json>', 'a JSON object handed to the agent with the task')
       .option('-w, --wait', 'follow the task until it ends; exit 0 if it completed, 1 otherwise')
+      .option('--continue <id>', "a follow-up: resume that task's conversation (on its branch); queued after it if it is still running")
       .option('--no-merge', "keep the task's branch for review instead of merging it (then: dan diff, dan merge)")
       .option('-v, --verbose', 'with --wait: print every log entry (the CLI\'s init, tool results, subagent prompts …)')
       .option('-q, --quiet', 'with --wait: print only the id and the outcome')
@@ -66,12 +69,21 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       }
     }
     const spec = specFromRequest(
-      { domain, description, priority: flags.priority, timeoutS: flags.timeout, context, noMerge: flags.merge === false },
+      { domain, description, priority: flags.priority, timeoutS: flags.timeout, context, noMerge: flags.merge === false, follows: flags.continue },
       config,
-      { domain: 'domain', description: 'the description', priority: '--priority', timeoutS: '--timeout', context: '--context', noMerge: '--no-merge' },
+      { domain: 'domain', description: 'the description', priority: '--priority', timeoutS: '--timeout', context: '--context', noMerge: '--no-merge', follows: '--continue' },
     );
+    const follows = spec.follows;
     await using bus = await connectCli(config);
-    const record = await bus.submit(spec);
+    let record: TaskRecord;
+    if (follows) {
+      const followed = await checkFollowUp(bus.tasks, config.network, follows, domain, '--continue');
+      const sent = await bus.submitFollowUp({ ...spec, follows }, followed);
+      record = sent.record;
+      if (sent.waits && !flags.json) console.error(c.gray(`task ${follows} is still ${followed.status}: this follow-up waits for it to end, then resumes its conversation`));
+    } else {
+      record = await bus.submit(spec);
+    }
     if (!flags.wait) {
       console.log(flags.json ? JSON.stringify({ id: record.id, status: record.status, domain: record.domain }) : record.id);
       return;
@@ -112,11 +124,15 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
     const record = await bus.tasks.get(taskId);
     const subtasks = await bus.tasks.getMany(record.children);
     if (flags.json) {
-      console.log(JSON.stringify(record.children.length > 0 ? { ...record, subtasks } : record, null, 2));
+      const thread = await bus.thread(record);
+      const out = { ...record, ...(subtasks.length > 0 ? { subtasks } : {}), ...(thread.length > 1 ? { thread: thread.map((t) => ({ id: t.id, status: t.status, follows: t.follows, description: t.description })) } : {}) };
+      console.log(JSON.stringify(out, null, 2));
     } else if (flags.mermaid) {
       console.log(formatMermaid(record, subtasks));
     } else {
       console.log(formatRecord(record));
+      const thread = await bus.thread(record);
+      if (thread.length > 1) console.log(`\n${c.bold('conversation')}\n${formatThread(thread, record.id)}`);
       if (subtasks.length > 0) console.log(`\n${c.bold('subtasks')}\n${formatTree(record, subtasks)}`);
     }
   });

@@ -22,6 +22,7 @@ export async function recordResult(ctx: AgentContext, run: TaskRun, result: RunR
       usage: result.usage === undefined ? undefined : JSON.stringify(result.usage),
       warnings: result.warnings?.length ? JSON.stringify(result.warnings) : undefined,
       reason: result.status === 'cancelled' ? result.error : undefined,
+      sessionId: result.sessionId,
       git: run.git === undefined ? undefined : JSON.stringify(run.git),
     },
   });
@@ -29,6 +30,8 @@ export async function recordResult(ctx: AgentContext, run: TaskRun, result: RunR
     run.log.warn({ outcome: outcome.outcome, now: outcome.from }, 'result discarded: the task was handed to another agent or ended meanwhile');
     return false;
   }
+  // Follow-ups sent while it ran wait for its end (and its saved session).
+  await ctx.bus.releaseFollowers(run.taskId).catch((error) => run.log.warn({ err: error }, 'could not queue the follow-ups; the reconciler will'));
   return true;
 }
 

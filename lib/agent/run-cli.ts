@@ -1,14 +1,17 @@
 import { buildClaudeEnv, runClaude, type ExecutorResult } from '../executor/index.js';
 import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
 
-/** Stage: runs the Claude Code CLI on the task's prompt in its working directory, streaming every event. */
+/**
+ * Stage: runs the Claude Code CLI on the task's prompt in its working directory, streaming every event; in the
+ * session the session stage restored, when the task continues a conversation (a follow-up, an answer).
+ */
 export async function runTaskCli(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
   if (run.target) {
     // A merge task's work is the merge stage's (and its conflict resolution's, when there is one).
     run.result = { status: 'completed', result: `merge of task ${run.target.id}'s branch ${run.git?.branch ?? ''}`, costUsd: 0, turns: 0 };
     return 'next';
   }
-  run.result = await runCli(ctx, run, run.prompt!);
+  run.result = await runCli(ctx, run, run.prompt!, run.resume);
   return 'next';
 }
 

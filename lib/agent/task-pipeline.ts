@@ -3,15 +3,19 @@ import { mergeChange } from './merge-change.js';
 import { prepareTask } from './prepare-task.js';
 import { prepareWorktree } from './prepare-worktree.js';
 import { runTaskCli } from './run-cli.js';
+import { restoreSession, saveSession } from './session.js';
 import { abortReason, type AbortReason, type AgentContext, type Stage, type TaskRun } from './task-run.js';
 
 /** The stages of a claimed task, in order (STYLE.md, 12); each logs what it did to the task's log. */
 export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
   ['prepare', prepareTask],
   ['worktree', prepareWorktree],
+  ['session', restoreSession],
   ['run', runTaskCli],
   ['commit', commitChange],
   ['merge', mergeChange],
+  // Last: a conflict resolution in the merge stage continues the same session.
+  ['save-session', saveSession],
 ];
 
 /**

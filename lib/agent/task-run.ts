@@ -46,6 +46,8 @@ export interface TaskRun {
   cancelReason?: string;
   record?: TaskRecord;
   prompt?: string;
+  /** The session the run continues (`--resume`), restored into the config dir by the session stage. */
+  resume?: string;
   /** The CLI's working directory: the worktree in git mode, else the workspace. */
   cwd?: string;
   worktree?: PreparedWorktree;

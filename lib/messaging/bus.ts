@@ -88,6 +88,67 @@ export class Bus {
   }
 
   /**
+   * Submits a follow-up (`--continue`): queued at once when the task it follows has ended; written `waiting`
+   * and listed among that task's followers while it is still open, to be queued when it ends (by whoever
+   * records its end, or by the reconciler). Either way it joins the task's followers: the thread `dan status` shows.
+   * Returns the record and whether it waits.
+   */
+  async submitFollowUp(spec: TaskSpec & { follows: string }, followed: TaskRecord): Promise<{ record: TaskRecord; waits: boolean }> {
+    if (isTerminal(followed.status)) {
+      const record = await this.submit(spec);
+      await this.redis.sadd(this.keys.taskFollowers(spec.follows), record.id);
+      return { record, waits: false };
+    }
+    const record = await this.tasks.create(spec, 'waiting');
+    await this.redis.sadd(this.keys.taskFollowers(spec.follows), record.id);
+    // The followed task may have ended between the look and the list: release now if so.
+    await this.releaseFollowers(spec.follows);
+    const now = await this.tasks.get(record.id);
+    return { record: now, waits: now.status === 'waiting' };
+  }
+
+  /**
+   * The conversation a task belongs to, oldest first: back along `follows` to the first task, then every follow-up
+   * of each (at most `limit` tasks).
+   */
+  async thread(record: TaskRecord, limit = 50): Promise<TaskRecord[]> {
+    let root = record;
+    for (let i = 0; i < limit && root.follows; i++) {
+      const earlier = await this.tasks.find(root.follows);
+      if (!earlier) break;
+      root = earlier;
+    }
+    const out: TaskRecord[] = [];
+    const todo = [root];
+    const seen = new Set<string>();
+    while (todo.length > 0 && out.length < limit) {
+      const next = todo.shift()!;
+      if (seen.has(next.id)) continue;
+      seen.add(next.id);
+      out.push(next);
+      const followers = (await this.redis.smembers(this.keys.taskFollowers(next.id))).sort();
+      todo.push(...(await this.tasks.getMany(followers)));
+    }
+    return out;
+  }
+
+  /** Queues the waiting follow-ups of a task that has ended; idempotent (a guarded transition each). */
+  async releaseFollowers(id: string): Promise<string[]> {
+    const followed = await this.tasks.find(id);
+    if (followed && !isTerminal(followed.status)) return [];
+    const released: string[] = [];
+    for (const follower of await this.redis.smembers(this.keys.taskFollowers(id))) {
+      const text = followed ? `task ${id} it follows ended ${followed.status}; queued` : `task ${id} it follows is gone; queued`;
+      const moved = await this.tasks.transition(follower, 'queued', { from: ['waiting'], text });
+      if (moved.outcome === 'ok') {
+        await this.enqueue(await this.tasks.get(follower));
+        released.push(follower);
+      }
+    }
+    return released;
+  }
+
+  /**
    * Cancels a task: a waiting or queued one at once; an active one by asking its agent (through its control
    * channel) after marking the record cancel-requested, so an agent that missed the message still sees it.
    * A `main` task whose plan is running is cancelled at once, with every open subtask.
@@ -114,6 +175,7 @@ export class Bus {
         });
         if (result.outcome === 'ok') {
           if (result.from === 'queued') await this.queues.remove(record.domain, id);
+          await this.releaseFollowers(id);
           return { outcome: 'cancelled', from: result.from! };
         }
         continue; // it moved on meanwhile (taken by an agent): look again

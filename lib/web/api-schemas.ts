@@ -41,6 +41,8 @@ export const taskRecordSchema = z
     cancelRequested: z.boolean(),
     plan: z.string().optional().describe("a goal's accepted plan (JSON)"),
     noMerge: z.boolean().describe("the task's branch is kept for review instead of merged"),
+    follows: z.string().optional().describe('the task whose conversation this one continues (`--continue`)'),
+    sessionId: z.string().optional().describe("the Claude Code session of the task's last run"),
     git: taskGitSchema.optional().describe("where the task's change lives and what became of it: branch, base, commits, files, merge state"),
   })
   .describe('a task record (`dan status --json`)');

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { assertKnownDomain, listDomains } from '../domains.js';
 import { BadInputError } from '../errors.js';
+import { checkFollowUp } from '../follow-up.js';
 import { MAIN_DOMAIN, taskStatusSchema } from '../task.js';
 import { listLimitSchema, specFromRequest, taskRequestSchema, type FieldNames } from '../task-request.js';
 import type { ApiContext } from './api-context.js';
@@ -18,7 +19,7 @@ import {
 } from './api-schemas.js';
 
 /** How the API names the fields in its messages: as the JSON body does. */
-const API_FIELDS: FieldNames = { domain: 'domain', description: 'description', priority: 'priority', timeoutS: 'timeoutS', context: 'context', noMerge: 'noMerge' };
+const API_FIELDS: FieldNames = { domain: 'domain', description: 'description', priority: 'priority', timeoutS: 'timeoutS', context: 'context', noMerge: 'noMerge', follows: 'follows' };
 
 const badInput = { description: 'bad input: nothing was written', schema: errorSchema };
 const unauthorized = { description: 'DAN_API_TOKEN is set and the request lacks `Authorization: Bearer <token>`', schema: errorSchema };
@@ -46,7 +47,10 @@ export function taskRoutes(ctx: ApiContext): ApiRoute[] {
         const unknown = Object.keys(body).filter((k) => !(k in taskRequestSchema.shape));
         if (unknown.length > 0) throw new BadInputError(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}: the fields are ${Object.keys(taskRequestSchema.shape).join(', ')}`);
         const spec = specFromRequest(body, ctx.config, API_FIELDS);
-        const record = await ctx.bus.submit(spec);
+        const follows = spec.follows;
+        const record = follows
+          ? (await ctx.bus.submitFollowUp({ ...spec, follows }, await checkFollowUp(ctx.bus.tasks, ctx.config.network, follows, spec.domain, 'follows'))).record
+          : await ctx.bus.submit(spec);
         reply.code(201);
         return { id: record.id };
       },

@@ -1,0 +1,129 @@
+import { execFileSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { flattenText, primaryWorkingDirectory, requestedFileName, type RecordedRequest, type Turn } from '../fixtures/model-server.js';
+import { AgentHarness } from '../helpers/agent-harness.js';
+import { runDan } from '../helpers/cli.js';
+import { expectBadInput } from '../helpers/expect-bad-input.js';
+
+// Conversations with a task (issue 13): follow-ups that resume its Claude Code session from Redis, on whichever
+// agent takes them. Real claude binary, scripted model server, real Redis, git workspaces.
+
+/** Every message text of a model request, flattened (what the model was shown of the conversation). */
+function conversationText(req: RecordedRequest): string {
+  const messages = (req.body as { messages?: Array<{ content: unknown }> }).messages ?? [];
+  return messages.map((m) => flattenText(m.content)).join('\n');
+}
+
+/** Answers `Echo: <last message>`, so every answer names what it answered. */
+function echoLast(req: RecordedRequest): Turn {
+  return { text: `Echo: ${req.lastUserText.split('\n')[0]}` };
+}
+
+describe('follow-ups (--continue)', () => {
+  let h: AgentHarness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('a follow-up resumes the first task\'s session on another agent, which shows the earlier conversation to the model', async () => {
+    h = await AgentHarness.create('conv');
+    h.script = echoLast;
+    const first = await h.startAgent('backend-1');
+    const a = await h.submit('Remember the word PELICAN.');
+    const ended = await h.waitForEnd(a.id);
+    expect(ended.status).toBe('completed');
+    expect(ended.sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await h.bus.redis.exists(h.bus.keys.taskSession(a.id))).toBe(1);
+    // The first agent leaves (its config dir, where the CLI wrote the session, goes with it).
+    await first.stop('stopped', { graceMs: 0 });
+    await h.startAgent('backend-2');
+
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    const sent = await runDan(['send-task', 'backend', 'Which word did I ask you to remember?', '--continue', a.id], env);
+    expect(sent.exitCode, String(sent.stderr)).toBe(0);
+    const b = String(sent.stdout).trim();
+    const done = await h.waitForEnd(b);
+    expect(done).toMatchObject({ status: 'completed', follows: a.id, agent: 'backend-2', sessionId: ended.sessionId });
+
+    const followUp = h.server.requests.find((r) => !r.side && r.lastUserText.startsWith('Which word'));
+    expect(followUp, 'the follow-up reached the model').toBeDefined();
+    const seen = conversationText(followUp!);
+    expect(seen).toContain('Remember the word PELICAN.');
+    expect(seen).toContain('Echo: Remember the word PELICAN.');
+    const log = (await h.bus.logs.history(b)).map((e) => e.entry.text).join('\n');
+    expect(log).toContain(`resuming session ${ended.sessionId} of task ${a.id}`);
+
+    const status = await runDan(['status', b], env);
+    expect(String(status.stdout)).toMatch(new RegExp(`conversation\\n  ${a.id}  completed  Remember the word PELICAN\\.\\n> +${b}  completed  Which word`));
+  });
+
+  it('a follow-up of a task whose branch was kept continues on that branch', async () => {
+    h = await AgentHarness.create('conv-branch');
+    // Writes the file the latest message names (a resumed conversation's first message is the earlier task's).
+    h.script = (req) => {
+      if (req.hasToolResult) return { text: 'Done.' };
+      const name = requestedFileName(req.lastUserText);
+      return { text: `Writing ${name}.`, tools: [{ name: 'Write', input: { file_path: path.join(primaryWorkingDirectory(req)!, name), content: `${name}\n` } }] };
+    };
+    await h.startAgent();
+    const a = await h.submit('Write the file one.txt', { noMerge: true });
+    const ended = await h.waitForEnd(a.id);
+    expect(ended.git?.merge).toBe('skipped');
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    const sent = await runDan(['send-task', 'backend', 'Write the file two.txt', '--continue', a.id], env);
+    const b = String(sent.stdout).trim();
+    const done = await h.waitForEnd(b);
+    expect(done.status).toBe('completed');
+    expect(done.git?.merge).toBe('merged');
+    // Merging the follow-up brought the kept change it continued, too.
+    const files = execFileSync('git', ['ls-files'], { cwd: h.workspace, encoding: 'utf8' });
+    expect(files).toContain('one.txt');
+    expect(files).toContain('two.txt');
+  });
+
+  it('a follow-up whose session is missing runs anew with the earlier task in its prompt, and says so', async () => {
+    h = await AgentHarness.create('conv-lost');
+    h.script = echoLast;
+    await h.startAgent();
+    const a = await h.submit('Remember the word HERON.');
+    await h.waitForEnd(a.id);
+    await h.bus.redis.set(h.bus.keys.taskSession(a.id), 'not gzip');
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    const b = String((await runDan(['send-task', 'backend', 'Which word?', '--continue', a.id], env)).stdout).trim();
+    expect((await h.waitForEnd(b)).status).toBe('completed');
+    const log = (await h.bus.logs.history(b)).map((e) => e.entry.text).join('\n');
+    expect(log).toMatch(/cannot resume the conversation: the saved session of task \w+: it is corrupt .*; this run starts a new conversation/);
+    const req = h.server.requests.find((r) => !r.side && r.prompt.startsWith('Which word?'));
+    expect(req?.prompt).toContain('Remember the word HERON.');
+  });
+
+  it('a follow-up of a task still running waits for it, then resumes its session', async () => {
+    h = await AgentHarness.create('conv-wait');
+    const open = h.gate((req) => echoLast(req));
+    await h.startAgent();
+    const a = await h.submit('Remember the word IBIS.');
+    await h.modelCalled();
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    const sent = await runDan(['send-task', 'backend', 'Which word?', '--continue', a.id], env);
+    expect(String(sent.stderr)).toMatch(/is still active: this follow-up waits for it to end/);
+    const b = String(sent.stdout).trim();
+    expect((await h.bus.tasks.get(b)).status).toBe('waiting');
+    open();
+    const done = await h.waitForEnd(b);
+    expect(done.status).toBe('completed');
+    const req = h.server.requests.find((r) => !r.side && r.lastUserText.startsWith('Which word?'));
+    expect(conversationText(req!)).toContain('Echo: Remember the word IBIS.');
+  });
+
+  it('refuses bad follow-ups: exit 2, one line, nothing written', async () => {
+    h = await AgentHarness.create('conv-bad');
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    await expectBadInput(expect, h.net, ['send-task', 'backend', 'more', '--continue', 'nope'], env, /--continue is not a task id/);
+    await expectBadInput(expect, h.net, ['send-task', 'backend', 'more', '--continue', '01JAAAAAAAAAAAAAAAAAAAAAAA'], env, /--continue 01JAAAAAAAAAAAAAAAAAAAAAAA: no such task in network/);
+    const a = await h.submit('hello');
+    await expectBadInput(expect, h.net, ['send-task', 'backend', 'more', '--continue', a.id], { ...env, DAN_NETWORK: `${h.net.network}-other` }, /no such task in network/);
+    await expectBadInput(expect, h.net, ['send-task', 'main', 'more', '--continue', a.id], env, /name a domain, not main/);
+  });
+});
