@@ -143,6 +143,12 @@ export function taskRow(r: TaskRecord, now = Date.now()): string[] {
   return [r.id, r.domain, colorOutcome(r), r.agent ?? '-', ago(r.createdAt, now), truncate(r.description, 50)];
 }
 
+/** A row of the dead-letter view (`dan tasks --status failed`): the reason in one line. */
+export function deadLetterRow(r: TaskRecord, now = Date.now()): string[] {
+  const reason = (r.error ?? r.reason ?? 'no reason recorded').trim().split('\n')[0] ?? '';
+  return [r.id, r.domain, `${r.attempts}/${r.maxAttempts}`, ago(r.finishedAt ?? r.updatedAt, now), truncate(r.description, 40), truncate(reason, 100)];
+}
+
 export function agentRow(a: AgentRecord, now = Date.now()): string[] {
   const state = a.alive ? (a.status === 'busy' ? c.blue(a.status) : c.green(a.status)) : c.red('dead (heartbeat expired)');
   return [a.id, a.role, a.domain, state, a.taskIds.join(',') || '-', String(a.tasksDone), a.runtime, a.ref || '-', ago(a.startedAt, now)];

@@ -28,6 +28,22 @@ export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = 
   timed_out: [],
 };
 
+/**
+ * Moves out of an end, only on the user's explicit request (`dan retry`): a failed, timed-out or cancelled task
+ * queued again (a subtask: waiting for its graph), a goal reopened. Never part of an ordinary transition, so a
+ * late write of a dead attempt cannot reopen an ended task.
+ */
+export const REOPENS: Readonly<Partial<Record<TaskStatus, readonly TaskStatus[]>>> = {
+  failed: ['queued', 'waiting', 'active'],
+  timed_out: ['queued', 'waiting', 'active'],
+  cancelled: ['queued', 'waiting', 'active'],
+};
+export const RETRYABLE_STATUSES: readonly TaskStatus[] = ['failed', 'timed_out', 'cancelled'];
+
+export function canReopen(from: TaskStatus, to: TaskStatus): boolean {
+  return REOPENS[from]?.includes(to) ?? false;
+}
+
 export function canTransition(from: TaskStatus, to: TaskStatus): boolean {
   return TRANSITIONS[from].includes(to);
 }
@@ -133,6 +149,16 @@ export const usageSchema = z
   .passthrough();
 export type Usage = z.infer<typeof usageSchema>;
 
+/** How a task ended before a `dan retry` started it again. */
+export const earlierEndSchema = z.object({
+  status: z.string(),
+  attempts: z.number().int(),
+  error: z.string().optional(),
+  finishedAt: z.number().optional(),
+  retriedAt: z.number(),
+});
+export type EarlierEnd = z.infer<typeof earlierEndSchema>;
+
 /**
  * The task record as stored in the hash `<prefix>task:<id>` (all fields are strings in Redis).
  * Written and read with this one schema.
@@ -175,6 +201,8 @@ export const taskRecordHashSchema = z.object({
   git: jsonField(taskGitSchema).optional(),
   /** What the run's status hides (JSON list): `no changes`, `2 refused writes`, `1 tool error`. */
   warnings: jsonField(z.array(z.string())).optional(),
+  /** The ends before each `dan retry` (JSON list), oldest first. */
+  retried: jsonField(z.array(earlierEndSchema)).optional(),
 });
 
 export type TaskRecordHash = z.infer<typeof taskRecordHashSchema>;
@@ -226,6 +254,8 @@ export interface TaskRecord {
    * done what it was asked (README, A task's outcome).
    */
   warnings?: string[];
+  /** How the task ended before each `dan retry`, oldest first (its attempts were reset each time). */
+  retried?: EarlierEnd[];
 }
 
 export function recordFromHash(hash: TaskRecordHash): TaskRecord {

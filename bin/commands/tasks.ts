@@ -16,7 +16,7 @@ import { checkFollowUp } from '../../lib/follow-up.js';
 import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
 import { printFollow, ProgressLine } from '../follow.js';
 import { finalResult } from '../summary.js';
-import { c, formatRecord, formatThread, table, taskRow } from '../output.js';
+import { c, deadLetterRow, formatRecord, formatThread, table, taskRow } from '../output.js';
 import { formatMermaid, formatTree } from '../tree.js';
 
 interface SendFlags extends ConnectionFlags {
@@ -156,9 +156,33 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       console.log(JSON.stringify(records, null, 2));
     } else if (records.length === 0) {
       console.log(c.gray('no tasks'));
+    } else if (status === 'failed' || status === 'timed_out' || status === 'cancelled') {
+      // The dead-letter view: why each ended, in one line.
+      console.log(table(['ID', 'DOMAIN', 'ATTEMPTS', 'ENDED', 'DESCRIPTION', 'REASON'], records.map((r) => deadLetterRow(r))));
     } else {
       console.log(table(['ID', 'DOMAIN', 'STATUS', 'AGENT', 'CREATED', 'DESCRIPTION'], records.map((r) => taskRow(r))));
     }
+  });
+
+  withConnection(
+    program
+      .command('retry')
+      .description('start a failed, timed-out or cancelled task again (a goal: its failed and cancelled subtasks)')
+      .argument('<id>', 'task id')
+      .option('--json', 'print JSON'),
+  ).action(async (id: string, flags: ConnectionFlags & { json?: boolean }) => {
+    const config = configFrom(flags);
+    const taskId = parseFlag(taskIdSchema, id, 'task id');
+    await using bus = await connectCli(config);
+    const { record, subtasks } = await bus.retry(taskId);
+    if (flags.json) {
+      console.log(JSON.stringify({ id: taskId, status: record.status, subtasks }));
+      return;
+    }
+    const before = record.retried?.at(-1);
+    const was = before ? `it had ended ${before.status} after ${before.attempts} attempt${before.attempts === 1 ? '' : 's'}` : '';
+    if (subtasks.length > 0) console.log(`retrying goal ${taskId} (${was}): ${subtasks.length} subtask${subtasks.length === 1 ? '' : 's'} again: ${subtasks.join(', ')}`);
+    else console.log(`retrying ${taskId} (${was}): queued for ${record.domain}, attempts reset; dan logs ${taskId} keeps the earlier ones`);
   });
 
   withConnection(

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { DanConfig } from '../config.js';
-import { DanError } from '../errors.js';
-import { isTerminal, type TaskRecord, type TaskSpec, type TaskStatus } from '../task.js';
+import { BadInputError, DanError } from '../errors.js';
+import { isTerminal, RETRYABLE_STATUSES, type TaskRecord, type TaskSpec, type TaskStatus } from '../task.js';
 import { EventBus } from './event-bus.js';
 import { Keys } from './keys.js';
 import { LogStream } from './log-stream.js';
@@ -149,6 +149,53 @@ export class Bus {
   }
 
   /**
+   * `dan retry`: starts a failed, timed-out or cancelled task again, its attempts reset and how it ended kept in
+   * its record (`retried`) and log. A goal retries its failed, timed-out and cancelled subtasks (back to waiting:
+   * its graph queues each once its dependencies completed) and is reopened; a goal that failed before it had a
+   * plan is planned again. Every move is fenced on the status and attempts read, so a concurrent change wins.
+   * Throws BadInputError for a task that is not in a retryable end.
+   */
+  async retry(id: string): Promise<{ record: TaskRecord; subtasks: string[] }> {
+    const record = await this.tasks.get(id);
+    if (record.parent) {
+      throw new BadInputError(`task ${id} is a subtask of goal ${record.parent}: retry the goal (dan retry ${record.parent}), which retries its failed subtasks`);
+    }
+    if (!RETRYABLE_STATUSES.includes(record.status)) {
+      throw new BadInputError(`task ${id} is ${record.status}: only a failed, timed-out or cancelled task can be retried`);
+    }
+    const planned = record.plan !== undefined && record.children.length > 0;
+    const subtasks: string[] = [];
+    if (planned) {
+      for (const child of await this.tasks.getMany(record.children)) {
+        if (!RETRYABLE_STATUSES.includes(child.status)) continue;
+        const moved = await this.reopen(child, 'waiting', `retried with goal ${id}`);
+        if (moved) subtasks.push(child.id);
+      }
+    }
+    const to = planned ? 'active' : 'queued';
+    if (!(await this.reopen(record, to, planned ? `retried: ${subtasks.length} subtask${subtasks.length === 1 ? '' : 's'} again` : 'retried: queued again'))) {
+      throw new BadInputError(`task ${id} changed while it was being retried: look again with dan status ${id}`);
+    }
+    if (planned) await this.redis.sadd(this.keys.graphs, id);
+    else await this.enqueue({ ...record, status: 'queued' });
+    return { record: await this.tasks.get(id), subtasks };
+  }
+
+  private async reopen(record: TaskRecord, to: 'queued' | 'waiting' | 'active', text: string): Promise<boolean> {
+    const now = Date.now();
+    const earlier = [...(record.retried ?? []), { status: record.status, attempts: record.attempts, error: record.error ?? record.reason, finishedAt: record.finishedAt, retriedAt: now }];
+    const moved = await this.tasks.transition(record.id, to, {
+      from: [record.status],
+      reopen: true,
+      expectAttempts: record.attempts,
+      text: `${text} (it had ended ${record.status} after ${record.attempts} attempt${record.attempts === 1 ? '' : 's'}${record.error ? `: ${firstLine(record.error)}` : ''})`,
+      fields: { attempts: 0, retried: JSON.stringify(earlier.slice(-20)) },
+      del: ['error', 'result', 'finishedAt', 'reason', 'cancelRequested', 'warnings', 'sessionId', 'agent', 'startedAt'],
+    });
+    return moved.outcome === 'ok';
+  }
+
+  /**
    * Cancels a task: a waiting or queued one at once; an active one by asking its agent (through its control
    * channel) after marking the record cancel-requested, so an agent that missed the message still sees it.
    * A `main` task whose plan is running is cancelled at once, with every open subtask.
@@ -201,3 +248,8 @@ export class Bus {
     await this.close();
   }
 }
+
+const firstLine = (text: string): string => {
+  const line = text.trim().split('\n')[0] ?? '';
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+};

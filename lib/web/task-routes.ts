@@ -91,6 +91,18 @@ export function taskRoutes(ctx: ApiContext): ApiRoute[] {
       handler: async ({ params }) => ({ id: params.id, ...(await ctx.bus.cancel(params.id)) }),
     }),
     defineRoute({
+      method: 'POST',
+      url: '/api/tasks/:id/retry',
+      tag: 'tasks',
+      summary: 'start a failed, timed-out or cancelled task again (`dan retry`); a goal retries its failed subtasks',
+      params: idParamsSchema,
+      responses: { 200: { description: 'the task, queued (a goal: reopened)', schema: z.object({ id: z.string(), status: taskStatusSchema, subtasks: z.array(z.string()) }) }, 400: badInput, 401: unauthorized, 404: unknownTask },
+      handler: async ({ params }) => {
+        const { record, subtasks } = await ctx.bus.retry(params.id);
+        return { id: record.id, status: record.status, subtasks };
+      },
+    }),
+    defineRoute({
       method: 'GET',
       url: '/api/agents',
       tag: 'agents',

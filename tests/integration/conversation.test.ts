@@ -1,6 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger } from '../../lib/log.js';
+import { TaskGraph } from '../../lib/orchestrator/task-graph.js';
+import { isTerminal, newTaskId, taskSpecSchema, type TaskRecord } from '../../lib/task.js';
 import { flattenText, primaryWorkingDirectory, requestedFileName, type RecordedRequest, type Turn } from '../fixtures/model-server.js';
 import { AgentHarness } from '../helpers/agent-harness.js';
 import { runDan } from '../helpers/cli.js';
@@ -125,5 +129,87 @@ describe('follow-ups (--continue)', () => {
     const a = await h.submit('hello');
     await expectBadInput(expect, h.net, ['send-task', 'backend', 'more', '--continue', a.id], { ...env, DAN_NETWORK: `${h.net.network}-other` }, /no such task in network/);
     await expectBadInput(expect, h.net, ['send-task', 'main', 'more', '--continue', a.id], env, /name a domain, not main/);
+  });
+});
+
+describe('retry and the dead-letter view', () => {
+  let h: AgentHarness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it('retries a failed task: attempts reset, the earlier end kept in its record and log; dan tasks --status failed says why', async () => {
+    h = await AgentHarness.create('retry');
+    h.script = () => ({ status: 400, message: 'the scripted model refuses this one' });
+    await h.startAgent();
+    const a = await h.submit('Say hi');
+    expect((await h.waitForEnd(a.id)).status).toBe('failed');
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    const dead = await runDan(['tasks', '--status', 'failed'], env);
+    expect(String(dead.stdout)).toMatch(/REASON/);
+    expect(String(dead.stdout)).toMatch(new RegExp(`${a.id}\\s+backend\\s+1/3 .*API Error: 400 .*the scripted model refuses this one`));
+
+    h.script = echoLast;
+    const retried = await runDan(['retry', a.id], env);
+    expect(retried.exitCode, String(retried.stderr)).toBe(0);
+    expect(String(retried.stdout)).toMatch(/retrying \w+ \(it had ended failed after 1 attempt\): queued for backend/);
+    const done = await h.waitForEnd(a.id);
+    expect(done).toMatchObject({ status: 'completed', attempts: 1 });
+    expect(done.retried).toEqual([expect.objectContaining({ status: 'failed', attempts: 1, error: expect.stringMatching(/API Error: 400/) })]);
+    const log = (await h.bus.logs.history(a.id)).map((e) => e.entry.text).join('\n');
+    expect(log).toMatch(/failed: API Error: 400[\s\S]*retried: queued again \(it had ended failed after 1 attempt[\s\S]*completed by/);
+    expect(await h.bus.redis.zscore(h.bus.keys.ended, a.id)).not.toBeNull();
+  });
+
+  it('retries a goal with a failed subtask: that subtask runs again and the goal completes', async () => {
+    h = await AgentHarness.create('retry-goal');
+    let refuse = true;
+    h.script = (req) => (refuse && req.prompt.startsWith('Second') ? { status: 400, message: 'not yet' } : echoLast(req));
+    await h.startAgent();
+    const bus = h.bus;
+    const graph = new TaskGraph(bus, silentLogger());
+    const goal = await bus.tasks.create(taskSpecSchema.parse({ domain: 'main', description: 'Do two things', timeoutS: 60, maxAttempts: 3 }), 'queued');
+    await bus.tasks.transition(goal.id, 'active', { mode: 'claim', agent: 'orch-1', fields: { agent: 'orch-1' } });
+    const [s1, s2] = [newTaskId(), newTaskId()];
+    const spec = (description: string, dependsOn: string[], key: string) => taskSpecSchema.parse({ domain: 'backend', description, timeoutS: 60, maxAttempts: 3, dependsOn, key });
+    expect(await bus.tasks.commitPlan(goal.id, [{ id: s1, spec: spec('First part', [], 'one') }, { id: s2, spec: spec('Second part', [s1], 'two') }], { tasks: [] }, { agent: 'orch-1', attempts: 1 })).toBe('ok');
+    const settle = async (): Promise<TaskRecord> => {
+      for (;;) {
+        await graph.advance(goal.id);
+        const now = await bus.tasks.get(goal.id);
+        if (isTerminal(now.status)) return now;
+        await sleep(200);
+      }
+    };
+    expect((await settle()).status).toBe('failed');
+    expect((await bus.tasks.get(s1)).status).toBe('completed');
+    expect((await bus.tasks.get(s2)).status).toBe('failed');
+
+    refuse = false;
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    const retried = await runDan(['retry', goal.id], env);
+    expect(String(retried.stdout), String(retried.stderr)).toMatch(new RegExp(`retrying goal ${goal.id} \\(it had ended failed after 1 attempt\\): 1 subtask again: ${s2}`));
+    expect((await bus.tasks.get(goal.id)).status).toBe('active');
+    expect(await bus.tasks.openGraphs()).toContain(goal.id);
+    const done = await settle();
+    expect(done.status).toBe('completed');
+    expect(await bus.tasks.get(s2)).toMatchObject({ status: 'completed', attempts: 1, retried: [expect.objectContaining({ status: 'failed' })] });
+    expect((await bus.tasks.get(s1)).attempts).toBe(1); // the completed part did not run again
+  });
+
+  it('refuses bad retries: exit 2, one line, nothing written', async () => {
+    h = await AgentHarness.create('retry-bad');
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    const queued = await h.submit('not ended yet');
+    await expectBadInput(expect, h.net, ['retry', queued.id], env, /is queued: only a failed, timed-out or cancelled task can be retried/);
+    await expectBadInput(expect, h.net, ['retry', '01JAAAAAAAAAAAAAAAAAAAAAAA'], env, /no task with id/);
+    await expectBadInput(expect, h.net, ['retry', 'x'], env, /task id "x" is not a task id/);
+    const goal = await h.bus.tasks.create(taskSpecSchema.parse({ domain: 'main', description: 'goal', timeoutS: 60, maxAttempts: 3 }), 'queued');
+    await h.bus.tasks.transition(goal.id, 'active', { mode: 'claim', agent: 'orch-1', fields: { agent: 'orch-1' } });
+    const sub = newTaskId();
+    await h.bus.tasks.commitPlan(goal.id, [{ id: sub, spec: taskSpecSchema.parse({ domain: 'backend', description: 'part', timeoutS: 60, maxAttempts: 3 }) }], {}, { agent: 'orch-1', attempts: 1 });
+    await h.bus.tasks.transition(sub, 'failed', { text: 'failed for the test' });
+    await expectBadInput(expect, h.net, ['retry', sub], env, /is a subtask of goal \w+: retry the goal/);
   });
 });
