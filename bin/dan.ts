@@ -7,6 +7,7 @@ import { registerDoctorCommand } from './commands/doctor.js';
 import { registerGitCommands } from './commands/git.js';
 import { registerDomainCommand } from './commands/domain.js';
 import { registerLogsCommand } from './commands/logs.js';
+import { registerMcpCommand } from './commands/mcp.js';
 import { registerOrchestratorCommands } from './commands/orchestrator.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerTaskCommands } from './commands/tasks.js';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerDoctorCommand(program, withConnection);
   registerServeCommand(program, withConnection);
   registerDomainCommand(program);
+  registerMcpCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

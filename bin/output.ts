@@ -18,6 +18,7 @@ const STATUS_COLOR: Record<TaskStatus, (s: string) => string> = {
   waiting: (s) => c.gray(s),
   queued: (s) => c.cyan(s),
   active: (s) => c.blue(s),
+  needs_input: (s) => c.magenta(s),
   completed: (s) => c.green(s),
   failed: (s) => c.red(s),
   cancelled: (s) => c.yellow(s),

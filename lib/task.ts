@@ -8,20 +8,25 @@ const nextUlid = monotonicFactory();
 export const newTaskId = (): string => nextUlid();
 export const taskIdSchema = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'is not a task id (a 26-character ULID)');
 
-export const TASK_STATUSES = ['waiting', 'queued', 'active', 'completed', 'failed', 'cancelled', 'timed_out'] as const;
+export const TASK_STATUSES = ['waiting', 'queued', 'active', 'needs_input', 'completed', 'failed', 'cancelled', 'timed_out'] as const;
 export const taskStatusSchema = z.enum(TASK_STATUSES, { error: `must be one of ${TASK_STATUSES.join(', ')}` });
 export type TaskStatus = z.infer<typeof taskStatusSchema>;
 export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled', 'timed_out']);
 export const isTerminal = (status: TaskStatus): boolean => TERMINAL_STATUSES.has(status);
+/** Where following a task stops: an end, or a question for the user (`needs_input`: not an end, nobody works on it). */
+export const isSettled = (status: TaskStatus): boolean => isTerminal(status) || status === 'needs_input';
 
 /**
  * The state machine of DESIGN.md (A task's life). `active → queued` is a retry (agent died or was stopped);
+ * `active → needs_input` a run that asked the user a question (ask_user), `needs_input → queued` its answer;
  * `waiting → queued` is a subtask whose dependencies completed.
  */
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   waiting: ['queued', 'cancelled', 'failed'],
   queued: ['active', 'cancelled', 'failed'],
-  active: ['queued', 'active', 'completed', 'failed', 'cancelled', 'timed_out'],
+  active: ['queued', 'active', 'needs_input', 'completed', 'failed', 'cancelled', 'timed_out'],
+  /** Waiting for the user's answer (`dan answer` queues it again; DAN_INPUT_TIMEOUT_S fails it). */
+  needs_input: ['queued', 'failed', 'cancelled'],
   completed: [],
   failed: [],
   cancelled: [],
@@ -149,6 +154,20 @@ export const usageSchema = z
   .passthrough();
 export type Usage = z.infer<typeof usageSchema>;
 
+/** A question a run asked the user with dan's MCP tool ask_user. */
+export const questionSchema = z.object({
+  question: z.string().min(1).max(MAX_DESCRIPTION_BYTES),
+  options: z.array(z.string().max(1000)).max(20).optional(),
+  askedAt: z.number().optional(),
+});
+export type Question = z.infer<typeof questionSchema>;
+
+/** `dan answer`: 1 byte to 64 KiB. */
+export const answerSchema = z
+  .string({ error: 'must be text' })
+  .refine((s) => byteLength(s) >= 1 && s.trim().length > 0, 'must not be empty')
+  .refine((s) => byteLength(s) <= MAX_DESCRIPTION_BYTES, `must be at most ${MAX_DESCRIPTION_BYTES} bytes`);
+
 /** How a task ended before a `dan retry` started it again. */
 export const earlierEndSchema = z.object({
   status: z.string(),
@@ -203,6 +222,10 @@ export const taskRecordHashSchema = z.object({
   warnings: jsonField(z.array(z.string())).optional(),
   /** The ends before each `dan retry` (JSON list), oldest first. */
   retried: jsonField(z.array(earlierEndSchema)).optional(),
+  /** The last question the task's run asked the user (ask_user), JSON. */
+  question: jsonField(questionSchema).optional(),
+  /** The user's answer to it (`dan answer`), until a run has taken it. */
+  answer: z.string().optional(),
 });
 
 export type TaskRecordHash = z.infer<typeof taskRecordHashSchema>;
@@ -256,6 +279,10 @@ export interface TaskRecord {
   warnings?: string[];
   /** How the task ended before each `dan retry`, oldest first (its attempts were reset each time). */
   retried?: EarlierEnd[];
+  /** The last question the task's run asked the user. */
+  question?: Question;
+  /** The user's answer, until a run has taken it. */
+  answer?: string;
 }
 
 export function recordFromHash(hash: TaskRecordHash): TaskRecord {

@@ -3,6 +3,7 @@ import { resolveDomain } from '../../lib/domains.js';
 import { followTask } from '../../lib/messaging/index.js';
 import { listLimitSchema, specFromRequest } from '../../lib/task-request.js';
 import {
+  answerSchema,
   MAIN_DOMAIN,
   isTerminal,
   parseContextJson,
@@ -16,7 +17,7 @@ import { checkFollowUp } from '../../lib/follow-up.js';
 import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
 import { printFollow, ProgressLine } from '../follow.js';
 import { finalResult } from '../summary.js';
-import { c, deadLetterRow, formatRecord, formatThread, table, taskRow } from '../output.js';
+import { ago, c, deadLetterRow, formatRecord, formatThread, table, taskRow, truncate } from '../output.js';
 import { formatMermaid, formatTree } from '../tree.js';
 
 interface SendFlags extends ConnectionFlags {
@@ -156,12 +157,31 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       console.log(JSON.stringify(records, null, 2));
     } else if (records.length === 0) {
       console.log(c.gray('no tasks'));
+    } else if (status === 'needs_input') {
+      console.log(table(['ID', 'DOMAIN', 'ASKED', 'QUESTION'], records.map((r) => [r.id, r.domain, ago(r.question?.askedAt ?? r.updatedAt), truncate((r.question?.question ?? '').split('\n')[0] ?? '', 100)])));
     } else if (status === 'failed' || status === 'timed_out' || status === 'cancelled') {
       // The dead-letter view: why each ended, in one line.
       console.log(table(['ID', 'DOMAIN', 'ATTEMPTS', 'ENDED', 'DESCRIPTION', 'REASON'], records.map((r) => deadLetterRow(r))));
     } else {
       console.log(table(['ID', 'DOMAIN', 'STATUS', 'AGENT', 'CREATED', 'DESCRIPTION'], records.map((r) => taskRow(r))));
     }
+  });
+
+  withConnection(
+    program
+      .command('answer')
+      .description('answer the question a task asked (status needs_input): its run resumes with your answer')
+      .argument('<id>', 'task id')
+      .argument('<text>', 'your answer (1 byte to 64 KiB)')
+      .option('--json', 'print JSON'),
+  ).action(async (id: string, text: string, flags: ConnectionFlags & { json?: boolean }) => {
+    const config = configFrom(flags);
+    const taskId = parseFlag(taskIdSchema, id, 'task id');
+    const answer = parseFlag(answerSchema, text, 'the answer');
+    await using bus = await connectCli(config);
+    const record = await bus.answer(taskId, answer);
+    if (flags.json) console.log(JSON.stringify({ id: taskId, status: record.status }));
+    else console.log(`answered ${taskId}: queued for ${record.domain}; its conversation resumes with your answer (dan logs ${taskId} -f follows it)`);
   });
 
   withConnection(
@@ -210,8 +230,9 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
   });
 }
 
-/** `--wait`'s exit code: 0 completed (with --strict: and no warnings), 1 otherwise. */
+/** `--wait`'s exit code: 0 completed (with --strict: and no warnings), 5 waiting for the user's answer, 1 otherwise. */
 function exitFor(record: TaskRecord, strict: boolean | undefined): number {
+  if (record.status === 'needs_input') return EXIT.needsInput;
   const clean = record.status === 'completed' && !(strict && (record.warnings?.length ?? 0) > 0);
   return clean ? EXIT.ok : EXIT.taskNotCompleted;
 }
@@ -219,6 +240,11 @@ function exitFor(record: TaskRecord, strict: boolean | undefined): number {
 function printOutcome(record: TaskRecord, json: boolean | undefined): void {
   if (json) {
     console.log(JSON.stringify(record, null, 2));
+    return;
+  }
+  if (record.status === 'needs_input') {
+    const options = record.question?.options?.length ? `\n  options: ${record.question.options.join(' | ')}` : '';
+    console.error(`${c.magenta('needs input')} ${record.id}: ${record.question?.question ?? ''}${options}\n  answer: dan answer ${record.id} "<text>"`);
     return;
   }
   if (!isTerminal(record.status)) return;

@@ -23,7 +23,7 @@ export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<
     const from = await followedBranch(ctx, run);
     const worktree = await retryOnLock(() => workspace.prepare(run.taskId, run.attempt, ctx.identity, from?.commit));
     for (const note of worktree.notes) run.writer.push({ type: 'info', text: note });
-    if (from) run.writer.push({ type: 'info', text: `continuing on task ${run.record!.follows}'s unmerged branch ${from.branch} (${from.commit.slice(0, 10)})` });
+    if (from) run.writer.push({ type: 'info', text: `continuing on ${from.branch === worktree.branch ? 'its own' : `task ${run.record!.follows}'s unmerged`} branch ${from.branch} (${from.commit.slice(0, 10)})` });
     run.worktree = worktree;
     run.cwd = worktree.path;
     run.git = {
@@ -42,8 +42,13 @@ export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<
   }
 }
 
-/** The unmerged branch of the task a follow-up continues, when it has one. */
+/**
+ * Where the attempt continues rather than starts: an answered task on its own branch (what it did before it asked);
+ * a follow-up on the unmerged branch of the task it follows.
+ */
 async function followedBranch(ctx: AgentContext, run: TaskRun): Promise<{ branch: string; commit: string } | undefined> {
+  const own = run.record?.git;
+  if (run.record?.answer !== undefined && own?.commit && own.merge === undefined) return { branch: own.branch, commit: own.commit };
   const follows = run.record?.follows;
   if (!follows) return undefined;
   const git = (await ctx.bus.tasks.find(follows))?.git;

@@ -89,7 +89,7 @@ export async function restoreSessionFiles(configDir: string, cwd: string, saved:
 
 /** Which conversation a task's run continues: its own (an answer), or the task it follows (`--continue`). */
 function sessionSource(record: TaskRecord): { taskId: string; own: boolean } | undefined {
-  if (record.sessionId) return { taskId: record.id, own: true };
+  if (record.answer !== undefined) return { taskId: record.id, own: true };
   if (record.follows) return { taskId: record.follows, own: false };
   return undefined;
 }
@@ -118,12 +118,21 @@ export async function restoreSession(ctx: AgentContext, run: TaskRun): Promise<S
   if (typeof why === 'string') {
     run.writer.push({ type: 'warning', text: `cannot resume the conversation: ${why}; this run starts a new conversation` });
     if (!source.own && earlier) run.prompt = withEarlierTask(earlier, run.prompt ?? record.description);
+    if (source.own && record.answer !== undefined) run.prompt = withAnswer(record, record.answer);
     return 'next';
   }
   await restoreSessionFiles(ctx.configDir, run.cwd ?? ctx.config.workspace, why);
   run.resume = why.sessionId;
   run.writer.push({ type: 'info', text: `resuming session ${why.sessionId} of task ${source.taskId}` });
   return 'next';
+}
+
+/** An answered task's prompt when its conversation is lost: the task, the question and the answer. */
+function withAnswer(record: TaskRecord, answer: string): string {
+  return [
+    record.description.trim(),
+    `## Your question and the user's answer\n\nWorking on this task earlier, you asked the user:\n\n${record.question?.question ?? '(the question was not recorded)'}\n\nThey answered:\n\n${answer.trim()}`,
+  ].join('\n\n');
 }
 
 /** A follow-up's prompt when the earlier conversation is lost: what was asked and answered before. */

@@ -2,7 +2,7 @@ import { commitChange } from './commit-change.js';
 import { mergeChange } from './merge-change.js';
 import { prepareTask } from './prepare-task.js';
 import { prepareWorktree } from './prepare-worktree.js';
-import { runTaskCli } from './run-cli.js';
+import { collectQuestion, runTaskCli } from './run-cli.js';
 import { restoreSession, saveSession } from './session.js';
 import { abortReason, type AbortReason, type AgentContext, type Stage, type TaskRun } from './task-run.js';
 
@@ -12,6 +12,7 @@ export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
   ['worktree', prepareWorktree],
   ['session', restoreSession],
   ['run', runTaskCli],
+  ['ask', collectQuestion],
   ['commit', commitChange],
   ['merge', mergeChange],
   // Last: a conflict resolution in the merge stage continues the same session.

@@ -149,6 +149,27 @@ export class Bus {
   }
 
   /**
+   * `dan answer`: the user's answer to the question a task's run asked. The task is queued again, the answer in
+   * its record: a new attempt of the same task, whose run resumes the session with the answer as the next message.
+   * Throws BadInputError when the task is not waiting for input.
+   */
+  async answer(id: string, text: string): Promise<TaskRecord> {
+    const record = await this.tasks.get(id);
+    if (record.status !== 'needs_input') {
+      throw new BadInputError(`task ${id} is ${record.status}, not waiting for input: only a needs_input task takes an answer (dan tasks --status needs_input lists them)`);
+    }
+    const moved = await this.tasks.transition(id, 'queued', {
+      from: ['needs_input'],
+      expectAttempts: record.attempts,
+      text: `answered: A: ${text}`,
+      fields: { answer: text },
+    });
+    if (moved.outcome !== 'ok') throw new BadInputError(`task ${id} changed while it was being answered: look again with dan status ${id}`);
+    await this.enqueue({ ...record, status: 'queued' });
+    return this.tasks.get(id);
+  }
+
+  /**
    * `dan retry`: starts a failed, timed-out or cancelled task again, its attempts reset and how it ended kept in
    * its record (`retried`) and log. A goal retries its failed, timed-out and cancelled subtasks (back to waiting:
    * its graph queues each once its dependencies completed) and is reopened; a goal that failed before it had a

@@ -75,7 +75,7 @@ export class Orchestrator {
     });
     this.reaper.onReap((agent, resumed) => this.onReaped(agent, resumed));
     this.graph = new TaskGraph(bus, this.log);
-    this.reconciler = new Reconciler(bus, this.log, { graceMs: ttlMs });
+    this.reconciler = new Reconciler(bus, this.log, { graceMs: ttlMs, inputTimeoutMs: options.config.inputTimeoutMs });
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
   }
 

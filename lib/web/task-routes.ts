@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { assertKnownDomain, listDomains } from '../domains.js';
 import { BadInputError } from '../errors.js';
 import { checkFollowUp } from '../follow-up.js';
-import { MAIN_DOMAIN, taskStatusSchema } from '../task.js';
+import { answerSchema, MAIN_DOMAIN, taskStatusSchema } from '../task.js';
 import { listLimitSchema, specFromRequest, taskRequestSchema, type FieldNames } from '../task-request.js';
 import type { ApiContext } from './api-context.js';
 import { defineRoute, type ApiRoute } from './api-route.js';
@@ -24,6 +24,8 @@ const API_FIELDS: FieldNames = { domain: 'domain', description: 'description', p
 const badInput = { description: 'bad input: nothing was written', schema: errorSchema };
 const unauthorized = { description: 'DAN_API_TOKEN is set and the request lacks `Authorization: Bearer <token>`', schema: errorSchema };
 const unknownTask = { description: 'no task with that id', schema: errorSchema };
+
+const answerBodySchema = z.object({ text: answerSchema.describe('your answer (1 byte to 64 KiB)') }).strict();
 
 const listQuerySchema = z.object({
   domain: z.string().optional().describe('only this domain'),
@@ -89,6 +91,21 @@ export function taskRoutes(ctx: ApiContext): ApiRoute[] {
       params: idParamsSchema,
       responses: { 200: { description: 'what happened', schema: cancelAnswerSchema }, 400: badInput, 401: unauthorized, 404: unknownTask },
       handler: async ({ params }) => ({ id: params.id, ...(await ctx.bus.cancel(params.id)) }),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/tasks/:id/answer',
+      tag: 'tasks',
+      summary: 'answer the question a task asked (`dan answer`): the task is queued again and its run resumes with the answer',
+      params: idParamsSchema,
+      body: answerBodySchema,
+      responses: { 200: { description: 'the task, queued', schema: z.object({ id: z.string(), status: taskStatusSchema }) }, 400: badInput, 401: unauthorized, 404: unknownTask },
+      handler: async ({ params, body }) => {
+        const parsed = answerBodySchema.safeParse(body);
+        if (!parsed.success) throw new BadInputError(`text ${parsed.error.issues[0]?.message ?? 'is invalid'}: send {"text": "<your answer>"}`);
+        const record = await ctx.bus.answer(params.id, parsed.data.text);
+        return { id: record.id, status: record.status };
+      },
     }),
     defineRoute({
       method: 'POST',

@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger } from '../../lib/log.js';
+import { ASK_USER_TOOL_ID, DELIVERED } from '../../lib/mcp/dan-mcp-server.js';
+import { Reconciler } from '../../lib/orchestrator/reconciler.js';
 import { TaskGraph } from '../../lib/orchestrator/task-graph.js';
 import { isTerminal, newTaskId, taskSpecSchema, type TaskRecord } from '../../lib/task.js';
 import { flattenText, primaryWorkingDirectory, requestedFileName, type RecordedRequest, type Turn } from '../fixtures/model-server.js';
@@ -211,5 +213,78 @@ describe('retry and the dead-letter view', () => {
     await h.bus.tasks.commitPlan(goal.id, [{ id: sub, spec: taskSpecSchema.parse({ domain: 'backend', description: 'part', timeoutS: 60, maxAttempts: 3 }) }], {}, { agent: 'orch-1', attempts: 1 });
     await h.bus.tasks.transition(sub, 'failed', { text: 'failed for the test' });
     await expectBadInput(expect, h.net, ['retry', sub], env, /is a subtask of goal \w+: retry the goal/);
+  });
+});
+
+describe('questions to the user (ask_user → needs_input → dan answer)', () => {
+  let h: AgentHarness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  /** Asks through dan's MCP tool when told to pick, then ends its turn; echoes anything else. */
+  function askingModel(req: RecordedRequest): Turn {
+    if (req.hasToolResult) return { text: 'I asked; waiting for the answer.' };
+    if (req.lastUserText.startsWith('Pick a database')) {
+      if (!req.tools.includes(ASK_USER_TOOL_ID)) return { text: `no ask_user tool offered: ${req.tools.join(', ')}` };
+      return { text: 'I need a decision.', tools: [{ name: ASK_USER_TOOL_ID, input: { question: 'SQLite or Postgres?', options: ['SQLite', 'Postgres'] } }] };
+    }
+    return echoLast(req);
+  }
+
+  it('a run that asks waits in needs_input, its agent takes other work, and the answer resumes its session', async () => {
+    h = await AgentHarness.create('ask');
+    h.script = askingModel;
+    await h.startAgent();
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    const sent = await runDan(['send-task', 'backend', 'Pick a database for the app', '--wait', '--quiet'], env, { timeoutMs: 120_000 });
+    expect(sent.exitCode, String(sent.stderr)).toBe(5);
+    expect(String(sent.stderr)).toMatch(/needs input \w+: SQLite or Postgres\?\n  options: SQLite \| Postgres\n  answer: dan answer \w+ "<text>"/);
+    const id = String(sent.stdout).trim();
+    const asked = await h.bus.tasks.get(id);
+    expect(asked).toMatchObject({ status: 'needs_input', question: { question: 'SQLite or Postgres?', options: ['SQLite', 'Postgres'] } });
+    expect(asked.finishedAt).toBeUndefined();
+
+    // The agent is free meanwhile.
+    const other = await h.submit('Something else');
+    expect((await h.waitForEnd(other.id)).status).toBe('completed');
+    const listed = await runDan(['tasks', '--status', 'needs_input'], env);
+    expect(String(listed.stdout)).toMatch(new RegExp(`${id}\\s+backend\\s+.+SQLite or Postgres\\?`));
+
+    const answered = await runDan(['answer', id, 'Postgres, please'], env);
+    expect(answered.exitCode, String(answered.stderr)).toBe(0);
+    const done = await h.waitForEnd(id);
+    expect(done).toMatchObject({ status: 'completed', attempts: 2, result: 'Echo: Postgres, please' });
+    expect(done.answer).toBeUndefined();
+    const resumed = h.server.requests.find((r) => !r.side && r.lastUserText === 'Postgres, please');
+    expect(resumed, 'the answer reached the model as the next user message').toBeDefined();
+    expect(conversationText(resumed!)).toContain('Pick a database for the app');
+    expect(conversationText(resumed!)).toContain(DELIVERED);
+
+    const logs = (await h.bus.logs.history(id)).map((e) => e.entry.text).join('\n');
+    expect(logs).toMatch(/needs input: Q: SQLite or Postgres\? \(options: SQLite \| Postgres\)[\s\S]*answered: A: Postgres, please/);
+  });
+
+  it('refuses bad answers: exit 2, one line, nothing written', async () => {
+    h = await AgentHarness.create('ask-bad');
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    const queued = await h.submit('not asking');
+    await expectBadInput(expect, h.net, ['answer', queued.id, 'yes'], env, /is queued, not waiting for input/);
+    await expectBadInput(expect, h.net, ['answer', '01JAAAAAAAAAAAAAAAAAAAAAAA', 'yes'], env, /no task with id/);
+    await expectBadInput(expect, h.net, ['answer', queued.id, ''], env, /the answer must not be empty/);
+    await expectBadInput(expect, h.net, ['answer', queued.id, 'x'.repeat(64 * 1024 + 1)], env, /the answer must be at most 65536 bytes/);
+  });
+
+  it('a question unanswered for DAN_INPUT_TIMEOUT_S fails with reason no answer', async () => {
+    h = await AgentHarness.create('ask-timeout');
+    const task = await h.submit('asks');
+    await h.bus.tasks.transition(task.id, 'active', { mode: 'claim', agent: 'a-1', fields: { agent: 'a-1' } });
+    await h.bus.tasks.transition(task.id, 'needs_input', { fields: { question: JSON.stringify({ question: 'Well?' }) } });
+    const reconciler = new Reconciler(h.bus, silentLogger(), { graceMs: 0, inputTimeoutMs: 60_000 });
+    expect(await reconciler.reconcileOnce()).toEqual([]);
+    const later = new Reconciler(h.bus, silentLogger(), { graceMs: 0, inputTimeoutMs: 60_000, now: () => Date.now() + 61_000 });
+    expect(await later.reconcileOnce()).toEqual([task.id]);
+    expect(await h.bus.tasks.get(task.id)).toMatchObject({ status: 'failed', reason: 'no answer', error: expect.stringMatching(/^no answer/) });
   });
 });

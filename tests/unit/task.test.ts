@@ -31,7 +31,8 @@ import {
 const ALLOWED: Record<TaskStatus, TaskStatus[]> = {
   waiting: ['queued', 'cancelled', 'failed'],
   queued: ['active', 'cancelled', 'failed'],
-  active: ['queued', 'active', 'completed', 'failed', 'cancelled', 'timed_out'],
+  active: ['queued', 'active', 'needs_input', 'completed', 'failed', 'cancelled', 'timed_out'],
+  needs_input: ['queued', 'failed', 'cancelled'],
   completed: [],
   failed: [],
   cancelled: [],
