@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger } from '../../lib/log.js';
@@ -9,7 +11,7 @@ import { TaskGraph } from '../../lib/orchestrator/task-graph.js';
 import { isTerminal, newTaskId, taskSpecSchema, type TaskRecord } from '../../lib/task.js';
 import { flattenText, primaryWorkingDirectory, requestedFileName, type RecordedRequest, type Turn } from '../fixtures/model-server.js';
 import { AgentHarness } from '../helpers/agent-harness.js';
-import { runDan } from '../helpers/cli.js';
+import { repoRoot, runDan } from '../helpers/cli.js';
 import { expectBadInput } from '../helpers/expect-bad-input.js';
 
 // Conversations with a task (issue 13): follow-ups that resume its Claude Code session from Redis, on whichever
@@ -286,5 +288,35 @@ describe('questions to the user (ask_user → needs_input → dan answer)', () =
     const later = new Reconciler(h.bus, silentLogger(), { graceMs: 0, inputTimeoutMs: 60_000, now: () => Date.now() + 61_000 });
     expect(await later.reconcileOnce()).toEqual([task.id]);
     expect(await h.bus.tasks.get(task.id)).toMatchObject({ status: 'failed', reason: 'no answer', error: expect.stringMatching(/^no answer/) });
+  });
+});
+
+describe('MCP servers of a domain (.mcp.json)', () => {
+  let h: AgentHarness | undefined;
+  let templates: string | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+    if (templates) await rm(templates, { recursive: true, force: true });
+  });
+
+  it("offers the domain's server to the model next to dan's own, and its tool call succeeds, a ${VAR} reference expanded", async () => {
+    templates = await mkdtemp(path.join(os.tmpdir(), 'dan-mcp-templates-'));
+    await cp(path.join(repoRoot(), 'agents'), templates, { recursive: true });
+    const server = { command: process.execPath, args: [path.join(repoRoot(), 'tests/fixtures/shout-mcp-server.mjs')], env: { SHOUT_SUFFIX: '${HOME}' } };
+    await writeFile(path.join(templates, 'domain-templates/backend/.mcp.json'), JSON.stringify({ mcpServers: { shout: server } }));
+    h = await AgentHarness.create('mcp', { DAN_TEMPLATES: templates });
+    let offered: string[] = [];
+    h.script = (req) => {
+      if (req.hasToolResult) return { text: `The server said: ${req.toolResults[0]?.text ?? ''}` };
+      offered = req.tools;
+      return { text: 'Calling it.', tools: [{ name: 'mcp__shout__shout', input: { text: 'hello' } }] };
+    };
+    await h.startAgent();
+    const task = await h.submit('Shout hello');
+    const done = await h.waitForEnd(task.id);
+    expect(offered).toEqual(expect.arrayContaining(['mcp__shout__shout', ASK_USER_TOOL_ID]));
+    expect(done.status).toBe('completed');
+    expect(done.result).toBe(`The server said: HELLO (${process.env.HOME ?? os.homedir()})`);
   });
 });
