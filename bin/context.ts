@@ -60,7 +60,7 @@ export function connectCli(config: DanConfig): Promise<Bus> {
 export const parseFlag = parseInput;
 
 /** Exit codes of the CLI (README, CLI reference). */
-export const EXIT = { ok: 0, taskNotCompleted: 1, badInput: 2, redisUnreachable: 3, failure: 4 } as const;
+export const EXIT = { ok: 0, taskNotCompleted: 1, badInput: 2, redisUnreachable: 3, failure: 4, needsInput: 5 } as const;
 
 export function exitCodeFor(error: unknown): number {
   if (!(error instanceof DanError)) return EXIT.failure;

@@ -7,6 +7,7 @@ import { registerDoctorCommand } from './commands/doctor.js';
 import { registerGitCommands } from './commands/git.js';
 import { registerDomainCommand } from './commands/domain.js';
 import { registerLogsCommand } from './commands/logs.js';
+import { registerMcpCommand } from './commands/mcp.js';
 import { registerOrchestratorCommands } from './commands/orchestrator.js';
 import { registerPlannerCommand } from './commands/planner.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerServeCommand(program, withConnection);
   registerDomainCommand(program);
   registerPlannerCommand(program);
+  registerMcpCommand(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

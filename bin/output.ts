@@ -18,6 +18,7 @@ const STATUS_COLOR: Record<TaskStatus, (s: string) => string> = {
   waiting: (s) => c.gray(s),
   queued: (s) => c.cyan(s),
   active: (s) => c.blue(s),
+  needs_input: (s) => c.magenta(s),
   completed: (s) => c.green(s),
   failed: (s) => c.red(s),
   cancelled: (s) => c.yellow(s),
@@ -96,6 +97,7 @@ export function formatRecord(r: TaskRecord): string {
   ].filter(Boolean);
   if (model.length > 0) lines.push(`${c.bold('model')}      ${model.join('   ')}`);
   if (r.parent) lines.push(`${c.bold('parent')}     ${r.parent}${r.key ? ` (${r.key})` : ''}`);
+  if (r.follows) lines.push(`${c.bold('follows')}    ${r.follows}`);
   if (r.dependsOn.length > 0) lines.push(`${c.bold('depends on')} ${r.dependsOn.join(', ')}`);
   if (Object.keys(r.context).length > 0) lines.push(`${c.bold('context')}    ${truncate(JSON.stringify(r.context), 200)}`);
   if (r.git) lines.push(...formatGit(r));
@@ -103,6 +105,17 @@ export function formatRecord(r: TaskRecord): string {
   if (r.error) lines.push(`${c.bold(c.red('error'))}`, indent(r.error));
   if (r.result) lines.push(`${c.bold('result')}`, indent(r.result));
   return lines.join('\n');
+}
+
+/** A conversation (`--continue` follow-ups), oldest first; `current` marked. */
+export function formatThread(thread: readonly TaskRecord[], current: string): string {
+  return thread
+    .map((r) => {
+      const mark = r.id === current ? c.bold('>') : ' ';
+      const depth = r.follows ? '  ' : '';
+      return `${mark} ${depth}${r.id}  ${colorOutcome(r)}  ${truncate(r.description.split('\n')[0] ?? '', 60)}`;
+    })
+    .join('\n');
 }
 
 /** The task's branch, change and merge state, and what to do when it is not merged. */
@@ -137,6 +150,12 @@ export function table(header: string[], rows: string[][]): string {
 
 export function taskRow(r: TaskRecord, now = Date.now()): string[] {
   return [r.id, r.domain, colorOutcome(r), r.agent ?? '-', ago(r.createdAt, now), truncate(r.description, 50)];
+}
+
+/** A row of the dead-letter view (`dan tasks --status failed`): the reason in one line. */
+export function deadLetterRow(r: TaskRecord, now = Date.now()): string[] {
+  const reason = (r.error ?? r.reason ?? 'no reason recorded').trim().split('\n')[0] ?? '';
+  return [r.id, r.domain, `${r.attempts}/${r.maxAttempts}`, ago(r.finishedAt ?? r.updatedAt, now), truncate(r.description, 40), truncate(reason, 100)];
 }
 
 export function agentRow(a: AgentRecord, now = Date.now()): string[] {

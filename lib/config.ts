@@ -143,6 +143,13 @@ const envSchema = z.object({
    * leader removes it. 0 keeps them for ever. Fractions allowed. @default 7
    */
   DAN_RETENTION_DAYS: z.coerce.number().min(0).max(36_500).default(7),
+  /**
+   * The most bytes (gzipped) of a task's Claude Code session kept in Redis for follow-ups and answers; a larger
+   * one is not saved and its follow-up starts a new conversation, saying so. @default 8388608 (8 MiB)
+   */
+  DAN_SESSION_MAX_BYTES: int(1024, 512 * 1024 * 1024).default(8 * 1024 * 1024),
+  /** A task waiting for the user's answer (`needs_input`) longer than this fails with reason `no answer`. @default 86400 */
+  DAN_INPUT_TIMEOUT_S: int(1, 365 * 86_400).default(86_400),
   /** `maxmemory` of the Redis `dan up` starts (compose passes the same variable to its Redis). @default 1gb */
   DAN_REDIS_MAXMEMORY: z
     .string()
@@ -235,6 +242,10 @@ export interface DanConfig {
   logMaxLen: number;
   /** DAN_RETENTION_DAYS in ms; 0: ended tasks are kept for ever. */
   retentionMs: number;
+  /** DAN_SESSION_MAX_BYTES: the cap of a saved session (gzipped). */
+  sessionMaxBytes: number;
+  /** DAN_INPUT_TIMEOUT_S in ms: how long a `needs_input` task waits for its answer. */
+  inputTimeoutMs: number;
   /** DAN_REDIS_MAXMEMORY: the maxmemory of a Redis that `dan up` starts. */
   redisMaxMemory: string;
   logLevel: DanEnv['DAN_LOG_LEVEL'];
@@ -337,6 +348,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     maxSubtasks: e.DAN_MAX_SUBTASKS,
     logMaxLen: e.DAN_LOG_MAXLEN,
     retentionMs: Math.round(e.DAN_RETENTION_DAYS * 86_400_000),
+    sessionMaxBytes: e.DAN_SESSION_MAX_BYTES,
+    inputTimeoutMs: e.DAN_INPUT_TIMEOUT_S * 1000,
     redisMaxMemory: e.DAN_REDIS_MAXMEMORY.toLowerCase(),
     logLevel: e.DAN_LOG_LEVEL,
     agentRole: e.AGENT_ROLE,

@@ -39,8 +39,9 @@ export const NEW_DOMAIN_SETTINGS = {
 const instructions = (name: string, worker: string): string => `# ${name} domain agent
 
 You are the **${name}** agent of a dan network, running headless (\`claude -p\`) in a shared workspace. One run
-is one task. Nobody will answer questions: when something is ambiguous, pick the most conventional option,
-state it under "Assumptions" in your report, and carry on.
+is one task. You can ask the user with the tool \`ask_user\` (dan's MCP server), but only when a wrong guess would
+be costly (an irreversible or expensive choice, a requirement you cannot infer): then call it once and end your turn.
+Otherwise decide: pick the most conventional option, state it under "Assumptions" in your report, and carry on.
 
 <!-- Say here what this domain is for, what is not (other domains edit the same workspace right now), and the
 conventions and commands of its part of the workspace. -->

@@ -12,6 +12,7 @@ import {
   descriptionSchema,
   domainNameSchema,
   prioritySchema,
+  taskIdSchema,
   taskSpecSchema,
   timeoutSchema,
   type TaskSpec,
@@ -33,6 +34,7 @@ export const taskRequestSchema = z
     effort: effortSchema.optional().describe(`the CLI's --effort: ${EFFORT_LEVELS.join(' | ')}`),
     fallbackModel: modelNameSchema.optional().describe("the CLI's --fallback-model, used when the model is overloaded"),
     budgetUsd: budgetSchema.optional().describe('the most one run may spend, in US dollars (more than 0, at most 10000; default DAN_TASK_BUDGET_USD)'),
+    follows: taskIdSchema.optional().describe("a follow-up: resume this task's conversation, on its branch (`dan send-task --continue`); queued after it while it is still open"),
   })
   .strict();
 export type TaskRequest = { [K in keyof z.input<typeof taskRequestSchema>]?: unknown };
@@ -96,6 +98,7 @@ export function specFromRequest(
       effort: request.effort === undefined ? undefined : parseInput(effortSchema, request.effort, names.effort),
       fallbackModel: request.fallbackModel === undefined ? undefined : parseInput(modelNameSchema, request.fallbackModel, names.fallbackModel),
       budgetUsd: request.budgetUsd === undefined ? settings.taskBudgetUsd : parseInput(budgetSchema, request.budgetUsd, names.budgetUsd),
+      follows: request.follows === undefined ? undefined : parseInput(taskIdSchema, request.follows, names.follows),
     },
     'task',
   );

@@ -8,25 +8,46 @@ const nextUlid = monotonicFactory();
 export const newTaskId = (): string => nextUlid();
 export const taskIdSchema = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'is not a task id (a 26-character ULID)');
 
-export const TASK_STATUSES = ['waiting', 'queued', 'active', 'completed', 'failed', 'cancelled', 'timed_out'] as const;
+export const TASK_STATUSES = ['waiting', 'queued', 'active', 'needs_input', 'completed', 'failed', 'cancelled', 'timed_out'] as const;
 export const taskStatusSchema = z.enum(TASK_STATUSES, { error: `must be one of ${TASK_STATUSES.join(', ')}` });
 export type TaskStatus = z.infer<typeof taskStatusSchema>;
 export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'cancelled', 'timed_out']);
 export const isTerminal = (status: TaskStatus): boolean => TERMINAL_STATUSES.has(status);
+/** Where following a task stops: an end, or a question for the user (`needs_input`: not an end, nobody works on it). */
+export const isSettled = (status: TaskStatus): boolean => isTerminal(status) || status === 'needs_input';
 
 /**
  * The state machine of DESIGN.md (A task's life). `active → queued` is a retry (agent died or was stopped);
+ * `active → needs_input` a run that asked the user a question (ask_user), `needs_input → queued` its answer;
  * `waiting → queued` is a subtask whose dependencies completed.
  */
 export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   waiting: ['queued', 'cancelled', 'failed'],
   queued: ['active', 'cancelled', 'failed'],
-  active: ['queued', 'active', 'completed', 'failed', 'cancelled', 'timed_out'],
+  active: ['queued', 'active', 'needs_input', 'completed', 'failed', 'cancelled', 'timed_out'],
+  /** Waiting for the user's answer (`dan answer` queues it again; DAN_INPUT_TIMEOUT_S fails it). */
+  needs_input: ['queued', 'failed', 'cancelled'],
   completed: [],
   failed: [],
   cancelled: [],
   timed_out: [],
 };
+
+/**
+ * Moves out of an end, only on the user's explicit request (`dan retry`): a failed, timed-out or cancelled task
+ * queued again (a subtask: waiting for its graph), a goal reopened. Never part of an ordinary transition, so a
+ * late write of a dead attempt cannot reopen an ended task.
+ */
+export const REOPENS: Readonly<Partial<Record<TaskStatus, readonly TaskStatus[]>>> = {
+  failed: ['queued', 'waiting', 'active'],
+  timed_out: ['queued', 'waiting', 'active'],
+  cancelled: ['queued', 'waiting', 'active'],
+};
+export const RETRYABLE_STATUSES: readonly TaskStatus[] = ['failed', 'timed_out', 'cancelled'];
+
+export function canReopen(from: TaskStatus, to: TaskStatus): boolean {
+  return REOPENS[from]?.includes(to) ?? false;
+}
 
 export function canTransition(from: TaskStatus, to: TaskStatus): boolean {
   return TRANSITIONS[from].includes(to);
@@ -99,6 +120,8 @@ export const taskSpecSchema = z.object({
   noMerge: z.boolean().default(false),
   /** A merge task (`dan merge --resolve`): resolve and merge this task's kept branch; the run is the resolution. */
   mergeOf: taskIdSchema.optional(),
+  /** A follow-up (`dan send-task --continue <id>`): the task whose conversation this one continues. */
+  follows: taskIdSchema.optional(),
   maxAttempts: z.number().int().min(1).max(100),
   /** `--model` for this task's runs. @default DAN_MODEL, else the domain's settings, else the CLI's default */
   model: modelNameSchema.optional(),
@@ -154,6 +177,30 @@ export const usageSchema = z
   .passthrough();
 export type Usage = z.infer<typeof usageSchema>;
 
+/** A question a run asked the user with dan's MCP tool ask_user. */
+export const questionSchema = z.object({
+  question: z.string().min(1).max(MAX_DESCRIPTION_BYTES),
+  options: z.array(z.string().max(1000)).max(20).optional(),
+  askedAt: z.number().optional(),
+});
+export type Question = z.infer<typeof questionSchema>;
+
+/** `dan answer`: 1 byte to 64 KiB. */
+export const answerSchema = z
+  .string({ error: 'must be text' })
+  .refine((s) => byteLength(s) >= 1 && s.trim().length > 0, 'must not be empty')
+  .refine((s) => byteLength(s) <= MAX_DESCRIPTION_BYTES, `must be at most ${MAX_DESCRIPTION_BYTES} bytes`);
+
+/** How a task ended before a `dan retry` started it again. */
+export const earlierEndSchema = z.object({
+  status: z.string(),
+  attempts: z.number().int(),
+  error: z.string().optional(),
+  finishedAt: z.number().optional(),
+  retriedAt: z.number(),
+});
+export type EarlierEnd = z.infer<typeof earlierEndSchema>;
+
 /**
  * The task record as stored in the hash `<prefix>task:<id>` (all fields are strings in Redis).
  * Written and read with this one schema.
@@ -188,6 +235,10 @@ export const taskRecordHashSchema = z.object({
   plan: z.string().optional(),
   noMerge: z.string().optional(),
   mergeOf: z.string().optional(),
+  /** The task whose conversation this one continues (`--continue`). */
+  follows: z.string().optional(),
+  /** The Claude Code session of the task's last run, saved to `<prefix>task:<id>:session` (lib/agent/session.ts). */
+  sessionId: z.string().optional(),
   /** Where the task's change lives and what became of it (lib/workspace/task-git.ts), JSON. */
   git: jsonField(taskGitSchema).optional(),
   /** What the run's status hides (JSON list): `no changes`, `2 refused writes`, `1 tool error`. */
@@ -201,6 +252,12 @@ export const taskRecordHashSchema = z.object({
   modelUsed: z.string().optional(),
   /** The subscription token (its index in CLAUDE_CODE_OAUTH_TOKEN, never its value) of the last run. */
   tokenIndex: optionalNumber,
+  /** The ends before each `dan retry` (JSON list), oldest first. */
+  retried: jsonField(z.array(earlierEndSchema)).optional(),
+  /** The last question the task's run asked the user (ask_user), JSON. */
+  question: jsonField(questionSchema).optional(),
+  /** The user's answer to it (`dan answer`), until a run has taken it. */
+  answer: z.string().optional(),
 });
 
 export type TaskRecordHash = z.infer<typeof taskRecordHashSchema>;
@@ -240,6 +297,10 @@ export interface TaskRecord {
   noMerge: boolean;
   /** The task whose kept branch this one resolves and merges (`dan merge --resolve`). */
   mergeOf?: string;
+  /** The task whose conversation this one continues (`dan send-task --continue`). */
+  follows?: string;
+  /** The Claude Code session of the task's last run (saved beside the record, so any agent can resume it). */
+  sessionId?: string;
   /** Git workspaces: the task's branch, commits, diff stat and merge state. */
   git?: TaskGit;
   /**
@@ -257,6 +318,12 @@ export interface TaskRecord {
   modelUsed?: string;
   /** Which subscription token ran the last run: its index in CLAUDE_CODE_OAUTH_TOKEN, never its value. */
   tokenIndex?: number;
+  /** How the task ended before each `dan retry`, oldest first (its attempts were reset each time). */
+  retried?: EarlierEnd[];
+  /** The last question the task's run asked the user. */
+  question?: Question;
+  /** The user's answer, until a run has taken it. */
+  answer?: string;
 }
 
 export function recordFromHash(hash: TaskRecordHash): TaskRecord {
@@ -294,6 +361,7 @@ export function newRecordFields(id: string, spec: TaskSpec, status: TaskStatus, 
   if (spec.effort) fields.effort = spec.effort;
   if (spec.fallbackModel) fields.fallbackModel = spec.fallbackModel;
   if (spec.budgetUsd !== undefined) fields.budgetUsd = String(spec.budgetUsd);
+  if (spec.follows) fields.follows = spec.follows;
   return fields;
 }
 

@@ -3,6 +3,7 @@ import { resolveDomain } from '../../lib/domains.js';
 import { followTask } from '../../lib/messaging/index.js';
 import { listLimitSchema, specFromRequest } from '../../lib/task-request.js';
 import {
+  answerSchema,
   MAIN_DOMAIN,
   isTerminal,
   parseContextJson,
@@ -12,10 +13,11 @@ import {
   type TaskRecord,
 } from '../../lib/task.js';
 import { BadInputError } from '../../lib/errors.js';
+import { checkFollowUp } from '../../lib/follow-up.js';
 import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
 import { printFollow, ProgressLine } from '../follow.js';
 import { finalResult } from '../summary.js';
-import { c, formatRecord, table, taskRow } from '../output.js';
+import { ago, c, deadLetterRow, formatRecord, formatThread, table, taskRow, truncate } from '../output.js';
 import { formatMermaid, formatTree } from '../tree.js';
 
 interface SendFlags extends ConnectionFlags {
@@ -33,6 +35,7 @@ interface SendFlags extends ConnectionFlags {
   effort?: string;
   fallbackModel?: string;
   budget?: string;
+  continue?: string;
 }
 
 /** `dan send-task`, `dan status`, `dan tasks`, `dan cancel`. */
@@ -47,6 +50,7 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('-t, --timeout <seconds>', 'give up after this many seconds (10 to 86400; default DAN_TASK_TIMEOUT_S)')
       .option('-c, --context <json>', 'a JSON object handed to the agent with the task')
       .option('-w, --wait', 'follow the task until it ends; exit 0 if it completed, 1 otherwise')
+      .option('--continue <id>', "a follow-up: resume that task's conversation (on its branch); queued after it if it is still running")
       .option('--no-merge', "keep the task's branch for review instead of merging it (then: dan diff, dan merge)")
       .option('--model <name>', "the CLI's --model for this task (default DAN_MODEL, else the domain's settings)")
       .option('--effort <level>', "the CLI's --effort: low | medium | high | xhigh | max")
@@ -74,12 +78,21 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       }
     }
     const spec = specFromRequest(
-      { domain, description, priority: flags.priority, timeoutS: flags.timeout, context, noMerge: flags.merge === false, model: flags.model, effort: flags.effort, fallbackModel: flags.fallbackModel, budgetUsd: flags.budget },
+      { domain, description, priority: flags.priority, timeoutS: flags.timeout, context, noMerge: flags.merge === false, model: flags.model, effort: flags.effort, fallbackModel: flags.fallbackModel, budgetUsd: flags.budget, follows: flags.continue },
       config,
-      { domain: 'domain', description: 'the description', priority: '--priority', timeoutS: '--timeout', context: '--context', noMerge: '--no-merge', model: '--model', effort: '--effort', fallbackModel: '--fallback-model', budgetUsd: '--budget' },
+      { domain: 'domain', description: 'the description', priority: '--priority', timeoutS: '--timeout', context: '--context', noMerge: '--no-merge', model: '--model', effort: '--effort', fallbackModel: '--fallback-model', budgetUsd: '--budget', follows: '--continue' },
     );
+    const follows = spec.follows;
     await using bus = await connectCli(config);
-    const record = await bus.submit(spec);
+    let record: TaskRecord;
+    if (follows) {
+      const followed = await checkFollowUp(bus.tasks, config.network, follows, domain, '--continue');
+      const sent = await bus.submitFollowUp({ ...spec, follows }, followed);
+      record = sent.record;
+      if (sent.waits && !flags.json) console.error(c.gray(`task ${follows} is still ${followed.status}: this follow-up waits for it to end, then resumes its conversation`));
+    } else {
+      record = await bus.submit(spec);
+    }
     if (!flags.wait) {
       console.log(flags.json ? JSON.stringify({ id: record.id, status: record.status, domain: record.domain }) : record.id);
       return;
@@ -120,11 +133,15 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
     const record = await bus.tasks.get(taskId);
     const subtasks = await bus.tasks.getMany(record.children);
     if (flags.json) {
-      console.log(JSON.stringify(record.children.length > 0 ? { ...record, subtasks } : record, null, 2));
+      const thread = await bus.thread(record);
+      const out = { ...record, ...(subtasks.length > 0 ? { subtasks } : {}), ...(thread.length > 1 ? { thread: thread.map((t) => ({ id: t.id, status: t.status, follows: t.follows, description: t.description })) } : {}) };
+      console.log(JSON.stringify(out, null, 2));
     } else if (flags.mermaid) {
       console.log(formatMermaid(record, subtasks));
     } else {
       console.log(formatRecord(record));
+      const thread = await bus.thread(record);
+      if (thread.length > 1) console.log(`\n${c.bold('conversation')}\n${formatThread(thread, record.id)}`);
       if (subtasks.length > 0) console.log(`\n${c.bold('subtasks')}\n${formatTree(record, subtasks)}`);
     }
   });
@@ -148,9 +165,52 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       console.log(JSON.stringify(records, null, 2));
     } else if (records.length === 0) {
       console.log(c.gray('no tasks'));
+    } else if (status === 'needs_input') {
+      console.log(table(['ID', 'DOMAIN', 'ASKED', 'QUESTION'], records.map((r) => [r.id, r.domain, ago(r.question?.askedAt ?? r.updatedAt), truncate((r.question?.question ?? '').split('\n')[0] ?? '', 100)])));
+    } else if (status === 'failed' || status === 'timed_out' || status === 'cancelled') {
+      // The dead-letter view: why each ended, in one line.
+      console.log(table(['ID', 'DOMAIN', 'ATTEMPTS', 'ENDED', 'DESCRIPTION', 'REASON'], records.map((r) => deadLetterRow(r))));
     } else {
       console.log(table(['ID', 'DOMAIN', 'STATUS', 'AGENT', 'CREATED', 'DESCRIPTION'], records.map((r) => taskRow(r))));
     }
+  });
+
+  withConnection(
+    program
+      .command('answer')
+      .description('answer the question a task asked (status needs_input): its run resumes with your answer')
+      .argument('<id>', 'task id')
+      .argument('<text>', 'your answer (1 byte to 64 KiB)')
+      .option('--json', 'print JSON'),
+  ).action(async (id: string, text: string, flags: ConnectionFlags & { json?: boolean }) => {
+    const config = configFrom(flags);
+    const taskId = parseFlag(taskIdSchema, id, 'task id');
+    const answer = parseFlag(answerSchema, text, 'the answer');
+    await using bus = await connectCli(config);
+    const record = await bus.answer(taskId, answer);
+    if (flags.json) console.log(JSON.stringify({ id: taskId, status: record.status }));
+    else console.log(`answered ${taskId}: queued for ${record.domain}; its conversation resumes with your answer (dan logs ${taskId} -f follows it)`);
+  });
+
+  withConnection(
+    program
+      .command('retry')
+      .description('start a failed, timed-out or cancelled task again (a goal: its failed and cancelled subtasks)')
+      .argument('<id>', 'task id')
+      .option('--json', 'print JSON'),
+  ).action(async (id: string, flags: ConnectionFlags & { json?: boolean }) => {
+    const config = configFrom(flags);
+    const taskId = parseFlag(taskIdSchema, id, 'task id');
+    await using bus = await connectCli(config);
+    const { record, subtasks } = await bus.retry(taskId);
+    if (flags.json) {
+      console.log(JSON.stringify({ id: taskId, status: record.status, subtasks }));
+      return;
+    }
+    const before = record.retried?.at(-1);
+    const was = before ? `it had ended ${before.status} after ${before.attempts} attempt${before.attempts === 1 ? '' : 's'}` : '';
+    if (subtasks.length > 0) console.log(`retrying goal ${taskId} (${was}): ${subtasks.length} subtask${subtasks.length === 1 ? '' : 's'} again: ${subtasks.join(', ')}`);
+    else console.log(`retrying ${taskId} (${was}): queued for ${record.domain}, attempts reset; dan logs ${taskId} keeps the earlier ones`);
   });
 
   withConnection(
@@ -178,8 +238,9 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
   });
 }
 
-/** `--wait`'s exit code: 0 completed (with --strict: and no warnings), 1 otherwise. */
+/** `--wait`'s exit code: 0 completed (with --strict: and no warnings), 5 waiting for the user's answer, 1 otherwise. */
 function exitFor(record: TaskRecord, strict: boolean | undefined): number {
+  if (record.status === 'needs_input') return EXIT.needsInput;
   const clean = record.status === 'completed' && !(strict && (record.warnings?.length ?? 0) > 0);
   return clean ? EXIT.ok : EXIT.taskNotCompleted;
 }
@@ -187,6 +248,11 @@ function exitFor(record: TaskRecord, strict: boolean | undefined): number {
 function printOutcome(record: TaskRecord, json: boolean | undefined): void {
   if (json) {
     console.log(JSON.stringify(record, null, 2));
+    return;
+  }
+  if (record.status === 'needs_input') {
+    const options = record.question?.options?.length ? `\n  options: ${record.question.options.join(' | ')}` : '';
+    console.error(`${c.magenta('needs input')} ${record.id}: ${record.question?.question ?? ''}${options}\n  answer: dan answer ${record.id} "<text>"`);
     return;
   }
   if (!isTerminal(record.status)) return;

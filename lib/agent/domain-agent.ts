@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DelayedError, WaitingError, type Job, type Worker } from 'bullmq';
 import { z } from 'zod';
-import type { DanConfig } from '../config.js';
+import { packageRoot, type DanConfig } from '../config.js';
+import { readDomainMcp } from '../executor/mcp-config.js';
 import { assertKnownDomain, domainTemplateDir } from '../domains.js';
 import { prepareConfigDir, removeConfigDir } from '../executor/index.js';
 import type { Logger } from '../log.js';
@@ -33,6 +35,16 @@ export interface DomainAgentOptions {
 }
 
 const jobDataSchema = z.object({ taskId: taskIdSchema });
+
+/**
+ * How to start this package's `dan` (for `dan mcp`): the built entry, or from source through tsx when there is no
+ * build (a checkout running its tests).
+ */
+function danCommand(): string[] {
+  const built = path.join(packageRoot(), 'dist', 'bin', 'dan.js');
+  if (existsSync(built)) return [process.execPath, built];
+  return [process.execPath, '--import', import.meta.resolve('tsx'), path.join(packageRoot(), 'bin', 'dan.ts')];
+}
 
 /**
  * A domain agent (DESIGN.md, What runs): registers, heartbeats, takes tasks from its domain's queue, runs the
@@ -106,6 +118,7 @@ export class DomainAgent {
     if (config.cliUser) process.umask(0o002);
     this.configDir = path.join(os.tmpdir(), 'dan', config.network, agentId);
     const prepared = await prepareConfigDir(templateDir, this.configDir);
+    const domainMcp = await readDomainMcp(templateDir);
     await mkdir(config.workspace, { recursive: true });
     if (config.cliUser) await this.openWorkspaceToCli(config.workspace, config.workspaceMode);
     const mergeLock = new MergeLock(this.bus.redis, this.bus.keys, { ttlMs: config.heartbeatTtlMs });
@@ -121,12 +134,14 @@ export class DomainAgent {
       domain,
       env: this.options.env,
       configDir: this.configDir,
+      danCommand: danCommand(),
+      domainMcp,
       workspace,
       workspaceProblem,
       mergeLock,
       identity: { name: `dan ${domain} agent (${agentId})`, email: `${agentId}@dan.invalid` },
     };
-    this.log.info({ workers: prepared.workers.map((w) => w.name), allowedTools: prepared.allow.length, workspace: config.workspace }, 'agent starting');
+    this.log.info({ workers: prepared.workers.map((w) => w.name), allowedTools: prepared.allow.length, mcpServers: Object.keys(domainMcp.servers), workspace: config.workspace }, 'agent starting');
 
     await this.registry.register({
       id: agentId,

@@ -12,7 +12,8 @@ export async function prepareTask(ctx: AgentContext, run: TaskRun): Promise<Stag
     run.result = { status: 'failed', error: `the task record is malformed: ${error.message}` };
     return 'record';
   }
-  run.prompt = buildPrompt(run.record, ...(await lineage(ctx, run.record)));
+  // An answer to the run's question is the next message of its conversation (the session stage resumes it).
+  run.prompt = run.record.answer ?? buildPrompt(run.record, ...(await lineage(ctx, run.record)));
   run.writer.push({ type: 'info', text: `attempt ${run.attempt} of ${run.record.maxAttempts} on ${ctx.agentId}; prompt ${run.prompt.length} chars` });
   return 'next';
 }

@@ -3,7 +3,10 @@ import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
 
 /**
  * Stage: the attempt's own worktree and branch `dan/<id>`, from the integration branch's head, so a subtask
- * sees its merged dependencies. In shared mode the CLI runs in the workspace itself.
+ * sees its merged dependencies. A follow-up (`--continue`) of a task whose change was merged starts there too
+ * (the merged result); of a task whose branch was kept unmerged (--no-merge, a conflict, a blocked merge), from
+ * that branch's tip, so it continues on the work it follows and merging it brings both. In shared mode the CLI
+ * runs in the workspace itself.
  */
 export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
   const workspace = ctx.workspace;
@@ -17,8 +20,10 @@ export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<
   }
   if (run.record?.mergeOf) return attachTarget(ctx, run, workspace, run.record.mergeOf);
   try {
-    const worktree = await retryOnLock(() => workspace.prepare(run.taskId, run.attempt, ctx.identity));
+    const from = await followedBranch(ctx, run);
+    const worktree = await retryOnLock(() => workspace.prepare(run.taskId, run.attempt, ctx.identity, from?.commit));
     for (const note of worktree.notes) run.writer.push({ type: 'info', text: note });
+    if (from) run.writer.push({ type: 'info', text: `continuing on ${from.branch === worktree.branch ? 'its own' : `task ${run.record!.follows}'s unmerged`} branch ${from.branch} (${from.commit.slice(0, 10)})` });
     run.worktree = worktree;
     run.cwd = worktree.path;
     run.git = {
@@ -35,6 +40,20 @@ export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<
     run.result = { status: 'failed', error: `could not make the task's worktree: ${(error as Error).message}` };
     return 'record';
   }
+}
+
+/**
+ * Where the attempt continues rather than starts: an answered task on its own branch (what it did before it asked);
+ * a follow-up on the unmerged branch of the task it follows.
+ */
+async function followedBranch(ctx: AgentContext, run: TaskRun): Promise<{ branch: string; commit: string } | undefined> {
+  const own = run.record?.git;
+  if (run.record?.answer !== undefined && own?.commit && own.merge === undefined) return { branch: own.branch, commit: own.commit };
+  const follows = run.record?.follows;
+  if (!follows) return undefined;
+  const git = (await ctx.bus.tasks.find(follows))?.git;
+  if (!git?.commit || git.merge === 'merged' || git.merge === 'nothing to commit') return undefined;
+  return { branch: git.branch, commit: git.commit };
 }
 
 /** A merge task (`dan merge --resolve`): its worktree is on the other task's kept branch, to resolve and merge it. */

@@ -12,9 +12,12 @@ export async function recordResult(ctx: AgentContext, run: TaskRun, result: RunR
     agent: agentId,
     expectAgent: agentId,
     expectAttempts: run.attempt,
-    text: result.status === 'completed' ? `completed by ${agentId}${gitSummary(run)}` : `${result.status}: ${result.error ?? 'no message'}`,
+    text: outcomeText(run, result, agentId),
+    // The answer a run was given is taken once its result is recorded.
+    del: ['answer'],
     fields: {
-      finishedAt: Date.now(),
+      finishedAt: result.status === 'needs_input' ? undefined : Date.now(),
+      question: run.question ? JSON.stringify(run.question) : undefined,
       result: result.result,
       error: result.status === 'completed' ? undefined : result.error,
       costUsd: result.costUsd,
@@ -24,6 +27,7 @@ export async function recordResult(ctx: AgentContext, run: TaskRun, result: RunR
       reason: result.reason ?? (result.status === 'cancelled' ? result.error : undefined),
       modelUsed: result.model,
       tokenIndex: ctx.config.tokenIndex,
+      sessionId: result.sessionId,
       git: run.git === undefined ? undefined : JSON.stringify(run.git),
     },
   });
@@ -31,7 +35,18 @@ export async function recordResult(ctx: AgentContext, run: TaskRun, result: RunR
     run.log.warn({ outcome: outcome.outcome, now: outcome.from }, 'result discarded: the task was handed to another agent or ended meanwhile');
     return false;
   }
+  // Follow-ups sent while it ran wait for its end (and its saved session).
+  await ctx.bus.releaseFollowers(run.taskId).catch((error) => run.log.warn({ err: error }, 'could not queue the follow-ups; the reconciler will'));
   return true;
+}
+
+function outcomeText(run: TaskRun, result: RunResult, agentId: string): string {
+  if (result.status === 'completed') return `completed by ${agentId}${gitSummary(run)}`;
+  if (result.status === 'needs_input' && run.question) {
+    const options = run.question.options?.length ? ` (options: ${run.question.options.join(' | ')})` : '';
+    return `needs input: Q: ${run.question.question}${options}; answer with dan answer ${run.taskId} "<text>"`;
+  }
+  return `${result.status}: ${result.error ?? 'no message'}`;
 }
 
 /** `; merged into main (3 files, +40 -2)`, or what else became of the change. */

@@ -2,16 +2,21 @@ import { commitChange } from './commit-change.js';
 import { mergeChange } from './merge-change.js';
 import { prepareTask } from './prepare-task.js';
 import { prepareWorktree } from './prepare-worktree.js';
-import { runTaskCli } from './run-cli.js';
+import { collectQuestion, runTaskCli } from './run-cli.js';
+import { restoreSession, saveSession } from './session.js';
 import { abortReason, type AbortReason, type AgentContext, type Stage, type TaskRun } from './task-run.js';
 
 /** The stages of a claimed task, in order (STYLE.md, 12); each logs what it did to the task's log. */
 export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
   ['prepare', prepareTask],
   ['worktree', prepareWorktree],
+  ['session', restoreSession],
   ['run', runTaskCli],
+  ['ask', collectQuestion],
   ['commit', commitChange],
   ['merge', mergeChange],
+  // Last: a conflict resolution in the merge stage continues the same session.
+  ['save-session', saveSession],
 ];
 
 /** Abort reasons that end the pipeline at once (a cancel goes on through commit). */

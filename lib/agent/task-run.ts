@@ -2,7 +2,8 @@ import type { DanConfig } from '../config.js';
 import type { ExecutorResult } from '../executor/index.js';
 import type { Logger } from '../log.js';
 import type { Bus, MergeLock } from '../messaging/index.js';
-import type { TaskRecord } from '../task.js';
+import type { DomainMcp } from '../executor/mcp-config.js';
+import type { Question, TaskRecord } from '../task.js';
 import type { GitWorkspace, Identity, PreparedWorktree, TaskGit } from '../workspace/index.js';
 import type { LogWriter } from './log-writer.js';
 
@@ -23,6 +24,10 @@ export interface AgentContext {
   env: Readonly<Record<string, string | undefined>>;
   /** The agent's CLAUDE_CONFIG_DIR. */
   configDir: string;
+  /** How to start `dan` (its `mcp` command serves ask_user to every run). */
+  danCommand: readonly string[];
+  /** The domain's MCP servers (its .mcp.json), given to every run with dan's own. */
+  domainMcp?: DomainMcp;
   /** The git workspace, or undefined in shared mode. */
   workspace: GitWorkspace | undefined;
   /** Why the workspace cannot be used as a repository, when it cannot (each task fails with it). */
@@ -33,7 +38,7 @@ export interface AgentContext {
 }
 
 /** A result as the record stage writes it: the executor's, or one a stage made up (a malformed record …). */
-export type RunResult = Pick<ExecutorResult, 'status'> & Partial<ExecutorResult>;
+export type RunResult = { status: ExecutorResult['status'] | 'needs_input' } & Partial<Omit<ExecutorResult, 'status'>>;
 
 /**
  * One attempt of one task as it travels through the pipeline (claimed → prepared → run → committed →
@@ -50,11 +55,15 @@ export interface TaskRun {
   cancelReason?: string;
   record?: TaskRecord;
   prompt?: string;
+  /** The session the run continues (`--resume`), restored into the config dir by the session stage. */
+  resume?: string;
   /** The CLI's working directory: the worktree in git mode, else the workspace. */
   cwd?: string;
   worktree?: PreparedWorktree;
   result?: RunResult;
   git?: TaskGit;
+  /** The question the run asked the user (ask_user): the task goes to `needs_input`. */
+  question?: Question;
   /** For a merge task (`dan merge --resolve`): the task whose branch it merges. */
   target?: TaskRecord;
 }

@@ -40,6 +40,8 @@ export interface RunClaudeOptions {
   allowedTools?: readonly string[];
   /** `--resume <session id>`: continue that conversation (the session must be in the config dir). @default a new session */
   resume?: string;
+  /** `--mcp-config <json>` with `--strict-mcp-config`: exactly these MCP servers, nothing else. @default none */
+  mcpConfig?: string;
   /** `--disallowedTools`. @default none */
   disallowedTools?: readonly string[];
   /** Kills the CLI's process group after this long: status `timed_out`. @default no limit */
@@ -125,6 +127,7 @@ export function buildClaudeArgs(options: Omit<RunClaudeOptions, 'claudeBin' | 'c
   if (options.fallbackModel) args.push('--fallback-model', options.fallbackModel);
   if (options.maxBudgetUsd !== undefined) args.push('--max-budget-usd', String(options.maxBudgetUsd));
   if (options.permissionMode) args.push('--permission-mode', options.permissionMode);
+  if (options.mcpConfig) args.push('--mcp-config', options.mcpConfig, '--strict-mcp-config');
   if (options.allowedTools?.length) args.push('--allowedTools', ...options.allowedTools);
   if (options.disallowedTools?.length) args.push('--disallowedTools', ...options.disallowedTools);
   if (Buffer.byteLength(options.prompt, 'utf8') <= MAX_PROMPT_ARG_BYTES) args.push('--', options.prompt);

@@ -143,7 +143,7 @@ const BASE_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR'] as const;
 /**
  * The exact environment of a CLI run: PATH, HOME, LANG, LC_ALL, TMPDIR and the pass-through variables
  * (ANTHROPIC_* …) taken from `baseEnv`, `CLAUDE_CONFIG_DIR` set to `configDir`, and
- * `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1` unless `baseEnv` sets it, and with `agentId` the tag
+ * `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1` unless `baseEnv` sets it, `MCP_CONNECTION_NONBLOCKING=0`, and with `agentId` the tag
  * `DAN_AGENT_ID` (see {@link AGENT_TAG}). Nothing else of the agent's environment (REDIS_URL, its own secrets)
  * reaches the CLI or the tools it runs.
  */
@@ -163,5 +163,8 @@ export function buildClaudeEnv(
   if (agentId) env[AGENT_TAG] = agentId;
   env.CLAUDE_CONFIG_DIR = configDir;
   env.CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC ??= '1';
+  // In print mode the CLI (2.1.197) otherwise starts without waiting for MCP servers: the first turn would lack
+  // ask_user and the domain's tools (found with the real binary: init reported the server `pending`).
+  env.MCP_CONNECTION_NONBLOCKING = '0';
   return env;
 }

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { isTerminal, type TaskRecord } from '../task.js';
+import { isSettled, type TaskRecord } from '../task.js';
 import type { Bus } from './bus.js';
 import { compareStreamIds, type StoredLogEntry } from './log-stream.js';
 
@@ -26,7 +26,7 @@ export interface FollowTaskOptions {
 
 /**
  * Prints a task's log (and its subtasks', interleaved by time) and follows it. Returns the record once it
- * is terminal (or when aborted). The record is re-read between blocking reads, so a terminal status trimmed
+ * is terminal or waits for the user's answer (`needs_input`), or when aborted. The record is re-read between blocking reads, so a terminal status trimmed
  * out of a capped stream is still seen, and subtasks created meanwhile are picked up from their first entry.
  */
 export async function followTask(bus: Bus, taskId: string, options: FollowTaskOptions = {}): Promise<TaskRecord> {
@@ -51,7 +51,7 @@ export async function followTask(bus: Bus, taskId: string, options: FollowTaskOp
     if (options.signal?.aborted) return record;
     record = await bus.tasks.get(taskId);
     if (withSubtasks) for (const child of record.children) if (!positions.has(child)) positions.set(child, options.after ?? '0-0');
-    if (untilDone && isTerminal(record.status)) {
+    if (untilDone && isSettled(record.status)) {
       // Drain what was written before the record went terminal.
       const rest: StoredLogEntry[] = [];
       for (const [id, after] of positions) rest.push(...(await bus.logs.history(id, { after })));
@@ -62,7 +62,7 @@ export async function followTask(bus: Bus, taskId: string, options: FollowTaskOp
     let ended = false;
     for (const entry of entries) {
       options.onEntry?.(entry);
-      if (entry.taskId === taskId && entry.entry.type === 'status' && entry.entry.status && isTerminal(entry.entry.status)) ended = true;
+      if (entry.taskId === taskId && entry.entry.type === 'status' && entry.entry.status && isSettled(entry.entry.status)) ended = true;
     }
     if (untilDone && ended) {
       // Entries of other streams written just before the end are drained on the next pass.

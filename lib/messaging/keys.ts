@@ -15,6 +15,14 @@ export class Keys {
   taskLog(id: string): string {
     return `${this.prefix}task:${id}:log`;
   }
+  /** A task's saved Claude Code session (gzipped JSON of the CLI's transcript files), removed with the task. */
+  taskSession(id: string): string {
+    return `${this.prefix}task:${id}:session`;
+  }
+  /** Follow-ups (`--continue`) sent while the task was still open, queued when it ends. */
+  taskFollowers(id: string): string {
+    return `${this.prefix}task:${id}:followers`;
+  }
   get tasks(): string {
     return `${this.prefix}tasks`;
   }

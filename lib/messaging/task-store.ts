@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { CorruptRecordError, DanError, IllegalTransitionError, UnknownTaskError, describeZodError } from '../errors.js';
 import {
   TASK_STATUSES,
+  canReopen,
   canTransition,
   newRecordFields,
   newTaskId,
@@ -48,6 +49,8 @@ export interface TransitionOptions {
   unlessHolderLive?: boolean;
   /** Act only from these statuses (within what the state machine allows). @default every status allowed */
   from?: readonly TaskStatus[];
+  /** Allow a move out of an end (REOPENS, `dan retry`); needs `from`. */
+  reopen?: boolean;
 }
 
 export interface ListFilter {
@@ -218,7 +221,7 @@ export class TaskStore {
       [this.keys.task(id), this.keys.taskLog(id), this.keys.open, this.keys.ended],
       [
         to,
-        options.from ? ALLOWED_FROM[to].split(' ').filter((s) => options.from!.includes(s as TaskStatus)).join(' ') : ALLOWED_FROM[to],
+        options.from ? options.from.filter((s) => canTransition(s, to) || (options.reopen === true && canReopen(s, to))).join(' ') : ALLOWED_FROM[to],
         options.expectAgent ?? '',
         options.expectAttempts === undefined ? '' : String(options.expectAttempts),
         JSON.stringify(fields),

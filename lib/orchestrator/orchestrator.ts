@@ -80,7 +80,7 @@ export class Orchestrator {
     });
     this.reaper.onReap((agent, resumed) => this.onReaped(agent, resumed));
     this.graph = new TaskGraph(bus, this.log);
-    this.reconciler = new Reconciler(bus, this.log, { graceMs: ttlMs });
+    this.reconciler = new Reconciler(bus, this.log, { graceMs: ttlMs, inputTimeoutMs: options.config.inputTimeoutMs });
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
     // The tokens agents get come from the orchestrator's own environment, as every pass-through variable does.
     const pool = options.env.CLAUDE_CODE_OAUTH_TOKEN ? options.env.CLAUDE_CODE_OAUTH_TOKEN.split(',') : [];

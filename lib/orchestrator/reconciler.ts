@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { Bus } from '../messaging/index.js';
-import type { TaskRecord } from '../task.js';
+import { isTerminal, type TaskRecord } from '../task.js';
 import { releaseAgentTasks } from './release-tasks.js';
 
 export interface ReconcilerOptions {
@@ -9,6 +9,8 @@ export interface ReconcilerOptions {
    * an agent may be between taking the job and claiming. @default the heartbeat TTL
    */
   graceMs: number;
+  /** A `needs_input` task unanswered this long fails with reason `no answer` (DAN_INPUT_TIMEOUT_S). @default 24 h */
+  inputTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -19,6 +21,8 @@ export interface ReconcilerOptions {
  *   removed after a Redis error in the agent's task path) is enqueued again; idempotent, the job id is the task id;
  * - an `active` record whose agent is not live (not registered and not awaiting the reaper) is released as the
  *   reaper would: back to `queued`, or `failed` when its attempts are used up, fenced on agent and attempt.
+ * - a waiting follow-up (`--continue`) whose task has ended is queued;
+ * - a `needs_input` task unanswered for DAN_INPUT_TIMEOUT_S fails with reason `no answer`.
  * (A graph whose goal ended is closed by the task graph's own reconcile pass, in the same cycle.) Every repair is
  * logged. A record that disappeared leaves the open index.
  */
@@ -60,6 +64,32 @@ export class Reconciler {
       if (state !== 'unknown') await this.bus.queues.remove(record.domain, record.id);
       await this.bus.queues.enqueue(record.domain, record.id, record.priority);
       this.log.warn({ taskId: record.id, domain: record.domain, job: state }, 'reconciler: a queued task had no job; enqueued it again');
+      return true;
+    }
+    if (record.status === 'needs_input') {
+      const timeoutMs = this.options.inputTimeoutMs ?? 86_400_000;
+      if (this.now() - record.updatedAt < timeoutMs) return false;
+      const why = `no answer: nobody answered its question within DAN_INPUT_TIMEOUT_S (${Math.round(timeoutMs / 1000)} s)`;
+      const moved = await this.bus.tasks.transition(record.id, 'failed', {
+        from: ['needs_input'],
+        expectAttempts: record.attempts,
+        text: why,
+        fields: { error: why, reason: 'no answer', finishedAt: this.now() },
+      });
+      if (moved.outcome !== 'ok') return false;
+      await this.bus.releaseFollowers(record.id);
+      this.log.warn({ taskId: record.id }, 'reconciler: a task waited too long for its answer; failed (no answer)');
+      return true;
+    }
+    if (record.status === 'waiting' && record.follows && !record.parent) {
+      // A follow-up whose task ended while it was being listed among its followers (or before it was).
+      const followed = await this.bus.tasks.find(record.follows);
+      if (followed && !isTerminal(followed.status)) return false;
+      const text = `task ${record.follows} it follows ${followed ? `ended ${followed.status}` : 'is gone'}; queued (by the reconciler)`;
+      const moved = await this.bus.tasks.transition(record.id, 'queued', { from: ['waiting'], text });
+      if (moved.outcome !== 'ok') return false;
+      await this.bus.enqueue({ ...record, status: 'queued' });
+      this.log.warn({ taskId: record.id, follows: record.follows }, 'reconciler: queued a follow-up whose task had ended');
       return true;
     }
     if (record.status === 'active' && record.agent) {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { agentRecordSchema, type AgentRecord } from '../registry/index.js';
 import { taskGitSchema } from '../workspace/task-git.js';
-import { eventSchema, logEntrySchema, prioritySchema, taskIdSchema, taskStatusSchema, usageSchema, type TaskRecord } from '../task.js';
+import { earlierEndSchema, eventSchema, questionSchema, logEntrySchema, prioritySchema, taskIdSchema, taskStatusSchema, usageSchema, type TaskRecord } from '../task.js';
 
 /**
  * The zod schemas of what the API answers, for the OpenAPI document. Requests are parsed with the CLI's own
@@ -41,6 +41,11 @@ export const taskRecordSchema = z
     cancelRequested: z.boolean(),
     plan: z.string().optional().describe("a goal's accepted plan (JSON)"),
     noMerge: z.boolean().describe("the task's branch is kept for review instead of merged"),
+    follows: z.string().optional().describe('the task whose conversation this one continues (`--continue`)'),
+    sessionId: z.string().optional().describe("the Claude Code session of the task's last run"),
+    question: questionSchema.optional().describe('the last question the task asked the user (status needs_input)'),
+    answer: z.string().optional().describe("the user's answer, until a run has taken it"),
+    retried: z.array(earlierEndSchema).optional().describe('how the task ended before each `dan retry`, oldest first'),
     git: taskGitSchema.optional().describe("where the task's change lives and what became of it: branch, base, commits, files, merge state"),
   })
   .describe('a task record (`dan status --json`)');

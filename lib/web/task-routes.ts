@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { assertKnownDomain, listDomains } from '../domains.js';
 import { BadInputError } from '../errors.js';
-import { MAIN_DOMAIN, taskStatusSchema } from '../task.js';
+import { checkFollowUp } from '../follow-up.js';
+import { answerSchema, MAIN_DOMAIN, taskStatusSchema } from '../task.js';
 import { listLimitSchema, specFromRequest, taskRequestSchema, type FieldNames } from '../task-request.js';
 import type { ApiContext } from './api-context.js';
 import { defineRoute, type ApiRoute } from './api-route.js';
@@ -18,11 +19,13 @@ import {
 } from './api-schemas.js';
 
 /** How the API names the fields in its messages: as the JSON body does. */
-const API_FIELDS: FieldNames = { domain: 'domain', description: 'description', priority: 'priority', timeoutS: 'timeoutS', context: 'context', noMerge: 'noMerge', model: 'model', effort: 'effort', fallbackModel: 'fallbackModel', budgetUsd: 'budgetUsd' };
+const API_FIELDS: FieldNames = { domain: 'domain', description: 'description', priority: 'priority', timeoutS: 'timeoutS', context: 'context', noMerge: 'noMerge', model: 'model', effort: 'effort', fallbackModel: 'fallbackModel', budgetUsd: 'budgetUsd', follows: 'follows' };
 
 const badInput = { description: 'bad input: nothing was written', schema: errorSchema };
 const unauthorized = { description: 'DAN_API_TOKEN is set and the request lacks `Authorization: Bearer <token>`', schema: errorSchema };
 const unknownTask = { description: 'no task with that id', schema: errorSchema };
+
+const answerBodySchema = z.object({ text: answerSchema.describe('your answer (1 byte to 64 KiB)') }).strict();
 
 const listQuerySchema = z.object({
   domain: z.string().optional().describe('only this domain'),
@@ -46,7 +49,10 @@ export function taskRoutes(ctx: ApiContext): ApiRoute[] {
         const unknown = Object.keys(body).filter((k) => !(k in taskRequestSchema.shape));
         if (unknown.length > 0) throw new BadInputError(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}: the fields are ${Object.keys(taskRequestSchema.shape).join(', ')}`);
         const spec = specFromRequest(body, ctx.config, API_FIELDS);
-        const record = await ctx.bus.submit(spec);
+        const follows = spec.follows;
+        const record = follows
+          ? (await ctx.bus.submitFollowUp({ ...spec, follows }, await checkFollowUp(ctx.bus.tasks, ctx.config.network, follows, spec.domain, 'follows'))).record
+          : await ctx.bus.submit(spec);
         reply.code(201);
         return { id: record.id };
       },
@@ -85,6 +91,33 @@ export function taskRoutes(ctx: ApiContext): ApiRoute[] {
       params: idParamsSchema,
       responses: { 200: { description: 'what happened', schema: cancelAnswerSchema }, 400: badInput, 401: unauthorized, 404: unknownTask },
       handler: async ({ params }) => ({ id: params.id, ...(await ctx.bus.cancel(params.id)) }),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/tasks/:id/answer',
+      tag: 'tasks',
+      summary: 'answer the question a task asked (`dan answer`): the task is queued again and its run resumes with the answer',
+      params: idParamsSchema,
+      body: answerBodySchema,
+      responses: { 200: { description: 'the task, queued', schema: z.object({ id: z.string(), status: taskStatusSchema }) }, 400: badInput, 401: unauthorized, 404: unknownTask },
+      handler: async ({ params, body }) => {
+        const parsed = answerBodySchema.safeParse(body);
+        if (!parsed.success) throw new BadInputError(`text ${parsed.error.issues[0]?.message ?? 'is invalid'}: send {"text": "<your answer>"}`);
+        const record = await ctx.bus.answer(params.id, parsed.data.text);
+        return { id: record.id, status: record.status };
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/tasks/:id/retry',
+      tag: 'tasks',
+      summary: 'start a failed, timed-out or cancelled task again (`dan retry`); a goal retries its failed subtasks',
+      params: idParamsSchema,
+      responses: { 200: { description: 'the task, queued (a goal: reopened)', schema: z.object({ id: z.string(), status: taskStatusSchema, subtasks: z.array(z.string()) }) }, 400: badInput, 401: unauthorized, 404: unknownTask },
+      handler: async ({ params }) => {
+        const { record, subtasks } = await ctx.bus.retry(params.id);
+        return { id: record.id, status: record.status, subtasks };
+      },
     }),
     defineRoute({
       method: 'GET',

@@ -20,8 +20,11 @@ export interface GitWorkspace {
   readonly root: string;
   /** Makes the workspace a repository when it is not one; idempotent (hold the merge lock). */
   ensure(): Promise<RepositoryState>;
-  /** A fresh worktree and branch for an attempt, an earlier attempt's leftovers kept on a branch of their own. */
-  prepare(taskId: string, attempt: number, identity: Identity): Promise<PreparedWorktree>;
+  /**
+   * A fresh worktree and branch for an attempt, an earlier attempt's leftovers kept on a branch of their own;
+   * from the integration branch's head, or from `from` (a commit: the unmerged branch a follow-up continues).
+   */
+  prepare(taskId: string, attempt: number, identity: Identity, from?: string): Promise<PreparedWorktree>;
   /** A worktree for a task on an existing branch (another task's, to resolve and merge it). */
   attach(taskId: string, branch: string, base: string, identity: Identity): Promise<PreparedWorktree>;
   /** Commits everything in the worktree; what the branch changed since its base. */

@@ -25,8 +25,8 @@ export class LocalGitWorkspace implements GitWorkspace {
     return ensureRepository(this.git, this.root);
   }
 
-  prepare(taskId: string, attempt: number, identity: Identity): Promise<PreparedWorktree> {
-    return prepareWorktree(this.git, this.root, taskId, attempt, identity);
+  prepare(taskId: string, attempt: number, identity: Identity, from?: string): Promise<PreparedWorktree> {
+    return prepareWorktree(this.git, this.root, taskId, attempt, identity, from);
   }
 
   attach(taskId: string, branch: string, base: string, identity: Identity): Promise<PreparedWorktree> {

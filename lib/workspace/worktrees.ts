@@ -34,11 +34,12 @@ export interface Identity {
 export const worktreePath = (root: string, taskId: string): string => path.join(root, DAN_DIR, 'worktrees', taskId);
 
 /**
- * A fresh worktree for an attempt of a task, on branch `dan/<id>` from the integration branch's head. What an
+ * A fresh worktree for an attempt of a task, on branch `dan/<id>` from the integration branch's head (or from
+ * `from`, a commit: a follow-up of a task whose branch was not merged starts from that branch's tip). What an
  * earlier attempt left (a worktree, uncommitted changes, the branch) is kept first: its changes are committed
  * to its branch, the branch is renamed `dan/<id>-attempt-<n>`, and only then is its worktree removed.
  */
-export async function prepareWorktree(git: Git, root: string, taskId: string, attempt: number, identity: Identity): Promise<PreparedWorktree> {
+export async function prepareWorktree(git: Git, root: string, taskId: string, attempt: number, identity: Identity, from?: string): Promise<PreparedWorktree> {
   const dir = worktreePath(root, taskId);
   const branch = taskBranch(taskId);
   const notes = await clearEarlierWorktree(git, root, taskId, identity);
@@ -46,7 +47,7 @@ export async function prepareWorktree(git: Git, root: string, taskId: string, at
   // A first attempt finds no branch of its own (checked by `worktree add` below, which refuses an existing one).
   if (attempt > 1 && (await git.succeeds(root, ['rev-parse', '--verify', '-q', `refs/heads/${branch}`]))) kept = await keepBranch(git, root, taskId, attempt, notes);
   const integration = await checkedOutBranch(git, root);
-  const base = await resolveCommit(git, root, 'HEAD');
+  const base = await resolveCommit(git, root, from ?? 'HEAD');
   await mkdir(path.dirname(dir), { recursive: true });
   const recycled = await takeSpare(git, root, dir);
   const make = () => (recycled ? resetSpare(git, dir, branch, base) : git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base], { ok: [0, 128, 255] }));

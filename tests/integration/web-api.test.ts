@@ -348,7 +348,7 @@ describe('health and the OpenAPI document', () => {
     // The request body is the CLI's own schema: the same fields and limits.
     const post = document.paths['/api/tasks']!.post as { requestBody: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required: string[] } } } } };
     const body = post.requestBody.content['application/json'].schema;
-    expect(Object.keys(body.properties)).toEqual(['domain', 'description', 'priority', 'timeoutS', 'context', 'noMerge', 'model', 'effort', 'fallbackModel', 'budgetUsd']);
+    expect(Object.keys(body.properties)).toEqual(['domain', 'description', 'priority', 'timeoutS', 'context', 'noMerge', 'model', 'effort', 'fallbackModel', 'budgetUsd', 'follows']);
     expect(body.required).toEqual(['domain', 'description']);
     expect(body.properties.timeoutS).toMatchObject({ minimum: 10, maximum: 86_400 });
   });

@@ -31,7 +31,8 @@ import {
 const ALLOWED: Record<TaskStatus, TaskStatus[]> = {
   waiting: ['queued', 'cancelled', 'failed'],
   queued: ['active', 'cancelled', 'failed'],
-  active: ['queued', 'active', 'completed', 'failed', 'cancelled', 'timed_out'],
+  active: ['queued', 'active', 'needs_input', 'completed', 'failed', 'cancelled', 'timed_out'],
+  needs_input: ['queued', 'failed', 'cancelled'],
   completed: [],
   failed: [],
   cancelled: [],
@@ -75,7 +76,7 @@ describe('task state machine', () => {
 
   it('forbids every pair not in the table (no transition is allowed by accident)', () => {
     const forbidden = pairs.filter(([from, to]) => !ALLOWED[from].includes(to));
-    expect(forbidden.length).toBe(49 - 12);
+    expect(forbidden.length).toBe(64 - 16);
     for (const [from, to] of forbidden) expect(canTransition(from, to), `${from} → ${to}`).toBe(false);
   });
 
@@ -84,7 +85,7 @@ describe('task state machine', () => {
     for (const to of TASK_STATUSES) expect(canTransition(status, to)).toBe(false);
   });
 
-  it.each(['waiting', 'queued', 'active'] as const)('%s is not terminal', (status) => {
+  it.each(['waiting', 'queued', 'active', 'needs_input'] as const)('%s is not terminal', (status) => {
     expect(isTerminal(status)).toBe(false);
   });
 });

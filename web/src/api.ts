@@ -1,6 +1,6 @@
 /** The dashboard's view of `dan serve`'s API: JSON calls and server-sent events, with the bearer token if one is set. */
 
-export type TaskStatus = 'waiting' | 'queued' | 'active' | 'completed' | 'failed' | 'cancelled' | 'timed_out';
+export type TaskStatus = 'waiting' | 'queued' | 'active' | 'needs_input' | 'completed' | 'failed' | 'cancelled' | 'timed_out';
 
 export interface TaskRecord {
   id: string;

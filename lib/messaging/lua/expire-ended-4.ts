@@ -1,5 +1,5 @@
 /**
- * Retention: removes tasks that ended before a cutoff, each with its log stream, its index entries and, for a
+ * Retention: removes tasks that ended before a cutoff, each with its log stream, its saved session, its follow-up list, its index entries and, for a
  * goal, its subtasks (their records, logs and index entries), atomically per call. Takes at most ARGV[3] ended
  * tasks per call, oldest first; the caller calls again while it gets a full batch.
  *
@@ -25,7 +25,7 @@ local function drop(id, depth)
     end
   end
   removed = removed + redis.call('DEL', key)
-  redis.call('DEL', key .. ':log')
+  redis.call('DEL', key .. ':log', key .. ':session', key .. ':followers')
   redis.call('ZREM', KEYS[2], id)
   redis.call('SREM', KEYS[3], id)
   redis.call('SREM', KEYS[4], id)

@@ -53,6 +53,8 @@ local TERMINAL = ${terminalSet}
 local function indexStatus(taskKey, openKey, endedKey, id, status, now)
   if not TERMINAL[status] then
     redis.call('SADD', openKey, id)
+    -- A task retried after its end (dan retry) is no longer retention's.
+    redis.call('ZREM', endedKey, id)
     return
   end
   redis.call('SREM', openKey, id)
