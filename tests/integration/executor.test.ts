@@ -300,7 +300,7 @@ describe('runClaude with other binaries', () => {
       .filter((n) => n && !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(n))
       .sort();
     expect(envNames).toEqual(
-      ['ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL', 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC', 'CLAUDE_CONFIG_DIR', 'HOME', 'PATH'].sort(),
+      ['ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL', 'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC', 'CLAUDE_CONFIG_DIR', 'HOME', 'MCP_CONNECTION_NONBLOCKING', 'PATH'].sort(),
     );
   });
 
@@ -380,6 +380,8 @@ describe('the CLI’s configuration', () => {
       ANTHROPIC_API_KEY: 'k',
       CLAUDE_CONFIG_DIR: '/cfg',
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      // In print mode the CLI would not wait for MCP servers: dan's ask_user must be there on the first turn.
+      MCP_CONNECTION_NONBLOCKING: '0',
     });
     expect(buildClaudeEnv({ CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '0' }, '/cfg').CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC).toBe('0');
     // The agent's id tags the CLI's process tree (the process runtime kills what a dead agent left running).
@@ -387,6 +389,7 @@ describe('the CLI’s configuration', () => {
       DAN_AGENT_ID: 'backend-a1',
       CLAUDE_CONFIG_DIR: '/cfg',
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      MCP_CONNECTION_NONBLOCKING: '0',
     });
   });
 

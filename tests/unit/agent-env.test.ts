@@ -153,14 +153,16 @@ describe('plannerEnv: the environment of a planner run (issue 16, item 1)', () =
 describe('planner run specs in the runtimes', () => {
   const settings = { network: 'n', installation: 'i1', image: 'img', agentRedisUrl: 'redis://:pw@redis:6379', workspaceVolume: 'n-workspace', memoryMb: 512, cpus: 0.5, pidsLimit: 256 };
 
-  it('a planner container gets no REDIS_URL, even when its spec names one, and the workspace read-only; an agent keeps both', () => {
+  it('a planner container gets no REDIS_URL, even when its spec names one, and the workspace read-only; an agent takes its URL on stdin and writes the workspace', () => {
     const planner = agentContainerOptions(settings, { agentId: 'planner-1', role: 'planner', domain: 'planner', env: { REDIS_URL: 'redis://:pw@x:1' } }, 'n-planner-1');
     expect(planner.Env!.some((e) => e.startsWith('REDIS_URL='))).toBe(false);
     expect(planner.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'n-workspace', Target: '/workspace', ReadOnly: true }]);
     expect(planner.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ['ALL'], Privileged: false });
     expect(planner.Labels).toMatchObject({ 'dan.role': 'planner', 'dan.installation': 'i1' });
     const agent = agentContainerOptions(settings, { agentId: 'backend-1', role: 'domain', domain: 'backend', env: {} }, 'n-backend-1');
-    expect(agent.Env).toContain('REDIS_URL=redis://:pw@redis:6379');
+    // The agent's Redis URL is a secret: on its stdin (DockerRuntime.spawn), never in its Env.
+    expect(agent.Env!.some((e) => e.startsWith('REDIS_URL='))).toBe(false);
+    expect(agent.Env).toContain('DAN_SECRETS=stdin');
     expect(agent.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'n-workspace', Target: '/workspace' }]);
   });
 
