@@ -308,7 +308,9 @@ describe('orchestrator on the docker runtime', { timeout: 180_000 }, () => {
       await eventually(async () => (await docker.listContainers({ all: true, filters: plannerFilter })).length > 0, { what: 'a planner container', timeoutMs: 60_000, intervalMs: 100 });
       const [listed] = await docker.listContainers({ all: true, filters: plannerFilter });
       const info = await docker.getContainer(listed!.Id).inspect();
-      expect(info.Config.User).toBe('1000:1000');
+      // Root with SETUID, SETGID and KILL only: the image's entrypoint drops to uid 1000 at once, as for an agent.
+      expect(info.Config.User).toBe('0:0');
+      expect(info.HostConfig.CapAdd?.sort()).toEqual(['KILL', 'SETGID', 'SETUID']);
       expect(info.Config.Labels).toMatchObject({ [LABELS.role]: 'planner', [LABELS.domain]: 'planner' });
       expect(info.Config.Labels[LABELS.installation]).toBe(await installationId(bus.redis, bus.keys));
       expect(info.Config.Env.some((e) => e.startsWith('REDIS_URL='))).toBe(false);
