@@ -261,10 +261,13 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
     // The agent is a container on the compose network: non-root, no Docker socket, the workspace bind-mounted.
     const [id] = await containers(`dan.agent-id=${record.agent}`);
     expect(id, `no container labelled dan.agent-id=${record.agent}`).toBeDefined();
-    const [info] = json<Array<{ Config: { User: string; Labels: Record<string, string> }; Mounts: Array<{ Source: string; Destination: string; RW: boolean }>; NetworkSettings: { Networks: Record<string, unknown> } }>>(
+    const [info] = json<Array<{ Config: { User: string; Env: string[]; Labels: Record<string, string> }; HostConfig: { CapAdd?: string[] }; Mounts: Array<{ Source: string; Destination: string; RW: boolean }>; NetworkSettings: { Networks: Record<string, unknown> } }>>(
       await docker(['inspect', id!]),
     );
-    expect(info!.Config.User).toBe('1000:1000');
+    // Root with SETUID, SETGID and KILL only: the image's entrypoint drops to uid 1000 at once, and the CLI runs as 1001.
+    expect(info!.Config.User).toBe('0:0');
+    expect(info!.HostConfig.CapAdd?.sort()).toEqual(['KILL', 'SETGID', 'SETUID']);
+    expect(info!.Config.Env.some((e) => e.startsWith('REDIS_URL=') || e.startsWith('ANTHROPIC_API_KEY='))).toBe(false);
     expect(info!.Config.Labels['dan.network']).toBe(network);
     expect(Object.keys(info!.NetworkSettings.Networks)).toEqual([network]);
     // The workspace writable, the templates (./agents, so a new domain needs no rebuild) read-only, nothing else.
