@@ -238,7 +238,10 @@ describe('domain agent with the real claude CLI', () => {
     const done = await w.waitForEnd(task.id, 40_000);
     expect(done.status).toBe('timed_out');
     expect(done.error).toMatch(/timed out after 10000 ms/);
-    expect(await processesIn(w.workspace)).toEqual([]);
+    // The CLI's whole tree is killed (its MCP server too); a SIGKILLed process can still be in /proc a moment.
+    await eventually(async () => (await processesIn(w.workspace)).length === 0, { what: 'no process left in the workspace', timeoutMs: 15_000 }).catch(async (error: Error) => {
+      throw new Error(`${error.message}: ${(await processesIn(w.workspace)).join(', ')}`);
+    });
     expect(statusTrail(await w.entries(task.id))).toEqual(['queued', 'active', 'timed_out']);
   });
 
