@@ -48,9 +48,20 @@ export async function takeSpare(git: Git, root: string, dir: string): Promise<bo
       continue; // another agent took it first
     }
     await git.run(root, ['worktree', 'repair', dir]);
-    return true;
+    // Parked clean; should anything have changed it since, the forced checkout would lose that: moved aside
+    // (never deleted) instead, and the next spare tried.
+    if (await isClean(git, dir)) return true;
+    const aside = path.join(root, DAN_DIR, 'orphans', `spare-${randomUUID()}`);
+    await mkdir(path.dirname(aside), { recursive: true });
+    await rename(dir, aside);
+    await git.run(root, ['worktree', 'repair', aside]);
   }
   return false;
+}
+
+/** Nothing uncommitted in the worktree (ignored files aside: dan never commits them). */
+async function isClean(git: Git, dir: string): Promise<boolean> {
+  return (await git.run(dir, ['status', '--porcelain', '-z', '--untracked-files=all'])).stdout.length === 0;
 }
 
 /**
@@ -60,8 +71,7 @@ export async function takeSpare(git: Git, root: string, dir: string): Promise<bo
  */
 export async function parkWorktree(git: Git, root: string, dir: string): Promise<boolean> {
   if ((await listSpares(root)).length >= MAX_SPARES) return false;
-  const status = await git.run(dir, ['status', '--porcelain', '-z', '--untracked-files=all']);
-  if (status.stdout.length > 0) return false;
+  if (!(await isClean(git, dir))) return false;
   await git.run(dir, ['checkout', '-q', '--detach']);
   const spare = path.join(spareRoot(root), randomUUID());
   await mkdir(spareRoot(root), { recursive: true });

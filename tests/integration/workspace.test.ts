@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -135,6 +135,18 @@ describe('a task attempt', () => {
     const retry = await ws.prepare('T7', 2, who);
     expect(retry.kept).toBe('dan/T7-attempt-1');
     expect(git(retry.path, 'branch', '--show-current')).toBe('dan/T7');
+  });
+
+  it('never resets a parked worktree that was changed after it was parked: it is moved aside with the change', async () => {
+    const done = await ws.prepare('T8', 1, who);
+    await ws.remove(done);
+    const [spare] = git(root, 'worktree', 'list', '--porcelain').split('\n').filter((l) => l.startsWith(`worktree ${root}/.dan/spare/`));
+    await writeFile(path.join(spare!.slice('worktree '.length), 'late.txt'), 'written after parking\n');
+    const next = await ws.prepare('T9', 1, who);
+    expect(existsSync(path.join(next.path, 'late.txt'))).toBe(false);
+    const orphans = await readdir(path.join(root, '.dan', 'orphans'));
+    expect(orphans).toHaveLength(1);
+    expect(await readFile(path.join(root, '.dan', 'orphans', orphans[0]!, 'late.txt'), 'utf8')).toBe('written after parking\n');
   });
 
   it('with nothing changed has no commit', async () => {
