@@ -91,7 +91,7 @@ export class BenchNetwork {
 
   /** The variables a `dan` child needs to join this network. */
   env(extra: Record<string, string> = {}): Record<string, string> {
-    return { REDIS_URL: this.config.redisUrl, DAN_NETWORK: this.config.network, DAN_LOG_LEVEL: 'warn', ...extra };
+    return { REDIS_URL: this.config.redisUrl, DAN_NETWORK: this.config.network, DAN_LOG_LEVEL: 'warn', ...(process.env.DAN_GIT_BIN ? { DAN_GIT_BIN: process.env.DAN_GIT_BIN } : {}), ...extra };
   }
 
   async close(): Promise<void> {

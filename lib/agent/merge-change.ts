@@ -1,8 +1,10 @@
 import type { MergeLock } from '../messaging/index.js';
-import { pendingMergeSchema, type MergeResult, type PendingMergeStore } from '../workspace/index.js';
+import { ulid } from 'ulid';
+import { z } from 'zod';
+import { mergeResultSchema, pendingMergeSchema, type MergeResult, type PendingMergeStore } from '../workspace/index.js';
 import { retryOnLock } from './prepare-worktree.js';
 import { runCli } from './run-cli.js';
-import { abortReason, holdsTask, loseTask, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
+import { abortReason, loseTask, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
 
 /**
  * Stage: merges a completed task's branch into the integration branch, one merge at a time across the network
@@ -82,22 +84,110 @@ async function mergeTaskBranch(ctx: AgentContext, run: TaskRun): Promise<StageOu
   }
 }
 
+/** A merge request on the train (DESIGN.md, Workspaces): what the lock holder needs to merge it for its agent. */
+const mergeRequestSchema = z.object({
+  id: z.string().min(1),
+  taskId: z.string().min(1),
+  agent: z.string().min(1),
+  attempt: z.number().int().positive(),
+  branch: z.string().min(1),
+  message: z.string(),
+  identity: z.object({ name: z.string(), email: z.string() }),
+});
+type MergeRequest = z.infer<typeof mergeRequestSchema>;
+
+const mergeAnswerSchema = z.union([mergeResultSchema, z.object({ state: z.literal('lost') })]);
+type MergeAnswer = z.infer<typeof mergeAnswerSchema>;
+
+/** At most this many branches merged in one hold of the lock. */
+const TRAIN_LENGTH = 16;
+
 /**
- * One merge attempt under the network's merge lock, after repairing what a dead merge step left. `lost` when
- * the attempt no longer holds its task once it has the lock (its lease lapsed while it waited): the branch
- * `dan/<id>` is the next attempt's by then.
+ * One merge attempt, on the merge train: the request goes on the train, and whichever agent holds the merge
+ * lock next merges every request waiting (this one among them) in one hold, then answers each. This agent
+ * takes the lock itself whenever it is free. `lost` when the attempt no longer held its task when the holder
+ * came to it (its lease lapsed while it waited): the branch `dan/<id>` is the next attempt's by then.
  */
 async function mergeOnce(ctx: AgentContext, run: TaskRun): Promise<MergeResult | { state: 'lost' }> {
-  const lease = await ctx.mergeLock.acquire(ctx.agentId, run.controller.signal);
+  const line = (run.record?.description ?? '').trim().split('\n')[0]!.slice(0, 100);
+  const request: MergeRequest = {
+    id: ulid(),
+    taskId: run.taskId,
+    agent: ctx.agentId,
+    attempt: run.attempt,
+    branch: run.git!.branch,
+    message: `Merge ${run.git!.branch}: ${line}\n\ndan task ${run.taskId} (${ctx.domain}), merged by ${ctx.agentId}\n`,
+    identity: ctx.identity,
+  };
+  const entry = JSON.stringify(request);
+  await ctx.mergeLock.request(entry);
+  for (;;) {
+    const answer = await takeAnswer(ctx, request.id);
+    if (answer) return answer;
+    // Cancelled while waiting: off the train, unless a holder has it already (then its answer is the truth).
+    if (run.controller.signal.aborted && (await ctx.mergeLock.withdraw(entry))) run.controller.signal.throwIfAborted();
+    const lease = await ctx.mergeLock.tryAcquire(ctx.agentId);
+    if (!lease) {
+      await ctx.mergeLock.pause();
+      continue;
+    }
+    try {
+      await driveTrain(ctx, run);
+    } finally {
+      await lease.release();
+    }
+  }
+}
+
+async function takeAnswer(ctx: AgentContext, id: string): Promise<MergeAnswer | undefined> {
+  const json = await ctx.mergeLock.takeAnswer(id);
+  if (json === null) return undefined;
+  return mergeAnswerSchema.parse(JSON.parse(json));
+}
+
+/**
+ * Holding the merge lock: repairs what a dead merge step left, then merges the requests waiting on the train
+ * (each only while its agent still holds its task's attempt) and answers every one.
+ */
+async function driveTrain(ctx: AgentContext, run: TaskRun): Promise<void> {
+  const pending = pendingStore(ctx.mergeLock);
+  for (const note of await ctx.workspace!.recover(pending, ctx.config.heartbeatTtlMs)) run.writer.push({ type: 'info', text: note });
+  const entries = await ctx.mergeLock.waiting(TRAIN_LENGTH);
+  const answers: Array<{ entry: string; id: string; answer: string }> = [];
+  const cars: Array<{ entry: string; request: MergeRequest }> = [];
+  for (const entry of entries) {
+    const request = parseRequest(entry);
+    if (!request) {
+      run.log.warn({ entry: entry.slice(0, 200) }, 'dropped an unreadable merge request from the train');
+      await ctx.mergeLock.withdraw(entry);
+      continue;
+    }
+    const record = await ctx.bus.tasks.find(request.taskId);
+    const held = record?.status === 'active' && record.agent === request.agent && record.attempts === request.attempt;
+    if (held) cars.push({ entry, request });
+    else answers.push({ entry, id: request.id, answer: JSON.stringify({ state: 'lost' }) });
+  }
+  if (cars.length > 0) {
+    let results: MergeResult[];
+    try {
+      results = await retryOnLock(() => ctx.workspace!.mergeTrain(cars.map((c) => c.request), pending));
+    } catch (error) {
+      // Answered all the same, or every agent on the train would wait for ever and the next holder fail alike.
+      run.log.error({ err: error }, 'merging the train failed');
+      results = cars.map(({ request }) => ({ state: 'blocked', files: [], reason: `the merge failed: ${(error as Error).message}; ${request.branch} is kept (dan merge ${request.taskId} tries again)` }));
+    }
+    cars.forEach((car, i) => answers.push({ entry: car.entry, id: car.request.id, answer: JSON.stringify(results[i]) }));
+    if (cars.length > 1) run.writer.push({ type: 'info', text: `merged a train of ${cars.length} branches in one hold of the merge lock` });
+  }
+  await ctx.mergeLock.answer(answers);
+}
+
+function parseRequest(entry: string): MergeRequest | undefined {
   try {
-    if (!(await holdsTask(ctx, run))) return { state: 'lost' };
-    const pending = pendingStore(ctx.mergeLock);
-    for (const note of await ctx.workspace!.recover(pending, ctx.config.heartbeatTtlMs)) run.writer.push({ type: 'info', text: note });
-    const line = (run.record?.description ?? '').trim().split('\n')[0]!.slice(0, 100);
-    const message = `Merge ${run.git!.branch}: ${line}\n\ndan task ${run.taskId} (${ctx.domain}), merged by ${ctx.agentId}\n`;
-    return await retryOnLock(() => ctx.workspace!.merge(run.git!.branch, message, ctx.identity, pending));
-  } finally {
-    await lease.release();
+    const parsed = mergeRequestSchema.safeParse(JSON.parse(entry));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
   }
 }
 

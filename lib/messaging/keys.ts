@@ -82,4 +82,12 @@ export class Keys {
   get mergePending(): string {
     return `${this.prefix}merge:pending`;
   }
+  /** The merge train: merge requests (JSON) waiting for whoever holds the merge lock next. */
+  get mergeQueue(): string {
+    return `${this.prefix}merge:queue`;
+  }
+  /** The answer to merge request `id` (JSON), written by the lock holder that merged it. */
+  mergeAnswer(id: string): string {
+    return `${this.prefix}merge:answer:${id}`;
+  }
 }

@@ -38,13 +38,18 @@ export class MergeLock {
 
   /** Waits for the lock (renewed every third of its TTL while held) until it is ours or `signal` aborts. */
   async acquire(holder: string, signal?: AbortSignal): Promise<MergeLease> {
-    const token = `${holder} ${ulid()}`;
-    const pollMs = this.options.pollMs ?? 50;
     for (;;) {
       signal?.throwIfAborted();
-      if ((await this.scripts.acquireLease(this.keys.merge, token, this.options.ttlMs)) === 1) break;
-      await new Promise((resolve) => setTimeout(resolve, pollMs + Math.random() * pollMs));
+      const lease = await this.tryAcquire(holder);
+      if (lease) return lease;
+      await this.pause();
     }
+  }
+
+  /** The lock if it is free now (renewed every third of its TTL while held), else undefined. */
+  async tryAcquire(holder: string): Promise<MergeLease | undefined> {
+    const token = `${holder} ${ulid()}`;
+    if ((await this.scripts.acquireLease(this.keys.merge, token, this.options.ttlMs)) !== 1) return undefined;
     const renewal = setInterval(() => {
       // A failed renewal is seen by held() before the step that needs the lock.
       this.scripts.acquireLease(this.keys.merge, token, this.options.ttlMs).catch(() => undefined);
@@ -61,6 +66,45 @@ export class MergeLock {
         await this.scripts.releaseLease(this.keys.merge, token);
       },
     };
+  }
+
+  /** A waiter's pause between two tries: the poll interval, jittered so waiters do not try in step. */
+  pause(): Promise<void> {
+    const pollMs = this.options.pollMs ?? 50;
+    return new Promise((resolve) => setTimeout(resolve, pollMs / 2 + Math.random() * pollMs));
+  }
+
+  /** Puts a merge request (JSON) on the train, for whoever holds the lock next. */
+  async request(entry: string): Promise<void> {
+    await this.redis.rpush(this.keys.mergeQueue, entry);
+  }
+
+  /** The first `limit` merge requests waiting, oldest first (left on the train until answered). */
+  waiting(limit: number): Promise<string[]> {
+    return this.redis.lrange(this.keys.mergeQueue, 0, limit - 1);
+  }
+
+  /**
+   * Answers merge requests, each in one transaction with its removal from the train, so that a holder that
+   * dies midway leaves every unanswered request for the next one. Answers outlive a requester that died by
+   * an hour at most.
+   */
+  async answer(answers: ReadonlyArray<{ entry: string; id: string; answer: string }>): Promise<void> {
+    if (answers.length === 0) return;
+    const tx = this.redis.multi();
+    for (const a of answers) tx.set(this.keys.mergeAnswer(a.id), a.answer, 'EX', 3600).lrem(this.keys.mergeQueue, 1, a.entry);
+    await tx.exec();
+  }
+
+  /** The answer to request `id`, taken (deleted) when there is one. */
+  async takeAnswer(id: string): Promise<string | null> {
+    const [[, answer]] = (await this.redis.multi().get(this.keys.mergeAnswer(id)).del(this.keys.mergeAnswer(id)).exec()) as [[Error | null, string | null], unknown];
+    return answer;
+  }
+
+  /** Takes a request off the train: false when it is no longer there (a holder answered it or is merging it). */
+  async withdraw(entry: string): Promise<boolean> {
+    return (await this.redis.lrem(this.keys.mergeQueue, 1, entry)) > 0;
   }
 
   /** Who holds the lock now, if anyone. */

@@ -1,4 +1,4 @@
-import type { MergeResult, PendingMergeStore } from './merge.js';
+import type { MergeResult, PendingMergeStore, TrainCar } from './merge.js';
 import type { RepositoryState } from './repository.js';
 import type { ResolutionStart } from './resolve.js';
 import type { FileStat } from './task-git.js';
@@ -36,6 +36,8 @@ export interface GitWorkspace {
   recover(pending: PendingMergeStore, staleAfterMs?: number): Promise<string[]>;
   /** Merges the task's branch into the integration branch (hold the merge lock). */
   merge(branch: string, message: string, identity: Identity, pending: PendingMergeStore): Promise<MergeResult>;
+  /** Merges several branches in order, one merge commit each, moving the workspace once (hold the merge lock). */
+  mergeTrain(cars: readonly TrainCar[], pending: PendingMergeStore): Promise<MergeResult[]>;
   /** Merges the integration branch into the worktree's branch, for its agent to resolve a conflict. */
   startResolution(worktree: Worktree, identity: Identity): Promise<ResolutionStart>;
   /** Commits a resolved merge in the worktree, or aborts it; the files still unresolved. */

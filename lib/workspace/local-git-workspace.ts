@@ -2,8 +2,8 @@ import path from 'node:path';
 import { Git, type GitOptions } from './git.js';
 import type { CommittedChange, GitWorkspace } from './git-workspace.js';
 import type { FileStat } from './task-git.js';
-import { mergeIntoIntegration, recoverWorkspace, type MergeResult, type PendingMergeStore } from './merge.js';
-import { ensureRepository, resolveCommit, type RepositoryState } from './repository.js';
+import { mergeIntoIntegration, mergeTrain, recoverWorkspace, type MergeResult, type PendingMergeStore, type TrainCar } from './merge.js';
+import { ensureRepository, headCommit, resolveCommit, type RepositoryState } from './repository.js';
 import { listSpares } from './spare-worktrees.js';
 import { finishResolution, startResolution, type ResolutionStart } from './resolve.js';
 import { attachWorktree, diffStat, prepareWorktree, removeWorktree, retireWorktree, saveWork, worktreePath, type Identity, type PreparedWorktree, type Worktree } from './worktrees.js';
@@ -35,7 +35,7 @@ export class LocalGitWorkspace implements GitWorkspace {
 
   async commit(worktree: Worktree, message: string, identity: Identity): Promise<CommittedChange> {
     // The new head; when nothing was staged, the branch's own head (the model may have committed itself).
-    const head = (await saveWork(this.git, worktree.path, message, identity)) ?? (await resolveCommit(this.git, worktree.path, 'HEAD'));
+    const head = (await saveWork(this.git, worktree.path, message, identity)) ?? (await headCommit(this.git, worktree.path));
     if (head === worktree.base) return { commit: undefined, files: [] };
     return { commit: head, files: await diffStat(this.git, worktree.path, worktree.base, head) };
   }
@@ -46,6 +46,10 @@ export class LocalGitWorkspace implements GitWorkspace {
 
   merge(branch: string, message: string, identity: Identity, pending: PendingMergeStore): Promise<MergeResult> {
     return mergeIntoIntegration(this.git, this.root, branch, message, identity, pending);
+  }
+
+  mergeTrain(cars: readonly TrainCar[], pending: PendingMergeStore): Promise<MergeResult[]> {
+    return mergeTrain(this.git, this.root, cars, pending);
   }
 
   startResolution(worktree: Worktree, identity: Identity): Promise<ResolutionStart> {

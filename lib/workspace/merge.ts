@@ -18,10 +18,12 @@ export interface PendingMergeStore {
   clear(): Promise<void>;
 }
 
-export type MergeResult =
-  | { state: 'merged'; mergeCommit: string; already: boolean }
-  | { state: 'conflict'; files: string[] }
-  | { state: 'blocked'; files: string[]; reason: string };
+export const mergeResultSchema = z.discriminatedUnion('state', [
+  z.object({ state: z.literal('merged'), mergeCommit: z.string().regex(/^[0-9a-f]{40,64}$/), already: z.boolean() }),
+  z.object({ state: z.literal('conflict'), files: z.array(z.string()) }),
+  z.object({ state: z.literal('blocked'), files: z.array(z.string()), reason: z.string() }),
+]);
+export type MergeResult = z.infer<typeof mergeResultSchema>;
 
 /**
  * Merges `branch` into the integration branch checked out at `root`, never leaving the workspace half-merged:
@@ -64,6 +66,77 @@ export async function mergeIntoIntegration(
   await git.run(root, ['update-ref', '-m', `dan: merge ${branch}`, `refs/heads/${integration}`, merge, head]);
   await pending.clear();
   return { state: 'merged', mergeCommit: merge, already: false };
+}
+
+/** One branch of a merge train: what {@link mergeIntoIntegration} takes for one merge. */
+export interface TrainCar {
+  branch: string;
+  message: string;
+  identity: Identity;
+}
+
+/**
+ * Merges several branches into the integration branch in one hold of the merge lock (a merge train), each as
+ * its own merge commit on top of the one before, in order. The merges are computed without touching the
+ * workspace (`merge-tree`, `commit-tree`: objects only), then the workspace is moved once from the old head to
+ * the last merge and the branch compare-and-set once, so a train of n costs one checkout, not n, and a merge
+ * of one costs five git commands. A branch that conflicts is left out (its own result says so) and the train
+ * goes on without it. When the checkout refuses (the user's uncommitted changes touch a file the train brings),
+ * each branch is merged on its own instead ({@link mergeIntoIntegration}), so only the branches that touch
+ * those files are blocked, and the result says which files. Hold the merge lock, after {@link recoverWorkspace}.
+ */
+export async function mergeTrain(git: Git, root: string, cars: readonly TrainCar[], pending: PendingMergeStore): Promise<MergeResult[]> {
+  const integration = await checkedOutBranch(git, root);
+  const [start, startTree] = (await git.text(root, ['rev-parse', 'HEAD', 'HEAD^{tree}'])).split('\n') as [string, string];
+  let head = start;
+  let headTree = startTree;
+  const results: MergeResult[] = [];
+  for (const car of cars) {
+    const tip = `refs/heads/${car.branch}`;
+    const computed = await git.run(root, ['merge-tree', '--write-tree', '--name-only', '--no-messages', head, tip], { ok: [0, 1, 128] });
+    const [tree, ...conflicted] = computed.stdout.split('\n').filter((line) => line.length > 0);
+    // No tree written: the branch is not there (merge-tree says 1 for that too, with nothing on stdout).
+    if (computed.exitCode !== 0 && tree === undefined) {
+      results.push({ state: 'blocked', files: [], reason: `the branch ${car.branch} cannot be merged: ${computed.stderr.trim().split('\n')[0]}` });
+      continue;
+    }
+    if (computed.exitCode === 1) {
+      results.push({ state: 'conflict', files: [...new Set(conflicted)] });
+      continue;
+    }
+    if (tree === headTree) {
+      results.push({ state: 'merged', mergeCommit: head, already: true });
+      continue;
+    }
+    head = await git.text(root, ['commit-tree', tree!, '-p', head, '-p', tip, '-m', car.message], { identity: car.identity });
+    headTree = tree!;
+    results.push({ state: 'merged', mergeCommit: head, already: false });
+  }
+  if (head === start) return results;
+
+  // The two-tree checkout refuses, changing nothing, when a file it would update has uncommitted changes or
+  // an untracked file is in the way: then (rarely) the careful path, one merge at a time, says which.
+  await pending.set({ integration, base: start, merge: head });
+  const checkout = await git.run(root, ['read-tree', '-m', '-u', start, head], { ok: [0, 128] });
+  if (checkout.exitCode !== 0) {
+    await pending.clear();
+    return mergeOneByOne(git, root, cars, results, pending);
+  }
+  await git.run(root, ['update-ref', '-m', `dan: merge train of ${cars.length} branches`, `refs/heads/${integration}`, head, start]);
+  await pending.clear();
+  return results;
+}
+
+/** The train could not move the workspace in one step: the branches it would have merged, merged one at a time. */
+async function mergeOneByOne(git: Git, root: string, cars: readonly TrainCar[], planned: MergeResult[], pending: PendingMergeStore): Promise<MergeResult[]> {
+  const results: MergeResult[] = [];
+  for (const [i, car] of cars.entries()) {
+    const plan = planned[i]!;
+    // Each is tried again on its own (what it conflicts with, or already has, depended on the train before it),
+    // but for a branch that does not exist.
+    results.push(plan.state === 'blocked' ? plan : await mergeIntoIntegration(git, root, car.branch, car.message, car.identity, pending));
+  }
+  return results;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, appendFile, mkdir, readFile, realpath } from 'node:fs/promises';
+import { access, appendFile, mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { GitError, WorkspaceError } from '../errors.js';
 import type { Git } from './git.js';
@@ -74,4 +74,34 @@ export async function resolveCommit(git: Git, cwd: string, ref: string): Promise
     if (error instanceof GitError) throw new GitError(error.args, error.exitCode, `no commit ${ref}`, { cause: error });
     throw error;
   }
+}
+
+const OBJECT_ID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+/**
+ * The commit checked out in a repository or worktree at `dir`. Read from git's own files when they are plain
+ * (HEAD a commit, or a branch whose ref is a loose file: how git writes a branch it just moved), with no git
+ * process: the agent's hot path asks this several times per task. Anything else (packed refs, an odd HEAD)
+ * is asked of git. What a file holds is used only when it is an object id.
+ */
+export async function headCommit(git: Git, dir: string): Promise<string> {
+  return (await readHead(dir).catch(() => undefined)) ?? resolveCommit(git, dir, 'HEAD');
+}
+
+async function readHead(dir: string): Promise<string | undefined> {
+  let gitDir = path.join(dir, '.git');
+  let common = gitDir;
+  if ((await stat(gitDir)).isFile()) {
+    // A worktree: `.git` names its admin folder, whose `commondir` names the repository's.
+    const pointer = /^gitdir: (.+)$/m.exec(await readFile(gitDir, 'utf8'))?.[1];
+    if (!pointer) return undefined;
+    gitDir = path.resolve(dir, pointer.trim());
+    common = path.resolve(gitDir, (await readFile(path.join(gitDir, 'commondir'), 'utf8')).trim());
+  }
+  const head = (await readFile(path.join(gitDir, 'HEAD'), 'utf8')).trim();
+  if (OBJECT_ID.test(head)) return head;
+  const ref = /^ref: (refs\/heads\/[^\s]+)$/.exec(head)?.[1];
+  if (!ref || ref.split('/').includes('..')) return undefined;
+  const value = (await readFile(path.join(common, ref), 'utf8')).trim();
+  return OBJECT_ID.test(value) ? value : undefined;
 }

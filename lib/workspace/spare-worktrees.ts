@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Git } from './git.js';
-import { DAN_DIR } from './repository.js';
+import { DAN_DIR, headCommit } from './repository.js';
 
 /**
  * Spare worktrees: a worktree whose task ended is parked (HEAD detached, clean) under `.dan/spare/` instead of
@@ -13,7 +13,8 @@ import { DAN_DIR } from './repository.js';
  *
  * Never recycled under a live session: only a worktree whose task's change is committed and whose CLI has exited
  * is parked, by the agent whose task it was. Taking one is a rename(2) of its folder, which exactly one agent wins
- * (spares are shared by every agent on the workspace); `git worktree repair` then points git at the new place.
+ * (spares are shared by every agent on the workspace); git is then pointed at the new place as `git worktree
+ * repair` does it (one file rewritten), without a git process: parking and taking are on every task's path.
  */
 export const SPARE_DIR = 'spare';
 
@@ -36,10 +37,10 @@ export async function listSpares(root: string): Promise<Array<{ dir: string; par
 }
 
 /**
- * Moves a parked worktree to `dir` (which must not exist) and returns true, or false when there is none to take
- * (or every one was taken by another agent first).
+ * Moves a parked worktree to `dir` (which must not exist): `taken` false when there is none to take (or every one
+ * was taken by another agent first); `ignored` when it holds ignored files, which {@link resetSpare} removes.
  */
-export async function takeSpare(git: Git, root: string, dir: string): Promise<boolean> {
+export async function takeSpare(git: Git, root: string, dir: string): Promise<{ taken: boolean; ignored: boolean }> {
   for (const spare of (await listSpares(root)).reverse()) {
     try {
       await mkdir(path.dirname(dir), { recursive: true });
@@ -47,43 +48,71 @@ export async function takeSpare(git: Git, root: string, dir: string): Promise<bo
     } catch {
       continue; // another agent took it first
     }
-    await git.run(root, ['worktree', 'repair', dir]);
-    // Parked clean; should anything have changed it since, the forced checkout would lose that: moved aside
-    // (never deleted) instead, and the next spare tried.
-    if (await isClean(git, dir)) return true;
+    await pointGitAt(dir);
+    // A spare is taken only when nothing is uncommitted in it (it may hold a task's change that was not, or
+    // have changed since it was parked): the forced checkout would lose that. Moved aside (never deleted)
+    // instead, and the next spare tried.
+    const state = await spareState(git, dir);
+    if (state !== 'dirty') return { taken: true, ignored: state === 'ignored' };
     const aside = path.join(root, DAN_DIR, 'orphans', `spare-${randomUUID()}`);
     await mkdir(path.dirname(aside), { recursive: true });
     await rename(dir, aside);
-    await git.run(root, ['worktree', 'repair', aside]);
+    await pointGitAt(aside);
   }
-  return false;
+  return { taken: false, ignored: false };
 }
 
-/** Nothing uncommitted in the worktree (ignored files aside: dan never commits them). */
-async function isClean(git: Git, dir: string): Promise<boolean> {
-  return (await git.run(dir, ['status', '--porcelain', '-z', '--untracked-files=all'])).stdout.length === 0;
+/** `clean`: nothing but committed files; `ignored`: ignored files too (dan never commits them); `dirty`: uncommitted changes. */
+async function spareState(git: Git, dir: string): Promise<'clean' | 'ignored' | 'dirty'> {
+  const entries = (await git.run(dir, ['status', '--porcelain', '-z', '--untracked-files=all', '--ignored'])).stdout.split('\0').filter((e) => e.length > 0);
+  if (entries.some((e) => !e.startsWith('!! '))) return 'dirty';
+  return entries.length > 0 ? 'ignored' : 'clean';
+}
+
+/** A worktree's folder was moved to `dir`: its admin folder in the repository is told where (what `git worktree repair` writes). */
+async function pointGitAt(dir: string): Promise<void> {
+  const admin = await adminDir(dir);
+  await replaceFile(path.join(admin, 'gitdir'), `${path.join(dir, '.git')}\n`);
+}
+
+/** The worktree's admin folder (`.git/worktrees/<name>`), as its `.git` file names it. */
+async function adminDir(dir: string): Promise<string> {
+  const pointer = /^gitdir: (.+)$/m.exec(await readFile(path.join(dir, '.git'), 'utf8'))?.[1];
+  if (!pointer) throw new Error(`${dir} is not a git worktree (its .git names no admin folder)`);
+  return path.resolve(dir, pointer.trim());
+}
+
+/** Writes a file whole or not at all (a reader sees the old content or the new), as git writes its own. */
+async function replaceFile(file: string, content: string): Promise<void> {
+  const temporary = `${file}.dan-${randomUUID()}`;
+  await writeFile(temporary, content);
+  await rename(temporary, file);
 }
 
 /**
- * Parks the worktree at `dir` (its task ended, its change committed): HEAD detached so that its branch is free,
- * then moved under `.dan/spare/`. Returns false, and leaves the worktree where it is, when it is not clean
- * (something uncommitted) or the pool is full: the caller removes it then.
+ * Parks the worktree at `dir` (its task ended, its change committed): HEAD detached so that its branch is free
+ * (what `git checkout --detach` writes: the commit in the worktree's HEAD file; files and index stay as they
+ * are), then moved under `.dan/spare/`. Returns false, and leaves the worktree where it is, when the pool is
+ * full: the caller removes it then. Whether it is clean is checked when it is taken (then, not now, is when a
+ * change in it would be lost).
  */
 export async function parkWorktree(git: Git, root: string, dir: string): Promise<boolean> {
   if ((await listSpares(root)).length >= MAX_SPARES) return false;
-  if (!(await isClean(git, dir))) return false;
-  await git.run(dir, ['checkout', '-q', '--detach']);
+  await replaceFile(path.join(await adminDir(dir), 'HEAD'), `${await headCommit(git, dir)}\n`);
   const spare = path.join(spareRoot(root), randomUUID());
   await mkdir(spareRoot(root), { recursive: true });
   await rename(dir, spare);
-  await git.run(root, ['worktree', 'repair', spare]);
+  await pointGitAt(spare);
   return true;
 }
 
-/** A taken spare made the task's fresh worktree: on a new branch from `base`, nothing else left in it. */
-export async function resetSpare(git: Git, dir: string, branch: string, base: string): Promise<{ exitCode: number; stderr: string }> {
+/**
+ * A taken spare made the task's fresh worktree: on a new branch from `base`, nothing else left in it (ignored
+ * files removed when {@link takeSpare} found some).
+ */
+export async function resetSpare(git: Git, dir: string, branch: string, base: string, ignored: boolean): Promise<{ exitCode: number; stderr: string }> {
   const made = await git.run(dir, ['checkout', '-q', '-f', '--no-recurse-submodules', '-b', branch, base], { ok: [0, 128, 255] });
   if (made.exitCode !== 0) return made;
-  await git.run(dir, ['clean', '-ffdxq']);
+  if (ignored) await git.run(dir, ['clean', '-ffdxq']);
   return made;
 }

@@ -3,7 +3,7 @@ import { mkdir, readFile, rename } from 'node:fs/promises';
 import { GitError } from '../errors.js';
 import path from 'node:path';
 import type { Git } from './git.js';
-import { DAN_DIR, integrationBranch, resolveCommit } from './repository.js';
+import { DAN_DIR, headCommit, integrationBranch, resolveCommit } from './repository.js';
 import { parkWorktree, resetSpare, takeSpare } from './spare-worktrees.js';
 import { attemptBranch, taskBranch, type FileStat } from './task-git.js';
 
@@ -47,10 +47,11 @@ export async function prepareWorktree(git: Git, root: string, taskId: string, at
   // A first attempt finds no branch of its own (checked by `worktree add` below, which refuses an existing one).
   if (attempt > 1 && (await git.succeeds(root, ['rev-parse', '--verify', '-q', `refs/heads/${branch}`]))) kept = await keepBranch(git, root, taskId, attempt, notes);
   const integration = await checkedOutBranch(git, root);
-  const base = await resolveCommit(git, root, from ?? 'HEAD');
+  const base = from ? await resolveCommit(git, root, from) : await headCommit(git, root);
   await mkdir(path.dirname(dir), { recursive: true });
-  const recycled = await takeSpare(git, root, dir);
-  const make = () => (recycled ? resetSpare(git, dir, branch, base) : git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base], { ok: [0, 128, 255] }));
+  const spare = await takeSpare(git, root, dir);
+  const recycled = spare.taken;
+  const make = () => (recycled ? resetSpare(git, dir, branch, base, spare.ignored) : git.run(root, ['worktree', 'add', '-q', '-b', branch, dir, base], { ok: [0, 128, 255] }));
   const made = await make();
   if (made.exitCode !== 0) {
     if (!/already exists/.test(made.stderr) || kept) throw new GitError([recycled ? 'checkout' : 'worktree add', '-b', branch], made.exitCode, made.stderr);
@@ -121,7 +122,7 @@ export async function saveWork(git: Git, dir: string, message: string, identity:
     if (/nothing (added )?to commit|no changes added/.test(committed.stdout + committed.stderr)) return undefined;
     throw new GitError(['commit'], 1, committed.stderr || committed.stdout);
   }
-  return resolveCommit(git, dir, 'HEAD');
+  return headCommit(git, dir);
 }
 
 /** Files changed between two commits with lines added and removed. */

@@ -205,6 +205,53 @@ describe('a task attempt', () => {
   });
 });
 
+describe('a merge train', () => {
+  beforeEach(async () => {
+    await ws.ensure();
+  });
+
+  it('merges several branches in one go, each its own merge commit in order, leaving out the one that conflicts', async () => {
+    for (const [id, files] of [['P', { 'p.txt': 'from P\n' }], ['Q', { 'same.txt': 'from Q\n' }], ['R', { 'same.txt': 'from R\n' }], ['S', { 's.txt': 'from S\n' }]] as const) await taskChange(id, files);
+    const start = git(root, 'rev-parse', 'HEAD');
+    const pending = new MemoryPending();
+    const car = (id: string) => ({ branch: `dan/${id}`, message: `Merge ${id}`, identity: who });
+    const results = await ws.mergeTrain([car('P'), car('Q'), car('R'), car('S'), car('gone')], pending);
+
+    expect(results.map((r) => r.state)).toEqual(['merged', 'merged', 'conflict', 'merged', 'blocked']);
+    expect(results[2]).toEqual({ state: 'conflict', files: ['same.txt'] });
+    expect(results[4]).toMatchObject({ state: 'blocked', reason: expect.stringMatching(/dan\/gone cannot be merged/) });
+    const commits = results.map((r) => (r.state === 'merged' ? r.mergeCommit : ''));
+    // A chain: each merge's first parent is the one before, its second the task's branch.
+    expect(git(root, 'rev-parse', 'HEAD')).toBe(commits[3]);
+    expect(git(root, 'rev-parse', `${commits[3]}^1`)).toBe(commits[1]);
+    expect(git(root, 'rev-parse', `${commits[1]}^1`)).toBe(commits[0]);
+    expect(git(root, 'rev-parse', `${commits[0]}^1`)).toBe(start);
+    expect(git(root, 'rev-parse', `${commits[1]}^2`)).toBe(git(root, 'rev-parse', 'dan/Q'));
+    expect(git(root, 'log', '-1', '--format=%s', commits[0]!)).toBe('Merge P');
+    for (const [file, content] of [['p.txt', 'from P\n'], ['same.txt', 'from Q\n'], ['s.txt', 'from S\n']]) expect(await readFile(path.join(root, file!), 'utf8')).toBe(content);
+    expect(git(root, 'status', '--porcelain')).toBe('');
+    expect(pending.value).toBeUndefined();
+    // Merged again: nothing new, no commit.
+    expect(await ws.mergeTrain([car('P'), car('S')], pending)).toEqual([
+      { state: 'merged', mergeCommit: commits[3], already: true },
+      { state: 'merged', mergeCommit: commits[3], already: true },
+    ]);
+  });
+
+  it("blocks only the branch that touches a file the user changed, and merges the rest", async () => {
+    await taskChange('C', { 'c.txt': 'from C\n' });
+    await taskChange('D', { 'd.txt': 'from D\n' });
+    await writeFile(path.join(root, 'c.txt'), "the user's own\n");
+    const car = (id: string) => ({ branch: `dan/${id}`, message: `Merge ${id}`, identity: who });
+    const [c, d] = await ws.mergeTrain([car('C'), car('D')], new MemoryPending());
+    expect(c).toMatchObject({ state: 'blocked', files: ['c.txt'], reason: expect.stringMatching(/uncommitted changes in the workspace to c.txt/) });
+    expect(d).toMatchObject({ state: 'merged', already: false });
+    expect(await readFile(path.join(root, 'c.txt'), 'utf8')).toBe("the user's own\n");
+    expect(await readFile(path.join(root, 'd.txt'), 'utf8')).toBe('from D\n');
+    expect(git(root, 'log', '-1', '--format=%s')).toBe('Merge D');
+  });
+});
+
 describe('after a process was killed', () => {
   beforeEach(async () => {
     await ws.ensure();
