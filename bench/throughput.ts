@@ -75,6 +75,8 @@ export async function benchThroughput(
     };
     const records = await net.bus.tasks.getMany([...ids]);
     const completed = records.filter((r) => r.status === 'completed').length;
+    // A task that did not complete fails the target; why is said here, not hidden in a count.
+    for (const r of records.filter((x) => x.status !== 'completed')) console.error(`bench: throughput: task ${r.id} ended ${r.status}: ${r.error ?? 'no error recorded'}`);
     const dan = count / seconds;
 
     const bareBefore = await cpuMs(process.pid);

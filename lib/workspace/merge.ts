@@ -206,7 +206,11 @@ async function dirtyFiles(git: Git, root: string, paths: readonly string[]): Pro
   return files;
 }
 
-/** Whether `error` is git refusing because another git process holds a lock. */
+/**
+ * Whether `error` is git tripping over another git process of the moment: a lock it holds, or a worktree it is
+ * adding half-written (`worktree add` and `checkout -b` read every worktree's admin files, and one being made
+ * has no `commondir` yet). Trying again shortly succeeds.
+ */
 export function isLockError(error: unknown): boolean {
-  return error instanceof GitError && /\.lock': File exists|Unable to create .*\.lock/.test(error.message);
+  return error instanceof GitError && /\.lock': File exists|Unable to create .*\.lock|failed to read \S*worktrees\/[^/\s]+\/(commondir|gitdir|HEAD)/.test(error.message);
 }
