@@ -124,14 +124,18 @@ async function mergeOnce(ctx: AgentContext, run: TaskRun): Promise<MergeResult |
   for (;;) {
     const answer = await takeAnswer(ctx, request.id);
     if (answer) return answer;
-    // Cancelled while waiting: off the train, unless a holder has it already (then its answer is the truth).
-    if (run.controller.signal.aborted && (await ctx.mergeLock.withdraw(entry))) run.controller.signal.throwIfAborted();
     const lease = await ctx.mergeLock.tryAcquire(ctx.agentId);
     if (!lease) {
       await ctx.mergeLock.pause();
       continue;
     }
     try {
+      if (run.controller.signal.aborted) {
+        // Cancelled or stopping while it waited: taken off the train holding the lock, so that no holder is
+        // merging it at that moment. Not there any more: it was answered just before (taken above, next).
+        if (await ctx.mergeLock.withdraw(entry)) run.controller.signal.throwIfAborted();
+        continue;
+      }
       await driveTrain(ctx, run);
     } finally {
       await lease.release();

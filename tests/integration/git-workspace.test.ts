@@ -274,6 +274,34 @@ describe('git workspaces: a worktree and branch per task, merged one at a time',
     });
   });
 
+  it('a task cancelled while it waits on the merge train leaves the train unmerged, its change kept on its branch; the next task merges', { timeout: 180_000 }, async ({ w }) => {
+    w.script = writeFileScenario();
+    await w.startAgent('backend-1');
+    // Someone else holds the merge lock: the task's merge request waits on the train.
+    const lock = new MergeLock(w.bus.redis, w.bus.keys, { ttlMs: 60_000 });
+    const held = await lock.acquire('the test');
+    const task = await w.submit('Create the file waiting.txt');
+    await eventually(async () => (await w.bus.redis.llen(w.bus.keys.mergeQueue)) === 1, { what: 'the merge request on the train', timeoutMs: 90_000 });
+    expect(await w.bus.cancel(task.id, 'not wanted after all')).toMatchObject({ outcome: 'requested' });
+    // It takes its request off only holding the lock itself, never from under a holder that may be merging it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await w.bus.redis.llen(w.bus.keys.mergeQueue)).toBe(1);
+    await held.release();
+
+    const done = await w.waitForEnd(task.id);
+    expect(done).toMatchObject({ status: 'cancelled', git: { branch: `dan/${task.id}` } });
+    expect(done.git?.merge).not.toBe('merged');
+    expect(done.git?.commit).toBeDefined();
+    expect(await w.git('show', `dan/${task.id}:waiting.txt`)).toContain('Create the file waiting.txt');
+    expect(await w.gitSucceeds('merge-base', '--is-ancestor', `dan/${task.id}`, 'main')).toBe(false);
+    expect(existsSync(path.join(w.workspace, 'waiting.txt'))).toBe(false);
+    expect(await w.bus.redis.llen(w.bus.keys.mergeQueue)).toBe(0);
+
+    const next = await w.waitForEnd((await w.submit('Create the file after.txt')).id);
+    expect(next).toMatchObject({ status: 'completed', git: { merge: 'merged' } });
+    expect(await readFile(path.join(w.workspace, 'after.txt'), 'utf8')).toContain('Create the file after.txt');
+  });
+
   it("a goal's dependent subtask runs in a worktree that has its dependency's file, and both subtasks merge", { timeout: 180_000 }, async ({ w }) => {
     const plan = planScenario();
     const write = writeFileScenario();
