@@ -17,8 +17,15 @@ export const SECRETS_TIMEOUT_MS = 30_000;
 /** The line is small (a URL, a few keys): anything longer is not ours. */
 const MAX_LINE = 64 * 1024;
 
-const secretsSchema = z.record(z.string(), z.string()).refine((value) => Object.keys(value).every((name) => SECRET_ENV.includes(name)), {
-  message: `only ${SECRET_ENV.join(', ')} may be sent as secrets`,
+/**
+ * A variable that a domain's `.mcp.json` references (`${GITHUB_TOKEN}`), as the secrets line names it: under its
+ * own prefix, so that it reaches the CLI's environment only and can never stand for one of the agent's settings.
+ */
+export const mcpSecretName = (variable: string): string => `mcp:${variable}`;
+const MCP_SECRET = /^mcp:[A-Za-z_][A-Za-z0-9_]*$/;
+
+const secretsSchema = z.record(z.string(), z.string()).refine((value) => Object.keys(value).every((name) => SECRET_ENV.includes(name) || MCP_SECRET.test(name)), {
+  message: `only ${SECRET_ENV.join(', ')} and a domain's .mcp.json variables (mcp:NAME) may be sent as secrets`,
 });
 
 /** Splits an agent's environment into what may be seen (`env`) and what is sent on stdin (`secrets`). */

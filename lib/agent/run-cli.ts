@@ -3,6 +3,7 @@ import path from 'node:path';
 import { buildClaudeEnv, runClaude, type ExecutorResult } from '../executor/index.js';
 import { buildMcpConfig } from '../executor/mcp-config.js';
 import { ASK_USER_TOOL_ID } from '../mcp/dan-mcp-server.js';
+import { mcpSecretName } from '../secrets.js';
 import { questionSchema } from '../task.js';
 import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
 
@@ -58,7 +59,11 @@ export async function runCli(ctx: AgentContext, run: TaskRun, prompt: string, re
   await mkdir(path.dirname(file), { recursive: true });
   const env = buildClaudeEnv(ctx.env, ctx.configDir, ctx.agentId);
   // What the domain's .mcp.json references (`${GITHUB_TOKEN}`) reaches the CLI, which expands it.
-  for (const name of ctx.domainMcp?.variables ?? []) if (ctx.env[name] !== undefined) env[name] = ctx.env[name];
+  // An agent a runtime started got them on its stdin (lib/secrets.ts); one started by hand has them in its own.
+  for (const name of ctx.domainMcp?.variables ?? []) {
+    const value = ctx.env[mcpSecretName(name)] ?? ctx.env[name];
+    if (value !== undefined) env[name] = value;
+  }
   const result = await runClaude({
     claudeBin: ctx.config.claudeBin,
     prompt,

@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
 import { z } from 'zod';
+import { openToAgentGroup } from '../executor/index.js';
 import type { TaskRecord } from '../task.js';
 import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
 
@@ -77,13 +79,19 @@ export async function decodeSession(blob: Buffer): Promise<SavedSession | string
   return parsed.data;
 }
 
-/** Writes a saved session where `--resume` looks for it when the CLI runs in `cwd`. */
-export async function restoreSessionFiles(configDir: string, cwd: string, saved: SavedSession): Promise<void> {
+/**
+ * Writes a saved session where `--resume` looks for it when the CLI runs in `cwd`: readable and writable by the
+ * agent's group when the CLI runs under a uid of its own in that group (DAN_CLI_USER), which appends to it.
+ */
+export async function restoreSessionFiles(configDir: string, cwd: string, saved: SavedSession, forGroup = false): Promise<void> {
   const dir = path.join(configDir, 'projects', projectFolder(cwd));
+  const mode = forGroup ? 0o660 : 0o600;
   for (const [rel, data] of Object.entries(saved.files)) {
     const target = path.join(dir, rel);
     await mkdir(path.dirname(target), { recursive: true });
-    await writeFile(target, Buffer.from(data, 'base64'), { mode: 0o600 });
+    // A file left from before keeps its own mode and owner (maybe the CLI's): replaced, not rewritten.
+    await rm(target, { force: true });
+    await writeFile(target, Buffer.from(data, 'base64'), { mode });
   }
 }
 
@@ -121,7 +129,7 @@ export async function restoreSession(ctx: AgentContext, run: TaskRun): Promise<S
     if (source.own && record.answer !== undefined) run.prompt = withAnswer(record, record.answer);
     return 'next';
   }
-  await restoreSessionFiles(ctx.configDir, run.cwd ?? ctx.config.workspace, why);
+  await restoreSessionFiles(ctx.configDir, run.cwd ?? ctx.config.workspace, why, ctx.config.cliUser !== undefined);
   run.resume = why.sessionId;
   run.writer.push({ type: 'info', text: `resuming session ${why.sessionId} of task ${source.taskId}` });
   return 'next';
@@ -154,6 +162,10 @@ export async function saveSession(ctx: AgentContext, run: TaskRun): Promise<Stag
   const sessionId = run.result?.sessionId;
   if (!sessionId) return 'next';
   try {
+    // The CLI under a uid of its own (DAN_CLI_USER) writes its transcripts mode 0600: opened to the agent's group
+    // first, as that uid, or the agent could neither read nor save them.
+    const projects = path.join(ctx.configDir, 'projects');
+    if (ctx.config.cliUser && existsSync(projects)) await openToAgentGroup(projects, ctx.config.cliUser, ctx.env.PATH);
     const files = await collectSession(ctx.configDir, sessionId);
     if (files.size === 0) {
       run.writer.push({ type: 'warning', text: `the CLI left no transcript of session ${sessionId}: a follow-up cannot resume it` });

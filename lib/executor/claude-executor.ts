@@ -74,6 +74,16 @@ export function cliCommand(claudeBin: string, args: readonly string[], runAs?: {
   ];
 }
 
+/**
+ * Opens to the agent's group what the CLI, running as `runAs`, made under `dir` (its session transcripts are
+ * mode 0600 whatever the umask): a `chmod g+rwX` of every file of that uid, run as that uid, since the agent may
+ * not change another uid's files. Rejects when it cannot.
+ */
+export async function openToAgentGroup(dir: string, runAs: { uid: number; gid: number }, searchPath: string | undefined): Promise<void> {
+  const [file, args] = cliCommand('find', [dir, '-user', String(runAs.uid), '-exec', 'chmod', 'g+rwX', '{}', '+'], runAs);
+  await execa(file, args, { stdin: 'ignore', env: { PATH: searchPath ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false });
+}
+
 export type ExecutorStatus = 'completed' | 'failed' | 'timed_out' | 'cancelled';
 
 /** A tool call the CLI refused for lack of permission (it explains a run that "did nothing"). */

@@ -4,6 +4,7 @@
  */
 export {
   buildClaudeArgs,
+  openToAgentGroup,
   runClaude,
   type ExecutorResult,
   type ExecutorStatus,

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { DanError } from '../errors.js';
+import { mcpSecretName } from '../secrets.js';
 
 /** A domain's MCP servers (its `.mcp.json`, the CLI's format) and the environment variables they reference. */
 export interface DomainMcp {
@@ -40,6 +41,20 @@ export async function readDomainMcp(domainDir: string): Promise<DomainMcp> {
   if ('dan' in checked.data.mcpServers) throw new DanError('DAN_BAD_CONFIG', `${file}: the server name "dan" is dan's own; rename yours`, { details: { file } });
   const variables = [...new Set([...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}/g)].map((m) => m[1]!))].sort();
   return { servers: checked.data.mcpServers, variables };
+}
+
+/**
+ * The values of the variables a domain's `.mcp.json` references, from `env` (the orchestrator's), named for the
+ * secrets line of the domain's agents (lib/secrets.ts): a runtime's agent gets them on its stdin, never in its
+ * environment, a container's config, Redis or a log.
+ */
+export async function domainMcpSecrets(domainDir: string, env: Readonly<Record<string, string | undefined>>): Promise<Record<string, string>> {
+  const secrets: Record<string, string> = {};
+  for (const name of (await readDomainMcp(domainDir)).variables) {
+    const value = env[name];
+    if (value !== undefined) secrets[mcpSecretName(name)] = value;
+  }
+  return secrets;
 }
 
 /** The `--mcp-config` of a run: dan's own server (`dan mcp`, asking into `questionFile`) and the domain's. */

@@ -84,7 +84,8 @@ export async function serveDanMcp(questionFile: string | undefined, version: str
   const ask = async (q: Question): Promise<void> => {
     if (!questionFile) throw new Error('DAN_QUESTION_FILE is not set: dan mcp runs under a dan agent');
     const tmp = `${questionFile}.tmp`;
-    await writeFile(tmp, JSON.stringify(q), { mode: 0o600 });
+    // Group-readable: under DAN_CLI_USER this runs as the CLI's uid, in the group of the agent that reads it.
+    await writeFile(tmp, JSON.stringify(q), { mode: 0o640 });
     await rename(tmp, questionFile);
   };
   for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {

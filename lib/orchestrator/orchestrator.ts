@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { DanConfig } from '../config.js';
-import { listDomains } from '../domains.js';
+import { domainTemplateDir, listDomains } from '../domains.js';
+import { domainMcpSecrets } from '../executor/mcp-config.js';
 import type { Logger } from '../log.js';
 import { Bus, createRedis, MergeLock, type Redis } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat, LeaderLease, Reaper, type AgentRecord } from '../registry/index.js';
@@ -389,7 +390,9 @@ export class Orchestrator {
     try {
       // The Redis URL and the model's keys (the pool's token included) go on the agent's stdin, not into its
       // environment (lib/secrets.ts).
+      // So do the variables the domain's .mcp.json references.
       const { env: visible, secrets } = splitSecrets(agentEnvironment);
+      Object.assign(secrets, await domainMcpSecrets(domainTemplateDir(config.templatesDir, domain), env));
       const handle = await runtime.spawn({ agentId, role: 'domain', domain, env: visible, secrets });
       this.stats.spawned += 1;
       this.firstSeen.set(agentId, Date.now());

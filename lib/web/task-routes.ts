@@ -102,7 +102,12 @@ export function taskRoutes(ctx: ApiContext): ApiRoute[] {
       responses: { 200: { description: 'the task, queued', schema: z.object({ id: z.string(), status: taskStatusSchema }) }, 400: badInput, 401: unauthorized, 404: unknownTask },
       handler: async ({ params, body }) => {
         const parsed = answerBodySchema.safeParse(body);
-        if (!parsed.success) throw new BadInputError(`text ${parsed.error.issues[0]?.message ?? 'is invalid'}: send {"text": "<your answer>"}`);
+        if (!parsed.success) {
+          // The same words as `dan answer`'s, for the same mistakes.
+          const issue = parsed.error.issues[0];
+          if (issue?.path[0] === 'text') throw new BadInputError(`the answer ${issue.message}: send {"text": "<your answer>"}`);
+          throw new BadInputError('the body must be {"text": "<your answer>"} and nothing else');
+        }
         const record = await ctx.bus.answer(params.id, parsed.data.text);
         return { id: record.id, status: record.status };
       },

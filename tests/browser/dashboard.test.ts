@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { dashboardDir } from '../../lib/web/index.js';
+import { ASK_USER_TOOL_ID } from '../../lib/mcp/dan-mcp-server.js';
 import { taskSpecSchema } from '../../lib/task.js';
 import { writeFileScenario } from '../fixtures/model-server.js';
 import { launchChromium } from '../helpers/browser.js';
@@ -155,5 +156,46 @@ describe('the dashboard', () => {
     await expect.poll(() => badge(page).textContent(), { timeout: 30_000 }).toBe('cancelled');
     expect((await w.bus.tasks.get(task.id)).status).toBe('cancelled');
     expect(await page.getByRole('button', { name: 'Cancel task' }).count()).toBe(0);
+  });
+
+  it('shows the question of a task that needs input and sends the answer from the page; the run resumes with it', async ({ w }) => {
+    w.script = (req) => {
+      if (req.hasToolResult) return { text: 'I asked; waiting for the answer.' };
+      if (req.lastUserText.startsWith('Pick a database')) return { text: 'I need a decision.', tools: [{ name: ASK_USER_TOOL_ID, input: { question: 'SQLite or Postgres?', options: ['SQLite', 'Postgres'] } }] };
+      return { text: `Echo: ${req.lastUserText}` };
+    };
+    await w.startOrchestrator('orchestrator-ask');
+    const task = await w.submit('Pick a database for the app');
+    const page = await w.open(`/tasks/${task.id}`);
+    await expect.poll(() => badge(page).textContent(), { timeout: 90_000 }).toBe('needs input');
+    await expect.poll(() => page.locator('[data-testid=question]').textContent(), { timeout: 30_000 }).toBe('SQLite or Postgres?');
+    // An empty answer: the server's message (the CLI's words) under the box, nothing written.
+    const [record, log] = [await w.bus.tasks.get(task.id), await w.entries(task.id)];
+    await page.getByRole('button', { name: 'Send answer' }).click();
+    await expect.poll(() => page.locator('#answer-error').textContent(), { timeout: 30_000 }).toMatch(/^the answer must not be empty/);
+    expect(await page.locator('textarea[name=answer]').getAttribute('aria-invalid')).toBe('true');
+    expect(await w.bus.tasks.get(task.id)).toEqual(record);
+    expect(await w.entries(task.id)).toEqual(log);
+    await page.getByRole('button', { name: 'Postgres' }).click();
+    expect(await page.locator('textarea[name=answer]').inputValue()).toBe('Postgres');
+    expect(await page.locator('#answer-error').count()).toBe(0);
+    await shot(page, 'task-needs-input');
+    await page.getByRole('button', { name: 'Send answer' }).click();
+    await w.waitFor(task.id, (r) => r.status === 'completed', 'the answered task to complete', 90_000);
+    await expect.poll(() => badge(page).textContent(), { timeout: 30_000 }).toBe('completed');
+    expect(await w.bus.tasks.get(task.id)).toMatchObject({ status: 'completed', attempts: 2, result: 'Echo: Postgres' });
+    expect(await page.locator('[data-testid=question]').count()).toBe(0);
+  });
+
+  it('retries a failed task from its page', async ({ w }) => {
+    const task = await w.bus.submit(taskSpecSchema.parse({ domain: 'backend', description: 'try again', timeoutS: 60, maxAttempts: 3 }));
+    await w.bus.tasks.transition(task.id, 'failed', { text: 'failed for the test' });
+    const page = await w.open(`/tasks/${task.id}`);
+    await expect.poll(() => badge(page).textContent(), { timeout: 30_000 }).toBe('failed');
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await expect.poll(() => badge(page).textContent(), { timeout: 30_000 }).toBe('queued');
+    expect(await page.getByRole('status').textContent()).toBe('Queued again.');
+    expect(await w.bus.tasks.get(task.id)).toMatchObject({ status: 'queued', retried: [expect.objectContaining({ status: 'failed' })] });
+    expect(await page.getByRole('button', { name: 'Retry' }).count()).toBe(0);
   });
 });

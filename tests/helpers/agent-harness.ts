@@ -9,6 +9,7 @@ import { isTerminal, taskSpecSchema, type TaskRecord, type TaskSpecInput } from 
 import { conversationRequests, ModelServer, echoScenario } from '../fixtures/model-server.js';
 import type { RecordedRequest, Turn } from '../fixtures/model-server.js';
 import { repoRoot } from './cli.js';
+import { DanProcess } from './dan-process.js';
 import { LogCapture } from './log-capture.js';
 import { eventually, openNetwork, testConfig, type TestNetwork } from './network.js';
 import { killQuietly, processesIn } from './processes.js';
@@ -25,6 +26,7 @@ const API_KEY = 'sk-ant-api03-harness-000000000000000000000000000';
 export class AgentHarness {
   script: (req: RecordedRequest) => Turn | Promise<Turn> = echoScenario();
   readonly agents: DomainAgent[] = [];
+  readonly children: DanProcess[] = [];
   readonly logs = new LogCapture();
 
   private constructor(
@@ -80,6 +82,24 @@ export class AgentHarness {
     return agent;
   }
 
+  /** `dan agent --domain backend` as a child process (one a test can SIGKILL); resolves once it has registered. */
+  async spawnAgent(id: string): Promise<DanProcess> {
+    const env = {
+      ...this.settings,
+      ANTHROPIC_BASE_URL: this.server.url,
+      ANTHROPIC_API_KEY: API_KEY,
+      REDIS_URL: this.net.config.redisUrl,
+      DAN_NETWORK: this.net.network,
+      DAN_LOG_LEVEL: 'info',
+    };
+    const child = DanProcess.start(['agent', '--domain', 'backend', '--id', id], env);
+    this.children.push(child);
+    await eventually(async () => (await this.registry().ids()).includes(id), { what: `agent ${id} to register`, timeoutMs: 20_000 }).catch((error: Error) => {
+      throw new Error(`${error.message}\n${child.lines.join('\n')}`);
+    });
+    return child;
+  }
+
   async submit(description = 'say hi', spec: Partial<TaskSpecInput> = {}): Promise<TaskRecord> {
     return this.bus.submit(taskSpecSchema.parse({ domain: 'backend', description, timeoutS: 60, maxAttempts: 3, ...spec }));
   }
@@ -94,6 +114,7 @@ export class AgentHarness {
 
   async close(): Promise<void> {
     for (const agent of this.agents) await agent.stop('stopped', { graceMs: 0 }).catch(() => {});
+    for (const child of this.children) await child.stop(5_000).catch(() => {});
     for (const pid of await processesIn(this.workspace)) killQuietly(pid);
     await this.server.close();
     await this.net.cleanup();

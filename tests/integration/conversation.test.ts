@@ -7,12 +7,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger } from '../../lib/log.js';
 import { ASK_USER_TOOL_ID, DELIVERED } from '../../lib/mcp/dan-mcp-server.js';
 import { Reconciler } from '../../lib/orchestrator/reconciler.js';
+import { releaseAgentTasks } from '../../lib/orchestrator/release-tasks.js';
+import { Reaper } from '../../lib/registry/index.js';
 import { TaskGraph } from '../../lib/orchestrator/task-graph.js';
 import { isTerminal, newTaskId, taskSpecSchema, type TaskRecord } from '../../lib/task.js';
 import { flattenText, primaryWorkingDirectory, requestedFileName, type RecordedRequest, type Turn } from '../fixtures/model-server.js';
 import { AgentHarness } from '../helpers/agent-harness.js';
 import { repoRoot, runDan } from '../helpers/cli.js';
 import { expectBadInput } from '../helpers/expect-bad-input.js';
+import { eventually } from '../helpers/network.js';
+import { killQuietly, processesIn } from '../helpers/processes.js';
 
 // Conversations with a task (issue 13): follow-ups that resume its Claude Code session from Redis, on whichever
 // agent takes them. Real claude binary, scripted model server, real Redis, git workspaces.
@@ -65,6 +69,44 @@ describe('follow-ups (--continue)', () => {
 
     const status = await runDan(['status', b], env);
     expect(String(status.stdout)).toMatch(new RegExp(`conversation\\n  ${a.id}  completed  Remember the word PELICAN\\.\\n> +${b}  completed  Which word`));
+  });
+
+  it('a follow-up whose agent was SIGKILLed mid-run is taken by another agent process, which still resumes the first task\'s conversation', { timeout: 120_000 }, async () => {
+    h = await AgentHarness.create('conv-kill');
+    let hang = false;
+    h.script = (req) => (hang && req.lastUserText.startsWith('Which bird') ? { hang: true } : echoLast(req));
+    const first = await h.spawnAgent('backend-killed');
+    const a = await h.submit('Remember the word CORMORANT.');
+    const ended = await h.waitForEnd(a.id);
+    expect(ended).toMatchObject({ status: 'completed', agent: 'backend-killed' });
+
+    // The follow-up goes to the same agent, which dies (SIGKILL) while the model holds its answer.
+    hang = true;
+    const env = { REDIS_URL: h.net.config.redisUrl, DAN_NETWORK: h.net.network };
+    const b = String((await runDan(['send-task', 'backend', 'Which bird did I name?', '--continue', a.id], env)).stdout).trim();
+    await eventually(() => h!.server.requests.some((r) => !r.side && r.lastUserText.startsWith('Which bird')), { what: 'the follow-up to reach the model', timeoutMs: 30_000 });
+    first.child.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
+    // A dead container goes with its CLI; here the CLI is an orphan: end it as docker would.
+    for (const pid of await processesIn(h.workspace)) killQuietly(pid);
+    const reaper = new Reaper(h.registry()).onReap((agent) => releaseAgentTasks(h!.bus, agent, 'stopped heartbeating').then(() => {}));
+    const reaping = setInterval(() => void reaper.reapOnce().catch(() => {}), h.net.config.reaperMs);
+    try {
+      await h.waitFor(b, (r) => r.status === 'queued', 'the reaper to requeue the follow-up', 20_000);
+    } finally {
+      clearInterval(reaping);
+    }
+
+    hang = false;
+    const seen = h.server.requests.length;
+    await h.spawnAgent('backend-next');
+    const done = await h.waitForEnd(b);
+    expect(done).toMatchObject({ status: 'completed', attempts: 2, agent: 'backend-next', follows: a.id, sessionId: ended.sessionId });
+    const resumed = h.server.requests.slice(seen).find((r) => !r.side && r.lastUserText.startsWith('Which bird'));
+    expect(resumed, 'the second attempt reached the model').toBeDefined();
+    expect(conversationText(resumed!)).toContain('Remember the word CORMORANT.');
+    expect(conversationText(resumed!)).toContain('Echo: Remember the word CORMORANT.');
+    expect(done.result).toBe('Echo: Which bird did I name?');
   });
 
   it('a follow-up of a task whose branch was kept continues on that branch', async () => {

@@ -170,6 +170,48 @@ describe('POST /api/tasks/:id/cancel', () => {
   });
 });
 
+describe('POST /api/tasks/:id/answer and /retry', () => {
+  /** A task that asked the user a question, as an agent leaves it (claimed, then needs_input). */
+  async function asking(): Promise<TaskRecord> {
+    const task = await net.bus.submit(spec());
+    await net.bus.tasks.transition(task.id, 'active', { mode: 'claim', agent: 'agent-1', fields: { agent: 'agent-1' } });
+    await net.bus.tasks.transition(task.id, 'needs_input', { fields: { question: JSON.stringify({ question: 'SQLite or Postgres?', options: ['SQLite', 'Postgres'] }) } });
+    return net.bus.tasks.get(task.id);
+  }
+
+  it('queues a task that needs input again with the answer, as `dan answer` does', async () => {
+    const task = await asking();
+    expect(((await web.call('GET', `/api/tasks/${task.id}`)).json as TaskRecord).question).toEqual({ question: 'SQLite or Postgres?', options: ['SQLite', 'Postgres'] });
+    const answer = await web.call('POST', `/api/tasks/${task.id}/answer`, { body: { text: 'Postgres' } });
+    expect(answer).toMatchObject({ status: 200, json: { id: task.id, status: 'queued' } });
+    expect(await net.bus.tasks.get(task.id)).toMatchObject({ status: 'queued', answer: 'Postgres' });
+    expect((await net.bus.queues.counts('backend')).waiting).toBe(1);
+  });
+
+  it("refuses a bad answer with 400 and the CLI's words, writing nothing", async () => {
+    const task = await asking();
+    const url = `/api/tasks/${task.id}/answer`;
+    await expectRefused('POST', url, 400, /^the answer must not be empty/, { body: { text: '' } }, 'DAN_BAD_INPUT');
+    await expectRefused('POST', url, 400, /^the answer must not be empty/, { body: { text: '   ' } });
+    await expectRefused('POST', url, 400, /^the answer must be at most 65536 bytes/, { body: { text: 'x'.repeat(64 * 1024 + 1) } });
+    await expectRefused('POST', url, 400, /^the answer must be text/, { body: {} });
+    await expectRefused('POST', url, 400, /^the body must be \{"text": "<your answer>"\} and nothing else/, { body: { text: 'yes', extra: 1 } });
+    const queued = await net.bus.submit(spec());
+    await expectRefused('POST', `/api/tasks/${queued.id}/answer`, 400, /is queued, not waiting for input/, { body: { text: 'yes' } });
+    await expectRefused('POST', `/api/tasks/${UNKNOWN_ID}/answer`, 404, /no task with id/, { body: { text: 'yes' } });
+  });
+
+  it('retries a failed task as `dan retry` does, and refuses one that has not ended', async () => {
+    const task = await net.bus.submit(spec());
+    await net.bus.tasks.transition(task.id, 'failed', { text: 'failed for the test' });
+    const answer = await web.call('POST', `/api/tasks/${task.id}/retry`);
+    expect(answer).toMatchObject({ status: 200, json: { id: task.id, status: 'queued', subtasks: [] } });
+    expect(await net.bus.tasks.get(task.id)).toMatchObject({ status: 'queued', attempts: 0, retried: [expect.objectContaining({ status: 'failed' })] });
+    await expectRefused('POST', `/api/tasks/${task.id}/retry`, 400, /is queued: only a failed, timed-out or cancelled task can be retried/, {}, 'DAN_BAD_INPUT');
+    await expectRefused('POST', `/api/tasks/${UNKNOWN_ID}/retry`, 404, /no task with id/);
+  });
+});
+
 describe('GET /api/agents and /api/overview', () => {
   it('lists registered agents with their liveness, and no post-mortem logs', async () => {
     const registry = new AgentRegistry(net.redis, net.bus.keys, { heartbeatTtlMs: net.config.heartbeatTtlMs });

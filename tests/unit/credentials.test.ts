@@ -22,6 +22,9 @@ describe('secrets on stdin', () => {
 
   it('refuse a name outside the list, a line that is not JSON, an early end and silence, naming no value', async () => {
     expect(() => secretsLine({ PATH: '/bin' })).toThrow();
+    // A domain's .mcp.json variables travel under their own prefix, so they can never stand for a setting.
+    expect(secretsLine({ 'mcp:GITHUB_TOKEN': 'ghp' })).toBe('{"mcp:GITHUB_TOKEN":"ghp"}\n');
+    expect(() => secretsLine({ 'mcp:NOT-A-NAME': 'x' })).toThrow();
     const bad = new PassThrough();
     bad.end('{"PATH":"/bin"}\n');
     await expect(readSecrets(bad, 5000)).rejects.toThrow(/invalid/);

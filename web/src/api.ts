@@ -2,6 +2,12 @@
 
 export type TaskStatus = 'waiting' | 'queued' | 'active' | 'needs_input' | 'completed' | 'failed' | 'cancelled' | 'timed_out';
 
+/** A question a task asked the user (ask_user). */
+export interface Question {
+  question: string;
+  options?: string[];
+}
+
 export interface TaskRecord {
   id: string;
   domain: string;
@@ -28,6 +34,8 @@ export interface TaskRecord {
   turns?: number;
   usage?: Record<string, number>;
   cancelRequested: boolean;
+  question?: Question;
+  follows?: string;
   git?: unknown;
   subtasks?: TaskRecord[];
 }

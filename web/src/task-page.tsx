@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { AnswerForm } from './answer-form';
 import { ApiError, api, follow, type LogEntry, type TaskRecord } from './api';
 import { cost, duration } from './format';
 import { GitView } from './git-view';
@@ -7,13 +8,20 @@ import { LogView } from './log-view';
 import { StatusBadge } from './status-badge';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'timed_out']);
+/** What `dan retry` starts again. */
+const RETRYABLE = new Set(['failed', 'cancelled', 'timed_out']);
 
-/** A task: its record, its live log (a goal's with its subtasks'), its graph, and a cancel button. */
+/**
+ * A task: its record, its live log (a goal's with its subtasks'), its graph, a cancel button; the question and an
+ * answer box while it needs input; a retry button once it failed, timed out or was cancelled.
+ */
 export function TaskPage({ id }: { id: string }) {
   const [record, setRecord] = useState<TaskRecord | undefined>();
   const [entries, setEntries] = useState<LogEntry[]>([]);
   const [error, setError] = useState<string | undefined>();
   const [cancelNote, setCancelNote] = useState<string | undefined>();
+  // The log stream ends when the task ends or waits for an answer: after a retry or an answer, a new round follows it.
+  const [round, setRound] = useState(0);
 
   useEffect(() => {
     let timer: number | undefined;
@@ -41,7 +49,7 @@ export function TaskPage({ id }: { id: string }) {
       stop();
       clearTimeout(timer);
     };
-  }, [id]);
+  }, [id, round]);
 
   if (error) return <p class="card error">{error}</p>;
   if (!record) return <p class="muted">Loading…</p>;
@@ -50,6 +58,14 @@ export function TaskPage({ id }: { id: string }) {
   const cancel = (): void => {
     api<{ outcome: string; agent?: string; status?: string }>('POST', `/api/tasks/${id}/cancel`)
       .then((o) => setCancelNote(o.outcome === 'requested' ? `Asked agent ${o.agent ?? ''} to stop it.` : o.outcome === 'cancelled' ? 'Cancelled.' : `Already ${o.status ?? 'finished'}.`))
+      .catch((e: Error) => setCancelNote(e.message));
+  };
+  const retry = (): void => {
+    api<{ subtasks: string[] }>('POST', `/api/tasks/${id}/retry`)
+      .then((o) => {
+        setCancelNote(o.subtasks.length > 0 ? `Retrying ${o.subtasks.length} subtask${o.subtasks.length === 1 ? '' : 's'}.` : 'Queued again.');
+        setRound((r) => r + 1);
+      })
       .catch((e: Error) => setCancelNote(e.message));
   };
   return (
@@ -61,6 +77,11 @@ export function TaskPage({ id }: { id: string }) {
           {!TERMINAL.has(record.status) && (
             <button type="button" class="danger" onClick={cancel} disabled={record.cancelRequested}>
               {record.cancelRequested ? 'Cancelling…' : 'Cancel task'}
+            </button>
+          )}
+          {RETRYABLE.has(record.status) && !record.parent && (
+            <button type="button" onClick={retry}>
+              Retry
             </button>
           )}
         </div>
@@ -83,6 +104,16 @@ export function TaskPage({ id }: { id: string }) {
           <dd data-testid="cost">{cost(record.costUsd)}</dd>
           <dt>Turns</dt>
           <dd>{record.turns ?? '-'}</dd>
+          {record.follows && (
+            <>
+              <dt>Follows</dt>
+              <dd>
+                <a class="mono" href={`#/tasks/${record.follows}`}>
+                  {record.follows}
+                </a>
+              </dd>
+            </>
+          )}
           {record.parent && (
             <>
               <dt>Goal</dt>
@@ -101,6 +132,7 @@ export function TaskPage({ id }: { id: string }) {
           )}
         </dl>
       </section>
+      {record.status === 'needs_input' && record.question && <AnswerForm id={record.id} question={record.question} onAnswered={() => setRound((r) => r + 1)} />}
       {subtasks.length > 0 && (
         <section class="card">
           <h2>Plan</h2>
