@@ -299,20 +299,22 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
   });
 
   it('`dan down` after a `dan up` that started its own redis-server says what stopped and exits 0', async ({ w }) => {
-    // `dan up` with nothing answering at REDIS_URL starts a redis-server (data in ./.dan/redis of its folder), which
-    // stops with its orchestrator: `dan down` loses its connection on the way and must not call that a failure.
+    // `dan up` with nothing answering at REDIS_URL starts a redis-server (data in ./.dan/redis of its folder, its
+    // password in ./.dan/redis-password), which stops with its orchestrator: `dan down` loses its connection on the
+    // way and must not call that a failure.
     const port = await freePort();
     const folder = await mkdtemp(path.join(os.tmpdir(), 'dan-orch-up-'));
     try {
       const redisUrl = `redis://127.0.0.1:${port}`;
       const up = w.spawnDan(['up'], { AGENT_ID: 'orch-own-redis', REDIS_URL: redisUrl }, folder);
-      await eventually(() => up.logged('started a local redis-server (append-only file in .dan/redis)').length > 0 && up.logged('leader: scaling and reaping').length > 0, {
+      await eventually(() => up.logged('started a local redis-server (append-only file in .dan/redis, admin password in .dan/redis-password)').length > 0 && up.logged('leader: scaling and reaping').length > 0, {
         what: '`dan up` to start Redis and lead',
         timeoutMs: 30_000,
       }).catch((error: Error) => {
         throw new Error(`${error.message}\n${up.text()}`);
       });
-      const down = await runDan(['down', '--timeout', '20000'], w.danEnv({ REDIS_URL: redisUrl }));
+      // From the same folder: `dan down` finds the password `dan up` keeps there (.dan/redis-password).
+      const down = await runDan(['down', '--timeout', '20000'], w.danEnv({ REDIS_URL: redisUrl }), { cwd: folder });
       expect(String(down.stderr)).toBe('');
       expect(down.exitCode).toBe(0);
       expect(String(down.stdout)).toMatch(
