@@ -88,8 +88,12 @@ function redisFix(setup: NetworkSetup, url: string): string {
   }
 }
 
-/** Redis: reachable, its version, no eviction (BullMQ loses jobs otherwise), append-only file on. */
-async function checkRedis(config: DanConfig, setup: NetworkSetup): Promise<Check[]> {
+/**
+ * Redis: reachable, its version, no eviction (BullMQ loses jobs otherwise), append-only file on. Read with the admin
+ * REDIS_URL when it has a password (CONFIG GET needs it), else with what the CLI uses (DAN_CLIENT_REDIS_URL alone).
+ */
+async function checkRedis(given: DanConfig, setup: NetworkSetup): Promise<Check[]> {
+  const config = urlPassword(given.redisUrl) === undefined ? clientConfig(given) : given;
   const url = redactUrl(config.redisUrl);
   let redis: Redis;
   try {

@@ -174,6 +174,13 @@ describe('the client role', () => {
         status: 'ok',
         found: expect.stringContaining(`the CLI and dan serve connect as ${roleUser(network, 'client')}, agents as ${roleUser(network, 'agent')}`),
       });
+      // Given only the client's URL (no admin password anywhere), the CLI and doctor use it.
+      const clientOnly = { ...env, REDIS_URL: `redis://127.0.0.1:${server.port}`, DAN_CLIENT_REDIS_URL: roleUrl(server.url(), server.url(), network, 'client')! };
+      const listed = await runDan(['tasks'], clientOnly);
+      expect(listed.exitCode, String(listed.stderr)).toBe(0);
+      const asClient = await runDan(['doctor', '--json'], clientOnly);
+      const clientChecks = (JSON.parse(String(asClient.stdout)) as { checks: Array<{ name: string; status: string; found: string }> }).checks;
+      expect(clientChecks.find((c) => c.name === 'redis roles')?.found).toMatch(new RegExp(`^connected as ${roleUser(network, 'client')} \\(what the CLI uses\\)`));
     } finally {
       await deleteNetworkKeys(server.url(), `${network}:`);
       for (const role of ['agent', 'client'] as const) await admin.call('ACL', 'DELUSER', roleUser(network, role));
