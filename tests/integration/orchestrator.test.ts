@@ -6,6 +6,7 @@ import { describe, expect } from 'vitest';
 import type { ProcessRuntime } from '../../lib/runtime/index.js';
 import type { LogEntry } from '../../lib/task.js';
 import { conversationRequests, credentialFingerprint, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
+import { connectRedis, roleUser, type Redis } from '../../lib/messaging/index.js';
 import { runDan } from '../helpers/cli.js';
 import type { DanProcess } from '../helpers/dan-process.js';
 import { eventually } from '../helpers/network.js';
@@ -296,6 +297,38 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
     }
     expect((await w.bus.queues.counts('data')).waiting).toBe(0);
     expect(await w.liveAgents()).toEqual([]);
+  });
+
+  it("`dan up`'s own Redis: the agents it starts connect as the agent role; the CLI run from its folder sends a task and stops the network", async ({ w }) => {
+    w.script = () => ({ hang: true });
+    const port = await freePort();
+    const folder = await mkdtemp(path.join(os.tmpdir(), 'dan-orch-up-roles-'));
+    const redisUrl = `redis://127.0.0.1:${port}`;
+    const env = w.danEnv({ REDIS_URL: redisUrl });
+    let admin: Redis | undefined;
+    try {
+      const up = w.spawnDan(['up', '--no-web'], { AGENT_ID: 'orch-up-roles', REDIS_URL: redisUrl }, folder);
+      await eventually(() => up.logged('leader: scaling and reaping').length > 0, { what: '`dan up` to start Redis and lead', timeoutMs: 30_000 }).catch((error: Error) => {
+        throw new Error(`${error.message}\n${up.text()}`);
+      });
+      const sent = await runDan(['send-task', 'backend', 'Create the file roles.txt', '--json'], env, { cwd: folder });
+      expect(sent.exitCode, String(sent.stderr)).toBe(0);
+      await modelCalled(w, 1);
+      const password = (await readFile(path.join(folder, '.dan', 'redis-password'), 'utf8')).trim();
+      admin = await connectRedis(`redis://:${password}@127.0.0.1:${port}`, { mode: 'cli' });
+      const agents = String(await admin.call('CLIENT', 'LIST'))
+        .split('\n')
+        .filter((line) => / name=dan-agent:/.test(line));
+      expect(agents.length).toBeGreaterThan(0);
+      for (const line of agents) expect(line).toContain(`user=${roleUser(w.net.network, 'agent')}`);
+      const down = await runDan(['down', '--timeout', '20000'], env, { cwd: folder });
+      expect(down.exitCode, String(down.stderr)).toBe(0);
+      expect(String(down.stdout)).toMatch(new RegExp(`^network "${w.net.network}": stopped 1 orchestrator and 1 agent`, 'm'));
+      expect(await Promise.race([up.exited, sleep(10_000).then(() => 'still running after 10 s')]), up.text()).toEqual({ code: 0, signal: null });
+    } finally {
+      admin?.disconnect();
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 
   it('`dan down` after a `dan up` that started its own redis-server says what stopped and exits 0', async ({ w }) => {
