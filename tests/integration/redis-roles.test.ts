@@ -11,9 +11,10 @@ import { deleteNetworkKeys, uniqueNetwork } from '../helpers/network.js';
 import { runDan } from '../helpers/cli.js';
 import { World } from '../helpers/world.js';
 
-// Redis ACL users per role (docs/SECURITY.md, Redis roles), against a real redis-server with a password: what an
-// agent's user may not do, and that an orchestrator on such a Redis runs a task end to end with its agents
-// connected as that user, their credentials nowhere in their environment.
+// Redis ACL users per role (docs/SECURITY.md, Redis roles), against a real redis-server with a password: what the
+// agent's and the client's users may not do; that an orchestrator on such a Redis runs a task end to end with its
+// agents connected as their user, their credentials nowhere in their environment; that the real `dan` CLI works as
+// the client role and connects as it when given the admin URL; and that `dan up`'s own Redis has a password.
 
 const PASSWORD = `admin-${randomBytes(12).toString('hex')}`;
 let server: RedisServer;
