@@ -28,6 +28,11 @@ const envSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://localhost:6379'),
   /** The bus as agents reach it, when that differs from REDIS_URL. @default REDIS_URL */
   DAN_AGENT_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  /**
+   * The bus as the `dan` CLI's commands and `dan serve` reach it: the client role's URL (docs/SECURITY.md, Redis
+   * roles), for a process that should not hold the admin password. @default the client role derived from REDIS_URL
+   */
+  DAN_CLIENT_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   /** Network name: Redis key prefix, container label, Docker network. @default dan */
   DAN_NETWORK: z
     .string()
@@ -188,6 +193,8 @@ const SECRET_VARIABLES: ReadonlySet<string> = new Set(['DAN_API_TOKEN', 'CLAUDE_
 export interface DanConfig {
   redisUrl: string;
   agentRedisUrl: string;
+  /** DAN_CLIENT_REDIS_URL, when set: what the CLI's commands and `dan serve` connect with (bin/context.ts, clientConfig). */
+  clientRedisUrl: string | undefined;
   network: string;
   /** Redis key prefix, `<network>:` */
   prefix: string;
@@ -310,6 +317,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   return {
     redisUrl: e.REDIS_URL,
     agentRedisUrl: e.DAN_AGENT_REDIS_URL ?? e.REDIS_URL,
+    clientRedisUrl: e.DAN_CLIENT_REDIS_URL,
     network: e.DAN_NETWORK,
     prefix: `${e.DAN_NETWORK}:`,
     runtime: e.DAN_RUNTIME,

@@ -99,9 +99,10 @@ export class RedisUnreachableError extends DanError {
   /** The URL, password redacted. */
   readonly url: string;
 
-  constructor(url: string, options: DanErrorOptions = {}) {
+  /** `fix`: what to do, when it is not "start it or set REDIS_URL" (Redis answered, but refused the credentials). */
+  constructor(url: string, options: DanErrorOptions & { fix?: string } = {}) {
     // Redacted here, whoever builds the error: its message and details are printed and logged.
-    super('DAN_REDIS_UNREACHABLE', `cannot reach Redis at ${redactUrl(url)}: start it or set REDIS_URL`, {
+    super('DAN_REDIS_UNREACHABLE', `cannot reach Redis at ${redactUrl(url)}: ${options.fix ?? 'start it or set REDIS_URL'}`, {
       retryable: true,
       ...options,
       details: { url: redactUrl(url) },

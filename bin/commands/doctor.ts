@@ -10,7 +10,7 @@ import { ConfigError, redactUrl } from '../../lib/errors.js';
 import { connectRedis, Keys, roleUser, urlPassword, whoAmI, type Redis } from '../../lib/messaging/index.js';
 import { AgentRegistry } from '../../lib/registry/index.js';
 import { Git, integrationBranch } from '../../lib/workspace/index.js';
-import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
+import { clientConfig, configFrom, parseFlag, type ConnectionFlags } from '../context.js';
 import { c } from '../output.js';
 
 /** One finding of `dan doctor`: what was checked, what was found, and how to fix it when it is not ok. */
@@ -88,8 +88,12 @@ function redisFix(setup: NetworkSetup, url: string): string {
   }
 }
 
-/** Redis: reachable, its version, no eviction (BullMQ loses jobs otherwise), append-only file on. */
-async function checkRedis(config: DanConfig, setup: NetworkSetup): Promise<Check[]> {
+/**
+ * Redis: reachable, its version, no eviction (BullMQ loses jobs otherwise), append-only file on. Read with the admin
+ * REDIS_URL when it has a password (CONFIG GET needs it), else with what the CLI uses (DAN_CLIENT_REDIS_URL alone).
+ */
+async function checkRedis(given: DanConfig, setup: NetworkSetup): Promise<Check[]> {
+  const config = urlPassword(given.redisUrl) === undefined ? clientConfig(given) : given;
   const url = redactUrl(config.redisUrl);
   let redis: Redis;
   try {
@@ -149,12 +153,28 @@ async function checkRedis(config: DanConfig, setup: NetworkSetup): Promise<Check
   }
 }
 
-/** Commands the agent role must be refused (ACL DRYRUN, Redis 7): a check that the role is what it should be. */
-const AGENT_REFUSED: string[][] = [['FLUSHALL'], ['CONFIG', 'GET', 'requirepass'], ['KEYS', '*'], ['ACL', 'LIST'], ['SHUTDOWN'], ['SET', 'another-network:x', '1']];
+/** Commands the role users must be refused (ACL DRYRUN, Redis 7): a check that each role is what it should be. */
+const ROLE_REFUSED: string[][] = [['FLUSHALL'], ['CONFIG', 'GET', 'requirepass'], ['KEYS', '*'], ['ACL', 'LIST'], ['SHUTDOWN'], ['SET', 'another-network:x', '1']];
+
+/** The user the CLI's commands and `dan serve` connect as (bin/context.ts, clientConfig), or why they cannot. */
+async function cliUser(config: DanConfig, me: string): Promise<{ user: string } | { error: string }> {
+  const url = clientConfig(config).redisUrl;
+  if (url === config.redisUrl) return { user: me };
+  try {
+    const client = await connectRedis(url, { mode: 'cli', name: 'dan-doctor:client' });
+    try {
+      return { user: (await whoAmI(client)) ?? 'default' };
+    } finally {
+      client.disconnect();
+    }
+  } catch (error) {
+    return { error: message((error as { cause?: unknown }).cause ?? error) };
+  }
+}
 
 /**
- * Redis roles (docs/SECURITY.md): which user this process connects as, and whether the agents' user exists and
- * is refused admin commands. A Redis without a password has no users to tell apart: said plainly.
+ * Redis roles (docs/SECURITY.md): which user this process and the CLI's commands connect as, and whether the role
+ * users exist and are refused admin commands. A Redis without a password has no users to tell apart: said plainly.
  */
 async function rolesCheck(redis: Redis, config: DanConfig): Promise<Check> {
   const name = 'redis roles';
@@ -162,33 +182,43 @@ async function rolesCheck(redis: Redis, config: DanConfig): Promise<Check> {
     return warn(
       name,
       'Redis has no password: there are no roles, every process that reaches it (agents included) can do anything, FLUSHALL too; agents still get the URL on stdin, not in their environment',
-      'give Redis a password (compose does: REDIS_PASSWORD in .env; for `dan up`, start redis-server with --requirepass and put it in REDIS_URL)',
+      'give Redis a password (compose does: REDIS_PASSWORD in .env; `dan up` does when it starts its own redis-server, so stop this one; for your own, --requirepass and the password in REDIS_URL)',
     );
   }
   const me = (await whoAmI(redis)) ?? 'default';
   const agentUser = roleUser(config.network, 'agent');
+  const clientUser = roleUser(config.network, 'client');
   let rules: unknown;
   try {
     rules = await redis.call('ACL', 'GETUSER', agentUser);
   } catch (error) {
     // Not an admin (the client role, a managed Redis): it cannot look at other users, which is as it should be.
-    return ok(name, `connected as ${me}, which cannot inspect the agents' user (${message(error)})`);
+    return ok(name, `connected as ${me} (what the CLI uses), which cannot inspect the agents' user (${message(error)})`);
   }
   if (rules === null) {
     return warn(name, `connected as ${me}; no user ${agentUser} yet: agents would get this credential`, 'start an orchestrator (dan up, docker compose up -d): it creates the role users');
   }
-  const allowed: string[] = [];
-  for (const command of AGENT_REFUSED) {
-    try {
-      if (String(await redis.call('ACL', 'DRYRUN', agentUser, ...command)) === 'OK') allowed.push(command[0]!);
-    } catch {
-      // Redis before 7 has no DRYRUN: the rules were set by dan, trust them.
+  const cli = await cliUser(config, me);
+  if ('error' in cli) {
+    return fail(name, `connected as ${me}; the CLI cannot connect as ${clientUser} (${cli.error})`, 'restart an orchestrator: it sets the role users again (ACL SETUSER); or check DAN_CLIENT_REDIS_URL');
+  }
+  const widened: string[] = [];
+  for (const user of [agentUser, clientUser]) {
+    for (const command of ROLE_REFUSED) {
+      try {
+        if (String(await redis.call('ACL', 'DRYRUN', user, ...command)) === 'OK') widened.push(`${user} may run ${command[0]!}`);
+      } catch {
+        // Redis before 7 has no DRYRUN, and a user that does not exist says so: the rules were set by dan, trust them.
+      }
     }
   }
-  if (allowed.length > 0) {
-    return fail(name, `connected as ${me}; agents' user ${agentUser} may run ${allowed.join(', ')}`, 'restart an orchestrator: it sets the role users again (ACL SETUSER)');
+  if (widened.length > 0) {
+    return fail(name, `connected as ${me}; ${widened.join(', ')}`, 'restart an orchestrator: it sets the role users again (ACL SETUSER)');
   }
-  return ok(name, `connected as ${me}; agents connect as ${agentUser}, refused ${AGENT_REFUSED.map((c) => c[0]).join(', ')} and other networks' keys`);
+  const refused = `refused ${ROLE_REFUSED.map((c) => c[0]).join(', ')} and other networks' keys`;
+  return cli.user === clientUser
+    ? ok(name, `connected as ${me}; the CLI and dan serve connect as ${clientUser}, agents as ${agentUser}, both ${refused}`)
+    : warn(name, `connected as ${me}; the CLI connects as ${cli.user}, not as ${clientUser}; agents connect as ${agentUser}, ${refused}`, `give the CLI the admin REDIS_URL (it derives the client role's), or DAN_CLIENT_REDIS_URL with the ${clientUser} user`);
 }
 
 /** Where the CLI runs relative to its agent: its own uid (docker runtime), or the agent's (process runtime). */

@@ -1,15 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import type { DanConfig } from '../../lib/config.js';
-import { RedisUnreachableError } from '../../lib/errors.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import { Bus, connectRedis, installationId, Keys } from '../../lib/messaging/index.js';
 import { AgentRegistry, type AgentRecord } from '../../lib/registry/index.js';
 import type { Runtime } from '../../lib/runtime/index.js';
-import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
+import { configFrom, connectClient, parseFlag, type ConnectionFlags } from '../context.js';
+import { isLocal, startLocalRedis } from '../local-redis.js';
 import { c } from '../output.js';
 import { assertWebBind, startWebServer } from './serve.js';
 
@@ -76,41 +74,6 @@ async function runOrchestrator(config: DanConfig, logger: Logger): Promise<void>
   await runtime.close();
 }
 
-const isLocal = (redisUrl: string): boolean => ['localhost', '127.0.0.1', '::1', '[::1]'].includes(new URL(redisUrl).hostname);
-
-/** Starts a local redis-server for `dan up` when REDIS_URL points at this machine and nothing answers there. */
-async function startLocalRedis(config: DanConfig, logger: Logger): Promise<ChildProcess | undefined> {
-  const url = new URL(config.redisUrl);
-  if (!isLocal(config.redisUrl)) return undefined;
-  try {
-    (await connectRedis(config.redisUrl, { mode: 'cli' })).disconnect();
-    return undefined; // already running
-  } catch {
-    // not reachable: start one below
-  }
-  const dir = path.resolve('.dan', 'redis');
-  mkdirSync(dir, { recursive: true });
-  const port = url.port || '6379';
-  const args = ['--port', port, '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory', config.redisMaxMemory, '--maxmemory-policy', 'noeviction', '--save', ''];
-  const child = spawn('redis-server', args, { stdio: 'ignore' });
-  const failed = new Promise<never>((_, reject) => child.once('error', reject));
-  failed.catch(() => {});
-  for (let i = 0; i < 50; i++) {
-    try {
-      await Promise.race([failed, new Promise((r) => setTimeout(r, 100))]);
-      (await connectRedis(config.redisUrl, { mode: 'cli' })).disconnect();
-      logger.info({ port, dir }, 'started a local redis-server (append-only file in .dan/redis)');
-      return child;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new RedisUnreachableError(config.redisUrl, { cause: new Error('redis-server is not installed: apt-get install redis-server, or set REDIS_URL') });
-      }
-    }
-  }
-  child.kill();
-  throw new RedisUnreachableError(config.redisUrl);
-}
-
 /** `dan orchestrator`, `dan up`, `dan down`. */
 export function registerOrchestratorCommands(program: Command, withConnection: (cmd: Command) => Command): void {
   withConnection(
@@ -140,7 +103,9 @@ export function registerOrchestratorCommands(program: Command, withConnection: (
       process.stderr.write(c.yellow(`dan up: agents reach Redis at ${url.host}; Redis must listen on an address containers reach (not only 127.0.0.1)\n`));
     }
     const logger = createLogger({ level: config.logLevel, name: 'dan-up' });
-    const redis = runtime === 'process' && config.startRedis ? await startLocalRedis(config, logger) : undefined;
+    const local = runtime === 'process' && config.startRedis ? await startLocalRedis(config, logger) : undefined;
+    if (local) config = local.config;
+    const redis = local?.child;
     process.stderr.write(
       c.gray(`dan up: network "${config.network}", ${runtime} runtime, Redis ${new URL(config.redisUrl).host}, workspace ${config.workspace}. Ctrl-C or \`dan down\` stops it.\n`),
     );
@@ -182,7 +147,7 @@ export function registerOrchestratorCommands(program: Command, withConnection: (
     );
     const config = configFrom(flags, { DAN_RUNTIME: runtime });
     const logger = createLogger({ level: 'warn', name: 'dan-down' });
-    await using bus = await Bus.connect(config, { mode: 'cli', name: 'dan-down' });
+    await using bus = await connectClient(config, (client) => Bus.connect(client, { mode: 'cli', name: 'dan-down' }));
     const report = await stopNetwork(bus, config, logger, timeoutMs);
     console.log(describeDown(report, config));
   });

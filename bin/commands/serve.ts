@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { DanConfig } from '../../lib/config.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import { Bus } from '../../lib/messaging/index.js';
-import { configFrom, parseFlag, type ConnectionFlags } from '../context.js';
+import { configFrom, connectClient, parseFlag, type ConnectionFlags } from '../context.js';
 import { c } from '../output.js';
 
 const portSchema = z.coerce.number({ error: 'must be a port number from 0 to 65535' }).int('must be a whole number').min(0, 'must be at least 0').max(65_535, 'must be at most 65535');
@@ -14,10 +14,13 @@ export interface RunningWeb {
   close(): Promise<void>;
 }
 
-/** Starts `dan serve`'s server on its own bus (the API, the dashboard from the package's dist/web, /metrics). */
-export async function startWebServer(config: DanConfig, logger: Logger): Promise<RunningWeb> {
+/**
+ * Starts `dan serve`'s server on its own bus (the API, the dashboard from the package's dist/web, /metrics),
+ * connected as the client role (bin/context.ts, connectClient), as the CLI's commands are.
+ */
+export async function startWebServer(admin: DanConfig, logger: Logger): Promise<RunningWeb> {
   const { WebServer, dashboardDir } = await import('../../lib/web/index.js');
-  const bus = await Bus.connect(config, { name: 'dan-web' });
+  const { bus, config } = await connectClient(admin, async (client) => ({ bus: await Bus.connect(client, { name: 'dan-web' }), config: client }));
   try {
     const server = await WebServer.create({ config, bus, logger: logger.child({ component: 'web' }), dashboardDir: dashboardDir(), version: process.env.npm_package_version });
     const url = await server.listen();

@@ -11,4 +11,4 @@ export { TaskQueues, type QueueCounts, type TaskJobData } from './task-queues.js
 export { TaskStore, type ListFilter, type TransitionOptions, type TransitionOutcome, type TransitionResult } from './task-store.js';
 export { followTask, type FollowTaskOptions } from './follow-task.js';
 export { MergeLock, type MergeLease, type MergeLockOptions } from './merge-lock.js';
-export { ensureRoleUsers, roleRules, rolePassword, roleUrl, roleUser, urlPassword, whoAmI, REDIS_ROLES, type RedisRole, type RoleSetup } from './redis-acl.js';
+export { clientRoleUrl, ensureRoleUsers, isAuthError, roleRules, rolePassword, roleUrl, roleUser, urlPassword, whoAmI, REDIS_ROLES, type RedisRole, type RoleSetup } from './redis-acl.js';

@@ -88,6 +88,24 @@ export function roleUrl(url: string, adminUrl: string, network: string, role: Re
   return parsed.toString();
 }
 
+/**
+ * The URL a client of the bus (the `dan` CLI's commands, `dan serve`) connects with, from the URL it was given:
+ * an admin URL (a password, and no role user named) becomes the client role's; a role's URL, or one without a
+ * password (no roles to take), is used as it is.
+ */
+export function clientRoleUrl(url: string, network: string): string {
+  if (decodeURIComponent(new URL(url).username).startsWith(`dan-${network}-`)) return url;
+  return roleUrl(url, url, network, 'client') ?? url;
+}
+
+/** Whether `error` (or its cause) is Redis refusing a user and password: WRONGPASS, or NOAUTH from an older Redis. */
+export function isAuthError(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (/WRONGPASS|NOAUTH|invalid username-password/i.test(e.message)) return true;
+  }
+  return false;
+}
+
 /** What {@link ensureRoleUsers} did: the users it set, or why it set none. */
 export type RoleSetup = { kind: 'set'; users: string[] } | { kind: 'no-password' } | { kind: 'no-acl'; reason: string };
 

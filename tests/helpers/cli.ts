@@ -7,11 +7,11 @@ const TSX = import.meta.resolve('tsx');
 
 /**
  * Runs the real `dan` CLI (from source through tsx) with an environment of the test's choosing; a `.env` in the
- * repository (its working directory) is read only when `env` names DAN_ENV_FILE.
+ * repository (its working directory, unless `cwd` says otherwise) is read only when `env` names DAN_ENV_FILE.
  */
-export async function runDan(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number } = {}): Promise<Result> {
+export async function runDan(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number; cwd?: string } = {}): Promise<Result> {
   return execa(process.execPath, ['--import', TSX, path.join(ROOT, 'bin/dan.ts'), ...args], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: { NO_COLOR: '1', DAN_ENV_FILE: '', ...env },
     reject: false,
     timeout: options.timeoutMs ?? 60_000,

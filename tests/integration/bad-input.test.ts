@@ -98,6 +98,7 @@ const cases: Case[] = [
   ['up: missing runtime value', ['up', '--runtime'], /option '--runtime <runtime>' argument missing/],
   ['up: out-of-range idle timeout setting', ['up'], /DAN_IDLE_TIMEOUT_MS="1" is invalid/, { DAN_IDLE_TIMEOUT_MS: '1' }],
   ['up: too many arguments', ['up', 'backend'], /too many arguments for 'up'/],
+  ['tasks: malformed client Redis URL', ['tasks'], /DAN_CLIENT_REDIS_URL="http:\/\/127\.0\.0\.1:6379" is invalid: must be a redis:\/\/ or rediss:\/\/ URL/, { DAN_CLIENT_REDIS_URL: 'http://127.0.0.1:6379' }],
   ['up: unknown option', ['up', '--detach'], /unknown option '--detach'/],
   // down: each must fail before it tells any agent to stop
   ['down: malformed timeout', ['down', '--timeout', 'soon'], /--timeout must be a number of milliseconds from 0 to 600000/],

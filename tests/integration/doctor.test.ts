@@ -135,7 +135,7 @@ describe('dan doctor', () => {
     expect(report.checks.find((c) => c.name === 'cli isolation')).toMatchObject({ status: 'warn', found: expect.stringMatching(/the CLI runs as the agent's own uid/) });
   });
 
-  it("reports the user it connects as, and checks that the agents' user is refused admin commands", async () => {
+  it("reports the users it and the CLI connect as, and checks that the role users are refused admin commands", async () => {
     const password = 'doctor-admin-password';
     const server = await RedisServer.start({ password });
     const network = uniqueNetwork('doctor');
@@ -146,14 +146,16 @@ describe('dan doctor', () => {
       await ensureRoleUsers(admin, server.url(), network);
       expect(await roles(server.url())).toMatchObject({
         status: 'ok',
-        found: `connected as default; agents connect as ${roleUser(network, 'agent')}, refused FLUSHALL, CONFIG, KEYS, ACL, SHUTDOWN, SET and other networks' keys`,
+        found: `connected as default; the CLI and dan serve connect as ${roleUser(network, 'client')}, agents as ${roleUser(network, 'agent')}, both refused FLUSHALL, CONFIG, KEYS, ACL, SHUTDOWN, SET and other networks' keys`,
       });
-      // As the client role (what `dan status` should use): it cannot look at the agents' user, as it should not.
+      // As the client role (what `dan status` uses): it cannot look at the agents' user, as it should not.
       const client = await roles(roleUrl(server.url(), server.url(), network, 'client')!);
-      expect(client).toMatchObject({ status: 'ok', found: expect.stringMatching(new RegExp(`^connected as ${roleUser(network, 'client')}, which cannot inspect`)) });
-      // An agents' user someone widened is a failure.
+      expect(client).toMatchObject({ status: 'ok', found: expect.stringMatching(new RegExp(`^connected as ${roleUser(network, 'client')} \\(what the CLI uses\\), which cannot inspect`)) });
+      // A role user someone widened is a failure.
+      await admin.call('ACL', 'SETUSER', roleUser(network, 'client'), '+config|get');
+      expect(await roles(server.url())).toMatchObject({ status: 'fail', found: `connected as default; ${roleUser(network, 'client')} may run CONFIG` });
       await admin.call('ACL', 'SETUSER', roleUser(network, 'agent'), '+flushall');
-      expect(await roles(server.url())).toMatchObject({ status: 'fail', found: expect.stringMatching(/may run FLUSHALL$/) });
+      expect(await roles(server.url())).toMatchObject({ status: 'fail', found: expect.stringMatching(new RegExp(`${roleUser(network, 'agent')} may run FLUSHALL, ${roleUser(network, 'client')} may run CONFIG$`)) });
     } finally {
       admin.disconnect();
       await server.stop();

@@ -6,6 +6,7 @@ import { describe, expect } from 'vitest';
 import type { ProcessRuntime } from '../../lib/runtime/index.js';
 import type { LogEntry } from '../../lib/task.js';
 import { conversationRequests, credentialFingerprint, writeFileScenario, type TurnChooser } from '../fixtures/model-server.js';
+import { connectRedis, roleUser, type Redis } from '../../lib/messaging/index.js';
 import { runDan } from '../helpers/cli.js';
 import type { DanProcess } from '../helpers/dan-process.js';
 import { eventually } from '../helpers/network.js';
@@ -298,21 +299,55 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
     expect(await w.liveAgents()).toEqual([]);
   });
 
+  it("`dan up`'s own Redis: the agents it starts connect as the agent role; the CLI run from its folder sends a task and stops the network", async ({ w }) => {
+    w.script = () => ({ hang: true });
+    const port = await freePort();
+    const folder = await mkdtemp(path.join(os.tmpdir(), 'dan-orch-up-roles-'));
+    const redisUrl = `redis://127.0.0.1:${port}`;
+    const env = w.danEnv({ REDIS_URL: redisUrl });
+    let admin: Redis | undefined;
+    try {
+      const up = w.spawnDan(['up', '--no-web'], { AGENT_ID: 'orch-up-roles', REDIS_URL: redisUrl }, folder);
+      await eventually(() => up.logged('leader: scaling and reaping').length > 0, { what: '`dan up` to start Redis and lead', timeoutMs: 30_000 }).catch((error: Error) => {
+        throw new Error(`${error.message}\n${up.text()}`);
+      });
+      const sent = await runDan(['send-task', 'backend', 'Create the file roles.txt', '--json'], env, { cwd: folder });
+      expect(sent.exitCode, String(sent.stderr)).toBe(0);
+      await modelCalled(w, 1);
+      const password = (await readFile(path.join(folder, '.dan', 'redis-password'), 'utf8')).trim();
+      admin = await connectRedis(`redis://:${password}@127.0.0.1:${port}`, { mode: 'cli' });
+      const agents = String(await admin.call('CLIENT', 'LIST'))
+        .split('\n')
+        .filter((line) => / name=dan-agent:/.test(line));
+      expect(agents.length).toBeGreaterThan(0);
+      for (const line of agents) expect(line).toContain(`user=${roleUser(w.net.network, 'agent')}`);
+      const down = await runDan(['down', '--timeout', '20000'], env, { cwd: folder });
+      expect(down.exitCode, String(down.stderr)).toBe(0);
+      expect(String(down.stdout)).toMatch(new RegExp(`^network "${w.net.network}": stopped 1 orchestrator and 1 agent`, 'm'));
+      expect(await Promise.race([up.exited, sleep(10_000).then(() => 'still running after 10 s')]), up.text()).toEqual({ code: 0, signal: null });
+    } finally {
+      admin?.disconnect();
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+
   it('`dan down` after a `dan up` that started its own redis-server says what stopped and exits 0', async ({ w }) => {
-    // `dan up` with nothing answering at REDIS_URL starts a redis-server (data in ./.dan/redis of its folder), which
-    // stops with its orchestrator: `dan down` loses its connection on the way and must not call that a failure.
+    // `dan up` with nothing answering at REDIS_URL starts a redis-server (data in ./.dan/redis of its folder, its
+    // password in ./.dan/redis-password), which stops with its orchestrator: `dan down` loses its connection on the
+    // way and must not call that a failure.
     const port = await freePort();
     const folder = await mkdtemp(path.join(os.tmpdir(), 'dan-orch-up-'));
     try {
       const redisUrl = `redis://127.0.0.1:${port}`;
       const up = w.spawnDan(['up'], { AGENT_ID: 'orch-own-redis', REDIS_URL: redisUrl }, folder);
-      await eventually(() => up.logged('started a local redis-server (append-only file in .dan/redis)').length > 0 && up.logged('leader: scaling and reaping').length > 0, {
+      await eventually(() => up.logged('started a local redis-server (append-only file in .dan/redis, admin password in .dan/redis-password)').length > 0 && up.logged('leader: scaling and reaping').length > 0, {
         what: '`dan up` to start Redis and lead',
         timeoutMs: 30_000,
       }).catch((error: Error) => {
         throw new Error(`${error.message}\n${up.text()}`);
       });
-      const down = await runDan(['down', '--timeout', '20000'], w.danEnv({ REDIS_URL: redisUrl }));
+      // From the same folder: `dan down` finds the password `dan up` keeps there (.dan/redis-password).
+      const down = await runDan(['down', '--timeout', '20000'], w.danEnv({ REDIS_URL: redisUrl }), { cwd: folder });
       expect(String(down.stderr)).toBe('');
       expect(down.exitCode).toBe(0);
       expect(String(down.stdout)).toMatch(

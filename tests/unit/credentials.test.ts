@@ -1,8 +1,13 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, PASSTHROUGH_ENV, SECRET_ENV } from '../../lib/config.js';
 import { cliCommand } from '../../lib/executor/claude-executor.js';
-import { rolePassword, roleRules, roleUrl, roleUser } from '../../lib/messaging/redis-acl.js';
+import { clientRoleUrl, isAuthError, rolePassword, roleRules, roleUrl, roleUser } from '../../lib/messaging/redis-acl.js';
+import { RedisUnreachableError } from '../../lib/errors.js';
+import { clientConfig, configFrom } from '../../bin/context.js';
 import { AGENT_CAPABILITIES, agentContainerOptions, CLI_USER } from '../../lib/runtime/container-spec.js';
 import { agentEnvironment, readSecrets, secretsLine, splitSecrets } from '../../lib/secrets.js';
 
@@ -88,6 +93,44 @@ describe('Redis roles', () => {
     expect(new URL(url)).toMatchObject({ hostname: 'redis', port: '6379', pathname: '/0', username: roleUser('dan', 'agent') });
     expect(decodeURIComponent(new URL(url).password)).toBe(rolePassword('s3cret', 'dan', 'agent'));
     expect(roleUrl('redis://redis:6379', 'redis://127.0.0.1:6379', 'dan', 'agent')).toBeUndefined();
+  });
+
+  it('give the CLI the client role: derived from an admin URL, DAN_CLIENT_REDIS_URL when set, a role URL or one without password as it is', () => {
+    const client = new URL(clientRoleUrl('redis://:s3cret@127.0.0.1:6379', 'dan'));
+    expect(client).toMatchObject({ hostname: '127.0.0.1', username: roleUser('dan', 'client') });
+    expect(decodeURIComponent(client.password)).toBe(rolePassword('s3cret', 'dan', 'client'));
+    expect(clientRoleUrl('redis://default:s3cret@127.0.0.1:6379', 'dan')).toContain(`${roleUser('dan', 'client')}:`);
+    expect(clientRoleUrl('redis://dan-dan-client:pw@127.0.0.1:6379', 'dan')).toBe('redis://dan-dan-client:pw@127.0.0.1:6379');
+    expect(clientRoleUrl('redis://127.0.0.1:6379', 'dan')).toBe('redis://127.0.0.1:6379');
+    const env = { REDIS_URL: 'redis://:s3cret@127.0.0.1:6379', DAN_ENV_FILE: '' };
+    expect(clientConfig(configFrom({}, {}, { ...env })).redisUrl).toBe(clientRoleUrl(env.REDIS_URL, 'dan'));
+    expect(clientConfig(configFrom({}, {}, { ...env, DAN_CLIENT_REDIS_URL: 'redis://c:pw@redis:6379' })).redisUrl).toBe('redis://c:pw@redis:6379');
+  });
+
+  it('tell a refused credential from an unreachable Redis', () => {
+    expect(isAuthError(new RedisUnreachableError('redis://x', { cause: new Error('WRONGPASS invalid username-password pair or user is disabled.') }))).toBe(true);
+    expect(isAuthError(new RedisUnreachableError('redis://x', { cause: new Error('NOAUTH Authentication required.') }))).toBe(true);
+    expect(isAuthError(new RedisUnreachableError('redis://x', { cause: new Error('connect ECONNREFUSED 127.0.0.1:6379') }))).toBe(false);
+  });
+
+  it("give the CLI the password of `dan up`'s Redis from the folder it runs in, for a local URL without one", () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'dan-up-state-'));
+    const cwd = process.cwd();
+    try {
+      process.chdir(folder);
+      const env = { REDIS_URL: 'redis://127.0.0.1:6390', DAN_ENV_FILE: '' };
+      expect(configFrom({}, {}, { ...env }).redisUrl).toBe('redis://127.0.0.1:6390');
+      mkdirSync('.dan');
+      writeFileSync('.dan/redis-password', 'abc123\n', { mode: 0o600 });
+      expect(configFrom({}, {}, { ...env })).toMatchObject({ redisUrl: 'redis://:abc123@127.0.0.1:6390', agentRedisUrl: 'redis://:abc123@127.0.0.1:6390' });
+      // Not for a password of its own, another host, or a process a runtime started (its URL comes on stdin).
+      expect(configFrom({}, {}, { ...env, REDIS_URL: 'redis://:mine@127.0.0.1:6390' }).redisUrl).toBe('redis://:mine@127.0.0.1:6390');
+      expect(configFrom({}, {}, { ...env, REDIS_URL: 'redis://redis:6379' }).redisUrl).toBe('redis://redis:6379');
+      expect(configFrom({}, {}, { ...env, AGENT_ROLE: 'domain' }).redisUrl).toBe('redis://127.0.0.1:6390');
+    } finally {
+      process.chdir(cwd);
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   it("confine a role to its network's keys and channels, without dangerous commands", () => {
