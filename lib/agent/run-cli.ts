@@ -79,5 +79,7 @@ export async function runCli(ctx: AgentContext, run: TaskRun, prompt: string, re
     runAs: ctx.config.cliUser,
   });
   await run.writer.flush();
+  // Every run's cost counts towards today's spend (DAN_DAILY_BUDGET_USD), whatever becomes of its result.
+  await ctx.bus.gate.addSpend(ctx.domain, result.costUsd ?? 0);
   return result;
 }

@@ -244,6 +244,8 @@ export class Orchestrator {
     this.stats.ticks += 1;
     if (!(await this.lease.tryAcquire())) return;
     try {
+      // DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD as this leader has them: every agent's admission reads them.
+      await this.bus.gate.publishLimits({ maxRunning: this.options.config.maxRunning, dailyBudgetUsd: this.options.config.dailyBudgetUsd });
       await this.reaper.reapOnce();
       const handles = await this.options.runtime.list();
       const registered = await this.registry.list();
