@@ -379,7 +379,9 @@ export class Orchestrator {
     const agentEnvironment = agentEnv(config, { agentId, domain, role: 'domain', runtime: runtime.kind }, env);
     let tokenIndex: number | undefined;
     if (this.tokens) {
-      tokenIndex = await this.tokens.assign(agentId, present);
+      // A paused token (its usage window used up) gets no new agent: it could start no CLI before the reset.
+      const paused = new Set((await this.bus.gate.pauses()).filter((p) => p.scope.startsWith('token:')).map((p) => Number(p.scope.slice('token:'.length))));
+      tokenIndex = await this.tokens.assign(agentId, present, paused);
       if (tokenIndex === undefined) {
         this.log.info({ domain, tokens: this.tokens.size, perToken: config.agentsPerToken }, 'every subscription token has its DAN_AGENTS_PER_TOKEN agents: starting no more');
         return 'no token';
