@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RunGate } from '../../lib/messaging/index.js';
 import type { LogEntry, TaskRecord } from '../../lib/task.js';
@@ -5,6 +6,9 @@ import { conversationRequests, echoScenario } from '../fixtures/model-server.js'
 import { credentialFingerprint, type RecordedRequest } from '../fixtures/model-request.js';
 import type { Turn } from '../fixtures/model-turns.js';
 import { AgentHarness } from '../helpers/agent-harness.js';
+import { repoRoot, runDan } from '../helpers/cli.js';
+import { DanProcess } from '../helpers/dan-process.js';
+import { killQuietly, processesIn } from '../helpers/processes.js';
 import { eventually, openNetwork, type TestNetwork } from '../helpers/network.js';
 
 // Usage limits and rate limits pause, they do not fail (issue 12): the token (or the network) waits out the reset,
@@ -144,5 +148,100 @@ describe('usage and rate limits with the real claude CLI', () => {
     // The paused token's agent started no CLI while its token was paused; the network was never paused.
     expect(byToken(w.server.requests, TOKEN_A).length).toBe(callsOfA);
     expect((await w.bus.gate.pauses()).map((p) => p.scope)).toEqual(['token:0']);
+  });
+});
+
+/** Whether an agent of the harness said it takes no task for a while, for this reason. */
+const heldFor = (w: AgentHarness, why: RegExp): boolean =>
+  w.logs.lines.some((line) => {
+    const entry = JSON.parse(line) as { msg?: string; why?: string };
+    return entry.msg === 'taking no task until then' && why.test(entry.why ?? '');
+  });
+
+describe('DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD with the real claude CLI', () => {
+  let w: AgentHarness | undefined;
+  const children: DanProcess[] = [];
+  afterEach(async () => {
+    for (const child of children.splice(0)) {
+      child.kill('SIGKILL');
+      await child.exited;
+    }
+    await w?.close();
+    w = undefined;
+  });
+
+  it('runs at most DAN_MAX_RUNNING CLIs at once, and a SIGKILLed agent does not keep its slot', { timeout: 240_000 }, async () => {
+    w = await AgentHarness.create('maxrun');
+    await w.bus.gate.publishLimits({ maxRunning: 1 });
+    const open = w.gate();
+    await w.startAgent('backend-a');
+    await w.startAgent('backend-b');
+    const tasks = [await w.submit('first of two'), await w.submit('second of two')];
+    await w.modelCalled();
+    // The other agent was refused a slot while the first run holds the only one.
+    await eventually(() => heldFor(w!, /DAN_MAX_RUNNING \(1\)/), { what: 'an agent to be refused a running slot', timeoutMs: 30_000 });
+    expect(await w.bus.gate.running()).toHaveLength(1);
+    expect(conversationRequests(w.server.requests)).toHaveLength(1);
+    open();
+    const [one, two] = [await w.waitForEnd(tasks[0]!.id, 90_000), await w.waitForEnd(tasks[1]!.id, 90_000)];
+    expect([one.status, two.status]).toEqual(['completed', 'completed']);
+    expect([one.attempts, two.attempts]).toEqual([1, 1]);
+    // One after the other: the second was taken only after the first's result was recorded.
+    const [earlier, later] = one.startedAt! < two.startedAt! ? [one, two] : [two, one];
+    expect(later.startedAt!).toBeGreaterThanOrEqual(earlier.finishedAt!);
+    // The slot is freed just after the result is recorded.
+    await eventually(async () => (await w!.bus.gate.running()).length === 0, { what: 'the running slot to be freed', timeoutMs: 10_000 });
+
+    // An agent SIGKILLed mid-run frees its slot when its heartbeat lapses, with no reaper running.
+    for (const agent of w.agents.splice(0)) await agent.stop('stopped', { graceMs: 0 });
+    const reopen = w.gate();
+    const killed = DanProcess.start(['agent', '--domain', 'backend', '--id', 'backend-killed'], {
+      REDIS_URL: w.net.config.redisUrl,
+      DAN_NETWORK: w.net.network,
+      DAN_WORKSPACE: w.workspace,
+      DAN_CLAUDE_BIN: path.join(repoRoot(), 'node_modules', '.bin', 'claude'),
+      DAN_HEARTBEAT_MS: '200',
+      DAN_HEARTBEAT_TTL_MS: '1500',
+      DAN_LOG_LEVEL: 'info',
+      ANTHROPIC_BASE_URL: w.server.url,
+      ANTHROPIC_API_KEY: 'sk-ant-api03-limits-child-0000000000000000000000',
+    });
+    children.push(killed);
+    const held = await w.submit('held by the agent that dies');
+    await w.waitFor(held.id, (r) => r.status === 'active' && r.agent === 'backend-killed', 'the child agent to take the task', 60_000);
+    expect(await w.bus.gate.running()).toEqual([`backend-killed|${held.id}`]);
+    killed.kill('SIGKILL');
+    await killed.exited;
+    for (const pid of await processesIn(w.workspace)) killQuietly(pid);
+    reopen();
+    await w.startAgent('backend-c');
+    const after = await w.submit('runs once the dead agent\'s slot is freed');
+    expect(await w.waitForEnd(after.id, 90_000)).toMatchObject({ status: 'completed', agent: 'backend-c' });
+  });
+
+  it("holds queued tasks once today's spend reaches DAN_DAILY_BUDGET_USD, and releases them when it is raised", { timeout: 240_000 }, async () => {
+    w = await AgentHarness.create('budget');
+    await w.bus.gate.publishLimits({ dailyBudgetUsd: 0.000001 });
+    await w.startAgent('backend-a');
+    // Under the budget when it starts: a run is never stopped by the daily budget, it counts what it cost.
+    const first = await w.waitForEnd((await w.submit('spends the budget')).id, 90_000);
+    expect(first).toMatchObject({ status: 'completed' });
+    expect(first.costUsd).toBeGreaterThan(0);
+    const spend = await w.bus.gate.spendToday();
+    expect(Object.keys(spend)).toEqual(['backend']);
+    expect(spend.backend).toBeCloseTo(first.costUsd!, 9);
+
+    const second = await w.submit('waits for a raised budget');
+    await eventually(() => heldFor(w!, /reached the daily budget/), { what: 'the agent to hold the task for the budget', timeoutMs: 30_000 });
+    expect(await w.bus.tasks.get(second.id)).toMatchObject({ status: 'queued', attempts: 0 });
+    const env = { REDIS_URL: w.net.config.redisUrl, DAN_NETWORK: w.net.network, DAN_WORKSPACE: w.workspace };
+    const listed = await runDan(['tasks'], env);
+    expect(String(listed.stdout)).toMatch(new RegExp(`${second.id}\\s+backend\\s+queued \\(budget\\)`));
+    const cost = await runDan(['tasks', '--cost', '--json'], env);
+    expect(JSON.parse(String(cost.stdout))).toMatchObject({ dailyBudgetUsd: 0.000001, byDomain: { backend: spend.backend } });
+
+    // Raised (as a restarted leader publishes it): the held task runs.
+    await w.bus.gate.publishLimits({ dailyBudgetUsd: 100 });
+    expect(await w.waitForEnd(second.id, 90_000)).toMatchObject({ status: 'completed', attempts: 1 });
   });
 });
