@@ -1,5 +1,5 @@
 import { describePause } from './executor/limits.js';
-import { nextUtcDay, pauseScopes, type NetworkLimits, type Pause, type RunGate } from './messaging/index.js';
+import { pauseScopes, type NetworkLimits, type Pause, type RunGate } from './messaging/index.js';
 
 /** Pauses, spend and limits as `dan agents`, `dan status`, `dan tasks` and `dan doctor` show them (issue 12). */
 export interface AccessState {
@@ -52,7 +52,7 @@ export function agentPause(state: AccessState, tokenIndex: number | undefined): 
 export function describeAccess(state: AccessState): { holding: boolean; text: string } {
   const held = [
     ...state.pauses.map((p) => `${pauseOwner(p.scope)} ${describePause(p.untilMs, p.kind)}`),
-    ...(budgetReached(state) ? [`daily budget reached: ${describeBudget(state)} (${new Date(nextUtcDay(state.now)).toISOString().slice(0, 10)})`] : []),
+    ...(budgetReached(state) ? [`daily budget reached: ${describeBudget(state)}`] : []),
   ];
   if (held.length > 0) return { holding: true, text: held.join('; ') };
   const budget = state.limits.dailyBudgetUsd === undefined ? 'no daily budget' : `daily budget $${state.limits.dailyBudgetUsd.toFixed(2)}`;
