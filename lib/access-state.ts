@@ -51,7 +51,11 @@ export function agentPause(state: AccessState, tokenIndex: number | undefined): 
 /** The lines of `dan doctor`'s limits check: what holds tasks now, else what is spent and running. Pure. */
 export function describeAccess(state: AccessState): { holding: boolean; text: string } {
   const held = [
-    ...state.pauses.map((p) => `${pauseOwner(p.scope)} ${describePause(p.untilMs, p.kind)}`),
+    ...state.pauses.map((p) =>
+      p.kind === 'unauthorized'
+        ? `${pauseOwner(p.scope)} is bad: the API rejected it (401), not used until ${new Date(p.untilMs).toISOString().slice(11, 16)} UTC`
+        : `${pauseOwner(p.scope)} ${describePause(p.untilMs, p.kind)}`,
+    ),
     ...(budgetReached(state) ? [`daily budget reached: ${describeBudget(state)}`] : []),
   ];
   if (held.length > 0) return { holding: true, text: held.join('; ') };

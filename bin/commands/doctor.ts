@@ -158,7 +158,7 @@ async function checkRedis(config: DanConfig, setup: NetworkSetup): Promise<Check
 async function limitsCheck(redis: Redis, config: DanConfig): Promise<Check> {
   const { holding, text } = describeAccess(await readAccessState(new RunGate(redis, new Keys(config.prefix))));
   return holding
-    ? warn('limits', text, 'tasks wait and go on by themselves at that time (no attempt is used); raise DAN_DAILY_BUDGET_USD and restart the orchestrator to spend more today')
+    ? warn('limits', text, 'tasks wait and go on by themselves at that time (no attempt is used); raise DAN_DAILY_BUDGET_USD and restart the orchestrator to spend more today; replace a bad token in CLAUDE_CODE_OAUTH_TOKEN (claude setup-token)')
     : ok('limits', text);
 }
 

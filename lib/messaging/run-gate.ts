@@ -2,8 +2,11 @@ import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
 import { Scripts } from './scripts.js';
 
-/** What pauses a scope: a subscription's usage window, a rate limit, an overloaded service. */
-export type PauseKind = 'usage_limit' | 'rate_limit' | 'overloaded';
+/**
+ * What pauses a scope: a subscription's usage window, a rate limit, an overloaded service, a credential the API
+ * rejected (401: the token is marked bad and tried again only after the backoff).
+ */
+export type PauseKind = 'usage_limit' | 'rate_limit' | 'overloaded' | 'unauthorized';
 
 /** A pause of a token (`token:<index>`) or of the whole network (`network`: an API key, Bedrock, Vertex). */
 export interface Pause {

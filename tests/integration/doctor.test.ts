@@ -187,11 +187,12 @@ describe('dan doctor', () => {
 
       const until = Date.UTC(2031, 0, 1, 14, 5);
       await gate.pause('token:1', { kind: 'usage_limit', resetsAt: until, message: "You've hit your session limit" });
+      await gate.pause('token:2', { kind: 'unauthorized', message: 'Failed to authenticate' });
       await gate.publishLimits({ dailyBudgetUsd: 1 });
       await gate.addSpend('backend', 1.25);
       const held = (await doctorJson([], { DAN_NETWORK: network })).report.checks.find((c) => c.name === 'limits');
       // A reset years ahead is believed for a week at most: only the form of the time is certain.
-      expect(held).toMatchObject({ status: 'warn', found: expect.stringMatching(/^subscription token #1 paused until \d\d:\d\d UTC \(usage limit\); daily budget reached: \$1\.25 of \$1\.00 spent today \(DAN_DAILY_BUDGET_USD\)/) });
+      expect(held).toMatchObject({ status: 'warn', found: expect.stringMatching(/^subscription token #1 paused until \d\d:\d\d UTC \(usage limit\); subscription token #2 is bad: the API rejected it \(401\), not used until \d\d:\d\d UTC; daily budget reached: \$1\.25 of \$1\.00 spent today \(DAN_DAILY_BUDGET_USD\)/) });
     } finally {
       await deleteNetworkKeys(redisUrl(), `${network}:`);
       redis.disconnect();

@@ -158,6 +158,36 @@ const heldFor = (w: AgentHarness, why: RegExp): boolean =>
     return entry.msg === 'taking no task until then' && why.test(entry.why ?? '');
   });
 
+describe('a token the API rejects (401)', () => {
+  let w: AgentHarness | undefined;
+  afterEach(async () => {
+    await w?.close();
+    w = undefined;
+  });
+
+  it('fails the task saying so, marks the token bad, and the other token goes on', { timeout: 150_000 }, async () => {
+    w = await AgentHarness.create('badtoken');
+    w.script = (req) =>
+      !req.side && req.credential === credentialFingerprint(TOKEN_A)
+        ? { status: 401, errorType: 'authentication_error', message: 'OAuth token has expired or been revoked' }
+        : echoScenario()(req);
+    const [settingsA, envA] = onToken(0, TOKEN_A);
+    const [settingsB, envB] = onToken(1, TOKEN_B);
+    await w.startAgent('backend-a', settingsA, envA);
+    const rejected = await w.waitForEnd((await w.submit('runs on the revoked token')).id, 90_000);
+    expect(rejected).toMatchObject({ status: 'failed', reason: 'unauthorized', tokenIndex: 0, attempts: 1 });
+    expect(rejected.error).toMatch(/^the API rejected the credential \(401\)/);
+    expect((await w.bus.gate.pauses()).map((p) => [p.scope, p.kind])).toEqual([['token:0', 'unauthorized']]);
+    const callsOfA = byToken(w.server.requests, TOKEN_A).length;
+
+    await w.startAgent('backend-b', settingsB, envB);
+    const more = [await w.submit('second task'), await w.submit('third task')];
+    for (const task of more) expect(await w.waitForEnd(task.id, 90_000)).toMatchObject({ status: 'completed', tokenIndex: 1, attempts: 1 });
+    // The bad token's agent started no other CLI: no task of it failed for the same reason meanwhile.
+    expect(byToken(w.server.requests, TOKEN_A).length).toBe(callsOfA);
+  });
+});
+
 describe('DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD with the real claude CLI', () => {
   let w: AgentHarness | undefined;
   const children: DanProcess[] = [];
