@@ -2,6 +2,9 @@ import { describePause } from '../executor/limits.js';
 import type { PauseKind } from '../messaging/index.js';
 import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
 
+/** How long a credential the API rejected is not used (each time it is tried again and rejected). */
+const BAD_CREDENTIAL_PAUSE_MS = 15 * 60_000;
+
 const PAUSING: ReadonlySet<string> = new Set<PauseKind>(['usage_limit', 'rate_limit', 'overloaded', 'unauthorized']);
 
 /**
@@ -9,8 +12,8 @@ const PAUSING: ReadonlySet<string> = new Set<PauseKind>(['usage_limit', 'rate_li
  * (or the network, for an API key, Bedrock or Vertex; overload is the service's, so always the network's) until
  * the reset time the CLI gave, else with exponential backoff, kept in Redis; and the task goes back to its queue
  * without using an attempt (the agent does that once the later stages kept the run's work on its branch).
- * A credential the API rejected (401) marks the token bad the same way (`dan doctor` shows it, the pool gives it
- * no agent, its agents take no task until the backoff ends), but the task fails, saying so: a token that stays
+ * A credential the API rejected (401) marks the token bad for 15 minutes (`dan doctor` shows it, the pool gives it
+ * no agent, its agents take no task meanwhile), but the task fails, saying so: a token that stays
  * bad must not hold the work for ever.
  */
 export async function pauseOnLimit(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
@@ -18,7 +21,9 @@ export async function pauseOnLimit(ctx: AgentContext, run: TaskRun): Promise<Sta
   if (!limit || !PAUSING.has(limit.kind) || run.controller.signal.aborted) return 'next';
   const kind = limit.kind as PauseKind;
   const scope = kind !== 'overloaded' && ctx.config.tokenIndex !== undefined ? `token:${ctx.config.tokenIndex}` : 'network';
-  const untilMs = await ctx.bus.gate.pause(scope, { kind, resetsAt: limit.resetsAt, message: limit.message });
+  // A rejected credential rarely comes good by itself: it is left alone for the longest backoff at once.
+  const resetsAt = kind === 'unauthorized' ? Date.now() + BAD_CREDENTIAL_PAUSE_MS : limit.resetsAt;
+  const untilMs = await ctx.bus.gate.pause(scope, { kind, resetsAt, message: limit.message });
   const who = scope === 'network' ? 'the network' : `subscription token #${ctx.config.tokenIndex}`;
   if (kind === 'unauthorized') {
     run.writer.push({ type: 'info', text: `the API rejected the credential of ${who} (401): it is marked bad, ${describePause(untilMs, kind)}` });

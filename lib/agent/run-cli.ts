@@ -69,7 +69,7 @@ export async function runCli(ctx: AgentContext, run: TaskRun, prompt: string, re
     model: run.record!.model ?? ctx.config.model,
     effort: run.record!.effort,
     fallbackModel: run.record!.fallbackModel,
-    maxBudgetUsd: run.record!.budgetUsd,
+    maxBudgetUsd: run.budgetUsd ?? run.record!.budgetUsd,
     permissionMode: ctx.config.permissionMode,
     timeoutMs: run.record!.timeoutS * 1000,
     signal: run.controller.signal,

@@ -1,5 +1,6 @@
 import { commitChange } from './commit-change.js';
 import { mergeChange } from './merge-change.js';
+import { shareGoalBudget } from './goal-budget.js';
 import { pauseOnLimit } from './pause-on-limit.js';
 import { prepareTask } from './prepare-task.js';
 import { prepareWorktree } from './prepare-worktree.js';
@@ -10,6 +11,7 @@ import { abortReason, type AbortReason, type AgentContext, type Stage, type Task
 /** The stages of a claimed task, in order (STYLE.md, 12); each logs what it did to the task's log. */
 export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
   ['prepare', prepareTask],
+  ['goal-budget', shareGoalBudget],
   ['worktree', prepareWorktree],
   ['session', restoreSession],
   ['run', runTaskCli],

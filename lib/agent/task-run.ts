@@ -71,6 +71,8 @@ export interface TaskRun {
    * task before `untilMs` (the pause of its token or of the network).
    */
   handBack?: { untilMs: number; why: string };
+  /** `--max-budget-usd` of the run when the goal's budget leaves less than the task's own (goal-budget stage). */
+  budgetUsd?: number;
 }
 
 /** What a stage tells the pipeline: go on, or go straight to recording `run.result`. */

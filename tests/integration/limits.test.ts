@@ -88,7 +88,7 @@ describe('usage and rate limits with the real claude CLI', () => {
     w = undefined;
   });
 
-  it('pauses the token that hit its usage limit and runs the task again after the reset, without using an attempt', { timeout: 120_000 }, async () => {
+  it('pauses the token that hit its usage limit and runs the task again after the reset, without using an attempt', { timeout: 300_000 }, async () => {
     w = await AgentHarness.create('pause');
     const harness = w;
     // The first call of token A is refused until a reset a few seconds ahead; later calls are answered.
@@ -107,7 +107,7 @@ describe('usage and rate limits with the real claude CLI', () => {
     await w.startAgent('backend-a', settings, claudeEnv);
     // One attempt only: had the limited run used it, the task could not run again.
     const task = await w.submit('say hi after the limit', { maxAttempts: 1 });
-    const done = await w.waitForEnd(task.id, 90_000);
+    const done = await w.waitForEnd(task.id, 240_000);
 
     expect(done).toMatchObject({ status: 'completed', attempts: 1, tokenIndex: 0 });
     const entries = (await w.bus.logs.history(task.id)).map((e) => e.entry);
@@ -123,23 +123,23 @@ describe('usage and rate limits with the real claude CLI', () => {
     expect(seenAt[1]!).toBeGreaterThanOrEqual(resetMs - 50);
   });
 
-  it("lets the other token's agents go on while one token is paused", { timeout: 150_000 }, async () => {
+  it("lets the other token's agents go on while one token is paused", { timeout: 400_000 }, async () => {
     w = await AgentHarness.create('pause2');
-    // Token A's window is used up for two minutes, longer than this test; token B is answered.
-    const resetS = Math.ceil(Date.now() / 1000) + 120;
+    // Token A's window is used up for an hour, longer than this test; token B is answered.
+    const resetS = Math.ceil(Date.now() / 1000) + 3600;
     w.script = (req) => (!req.side && req.credential === credentialFingerprint(TOKEN_A) ? usageLimit(resetS) : echoScenario()(req));
     const [settingsA, envA] = onToken(0, TOKEN_A);
     const [settingsB, envB] = onToken(1, TOKEN_B);
     await w.startAgent('backend-a', settingsA, envA);
     const first = await w.submit('first task, hits the limit');
-    const paused = await eventually(async () => (await w!.bus.gate.pauses()).find((p) => p.scope === 'token:0'), { what: 'token 0 to pause', timeoutMs: 60_000 });
+    const paused = await eventually(async () => (await w!.bus.gate.pauses()).find((p) => p.scope === 'token:0'), { what: 'token 0 to pause', timeoutMs: 120_000 });
     expect(paused).toMatchObject({ kind: 'usage_limit', untilMs: resetS * 1000 });
     const callsOfA = byToken(w.server.requests, TOKEN_A).length;
 
     await w.startAgent('backend-b', settingsB, envB);
     const more = [await w.submit('second task'), await w.submit('third task')];
     const done: TaskRecord[] = [];
-    for (const task of [first, ...more]) done.push(await w.waitForEnd(task.id, 90_000));
+    for (const task of [first, ...more]) done.push(await w.waitForEnd(task.id, 180_000));
 
     for (const record of done) expect(record).toMatchObject({ status: 'completed', attempts: 1, tokenIndex: 1, agent: 'backend-b' });
     // The limited run's attempt was not counted: the first task completed on its first counted attempt.
@@ -165,7 +165,7 @@ describe('a token the API rejects (401)', () => {
     w = undefined;
   });
 
-  it('fails the task saying so, marks the token bad, and the other token goes on', { timeout: 150_000 }, async () => {
+  it('fails the task saying so, marks the token bad, and the other token goes on', { timeout: 400_000 }, async () => {
     w = await AgentHarness.create('badtoken');
     w.script = (req) =>
       !req.side && req.credential === credentialFingerprint(TOKEN_A)
@@ -174,7 +174,7 @@ describe('a token the API rejects (401)', () => {
     const [settingsA, envA] = onToken(0, TOKEN_A);
     const [settingsB, envB] = onToken(1, TOKEN_B);
     await w.startAgent('backend-a', settingsA, envA);
-    const rejected = await w.waitForEnd((await w.submit('runs on the revoked token')).id, 90_000);
+    const rejected = await w.waitForEnd((await w.submit('runs on the revoked token')).id, 120_000);
     expect(rejected).toMatchObject({ status: 'failed', reason: 'unauthorized', tokenIndex: 0, attempts: 1 });
     expect(rejected.error).toMatch(/^the API rejected the credential \(401\)/);
     expect((await w.bus.gate.pauses()).map((p) => [p.scope, p.kind])).toEqual([['token:0', 'unauthorized']]);
@@ -182,7 +182,7 @@ describe('a token the API rejects (401)', () => {
 
     await w.startAgent('backend-b', settingsB, envB);
     const more = [await w.submit('second task'), await w.submit('third task')];
-    for (const task of more) expect(await w.waitForEnd(task.id, 90_000)).toMatchObject({ status: 'completed', tokenIndex: 1, attempts: 1 });
+    for (const task of more) expect(await w.waitForEnd(task.id, 180_000)).toMatchObject({ status: 'completed', tokenIndex: 1, attempts: 1 });
     // The bad token's agent started no other CLI: no task of it failed for the same reason meanwhile.
     expect(byToken(w.server.requests, TOKEN_A).length).toBe(callsOfA);
   });
@@ -200,7 +200,7 @@ describe('DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD with the real claude CLI', ()
     w = undefined;
   });
 
-  it('runs at most DAN_MAX_RUNNING CLIs at once, and a SIGKILLed agent does not keep its slot', { timeout: 240_000 }, async () => {
+  it('runs at most DAN_MAX_RUNNING CLIs at once, and a SIGKILLed agent does not keep its slot', { timeout: 400_000 }, async () => {
     w = await AgentHarness.create('maxrun');
     await w.bus.gate.publishLimits({ maxRunning: 1 });
     const open = w.gate();
@@ -209,11 +209,11 @@ describe('DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD with the real claude CLI', ()
     const tasks = [await w.submit('first of two'), await w.submit('second of two')];
     await w.modelCalled();
     // The other agent was refused a slot while the first run holds the only one.
-    await eventually(() => heldFor(w!, /DAN_MAX_RUNNING \(1\)/), { what: 'an agent to be refused a running slot', timeoutMs: 30_000 });
+    await eventually(() => heldFor(w!, /DAN_MAX_RUNNING \(1\)/), { what: 'an agent to be refused a running slot', timeoutMs: 120_000 });
     expect(await w.bus.gate.running()).toHaveLength(1);
     expect(conversationRequests(w.server.requests)).toHaveLength(1);
     open();
-    const [one, two] = [await w.waitForEnd(tasks[0]!.id, 90_000), await w.waitForEnd(tasks[1]!.id, 90_000)];
+    const [one, two] = [await w.waitForEnd(tasks[0]!.id, 150_000), await w.waitForEnd(tasks[1]!.id, 150_000)];
     expect([one.status, two.status]).toEqual(['completed', 'completed']);
     expect([one.attempts, two.attempts]).toEqual([1, 1]);
     // One after the other: the second was taken only after the first's result was recorded.
@@ -238,7 +238,7 @@ describe('DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD with the real claude CLI', ()
     });
     children.push(killed);
     const held = await w.submit('held by the agent that dies');
-    await w.waitFor(held.id, (r) => r.status === 'active' && r.agent === 'backend-killed', 'the child agent to take the task', 60_000);
+    await w.waitFor(held.id, (r) => r.status === 'active' && r.agent === 'backend-killed', 'the child agent to take the task', 150_000);
     expect(await w.bus.gate.running()).toEqual([`backend-killed|${held.id}`]);
     killed.kill('SIGKILL');
     await killed.exited;
@@ -246,15 +246,15 @@ describe('DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD with the real claude CLI', ()
     reopen();
     await w.startAgent('backend-c');
     const after = await w.submit('runs once the dead agent\'s slot is freed');
-    expect(await w.waitForEnd(after.id, 90_000)).toMatchObject({ status: 'completed', agent: 'backend-c' });
+    expect(await w.waitForEnd(after.id, 150_000)).toMatchObject({ status: 'completed', agent: 'backend-c' });
   });
 
-  it("holds queued tasks once today's spend reaches DAN_DAILY_BUDGET_USD, and releases them when it is raised", { timeout: 240_000 }, async () => {
+  it("holds queued tasks once today's spend reaches DAN_DAILY_BUDGET_USD, and releases them when it is raised", { timeout: 400_000 }, async () => {
     w = await AgentHarness.create('budget');
     await w.bus.gate.publishLimits({ dailyBudgetUsd: 0.000001 });
     await w.startAgent('backend-a');
     // Under the budget when it starts: a run is never stopped by the daily budget, it counts what it cost.
-    const first = await w.waitForEnd((await w.submit('spends the budget')).id, 90_000);
+    const first = await w.waitForEnd((await w.submit('spends the budget')).id, 150_000);
     expect(first).toMatchObject({ status: 'completed' });
     expect(first.costUsd).toBeGreaterThan(0);
     const spend = await w.bus.gate.spendToday();
@@ -262,7 +262,7 @@ describe('DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD with the real claude CLI', ()
     expect(spend.backend).toBeCloseTo(first.costUsd!, 9);
 
     const second = await w.submit('waits for a raised budget');
-    await eventually(() => heldFor(w!, /reached the daily budget/), { what: 'the agent to hold the task for the budget', timeoutMs: 30_000 });
+    await eventually(() => heldFor(w!, /reached the daily budget/), { what: 'the agent to hold the task for the budget', timeoutMs: 120_000 });
     expect(await w.bus.tasks.get(second.id)).toMatchObject({ status: 'queued', attempts: 0 });
     const env = { REDIS_URL: w.net.config.redisUrl, DAN_NETWORK: w.net.network, DAN_WORKSPACE: w.workspace };
     const listed = await runDan(['tasks'], env);
@@ -272,6 +272,6 @@ describe('DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD with the real claude CLI', ()
 
     // Raised (as a restarted leader publishes it): the held task runs.
     await w.bus.gate.publishLimits({ dailyBudgetUsd: 100 });
-    expect(await w.waitForEnd(second.id, 90_000)).toMatchObject({ status: 'completed', attempts: 1 });
+    expect(await w.waitForEnd(second.id, 150_000)).toMatchObject({ status: 'completed', attempts: 1 });
   });
 });
