@@ -330,6 +330,10 @@ describe('planning and running a multi-domain goal', { timeout: 240_000 }, () =>
     }
     expect(done).toMatchObject({ status: 'failed', reason: 'budget' });
     expect(done.error).toMatch(/^the goal's budget \$0\.000001 was spent \(\$\d+\.\d{4}\); subtasks did not complete: /);
+    // Every run counts towards today's spend (DAN_DAILY_BUDGET_USD): the planning run under main, the subtask's under its domain.
+    const spend = await w.bus.gate.spendToday();
+    expect(spend.main).toBeGreaterThan(0);
+    expect(spend.backend).toBeCloseTo(api!.costUsd!, 9);
     expect(await w.bus.tasks.openGraphs()).toEqual([]);
   });
 
