@@ -148,8 +148,10 @@ export function table(header: string[], rows: string[][]): string {
   return [c.bold(line(header)), ...rows.map(line)].join('\n');
 }
 
-export function taskRow(r: TaskRecord, now = Date.now()): string[] {
-  return [r.id, r.domain, colorOutcome(r), r.agent ?? '-', ago(r.createdAt, now), truncate(r.description, 50)];
+/** A row of `dan tasks`; `waits`: why queued tasks wait now (`budget`, `paused`), shown with a queued one. */
+export function taskRow(r: TaskRecord, now = Date.now(), waits?: string): string[] {
+  const status = r.status === 'queued' && waits ? `${colorOutcome(r)} ${c.yellow(`(${waits})`)}` : colorOutcome(r);
+  return [r.id, r.domain, status, r.agent ?? '-', ago(r.createdAt, now), truncate(r.description, 50)];
 }
 
 /** A row of the dead-letter view (`dan tasks --status failed`): the reason in one line. */
@@ -158,7 +160,9 @@ export function deadLetterRow(r: TaskRecord, now = Date.now()): string[] {
   return [r.id, r.domain, `${r.attempts}/${r.maxAttempts}`, ago(r.finishedAt ?? r.updatedAt, now), truncate(r.description, 40), truncate(reason, 100)];
 }
 
-export function agentRow(a: AgentRecord, now = Date.now()): string[] {
-  const state = a.alive ? (a.status === 'busy' ? c.blue(a.status) : c.green(a.status)) : c.red('dead (heartbeat expired)');
+/** A row of `dan agents`; `paused`: "paused until 14:05 UTC (usage limit)" when the agent's token is paused. */
+export function agentRow(a: AgentRecord, now = Date.now(), paused?: string): string[] {
+  const alive = a.status === 'busy' ? c.blue(a.status) : c.green(a.status);
+  const state = a.alive ? (paused ? `${alive} ${c.yellow(paused)}` : alive) : c.red('dead (heartbeat expired)');
   return [a.id, a.role, a.domain, state, a.taskIds.join(',') || '-', String(a.tasksDone), a.runtime, a.ref || '-', ago(a.startedAt, now)];
 }

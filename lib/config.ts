@@ -92,6 +92,16 @@ const envSchema = z.object({
     .optional(),
   /** `--max-budget-usd` of each run of a task sent without --budget. @default no cap */
   DAN_TASK_BUDGET_USD: z.coerce.number().gt(0, 'must be more than 0 dollars').max(10_000, 'must be at most 10000 dollars').optional(),
+  /**
+   * CLIs running at once across the network, for plans that allow few concurrent sessions; the leader publishes
+   * it in Redis, so raising it needs no agent restarted. @default no cap
+   */
+  DAN_MAX_RUNNING: int(1, 10_000).optional(),
+  /**
+   * Dollars the network may spend per UTC day: once today's spend reaches it, queued tasks wait (reason budget)
+   * until the next day or until it is raised; running tasks finish. The leader publishes it in Redis. @default no cap
+   */
+  DAN_DAILY_BUDGET_USD: z.coerce.number().gt(0, 'must be more than 0 dollars').max(1_000_000, 'must be at most 1000000 dollars').optional(),
   /** Set by the orchestrator for a spawned agent: the index of its subscription token in the pool. */
   DAN_TOKEN_INDEX: int(0, 10_000).optional(),
   /** Agents that share one subscription token at most. @default 2 */
@@ -222,6 +232,10 @@ export interface DanConfig {
   taskBudgetUsd: number | undefined;
   /** DAN_AGENTS_PER_TOKEN: agents that share one subscription token at most. */
   agentsPerToken: number;
+  /** DAN_MAX_RUNNING: CLIs running at once across the network, when capped. */
+  maxRunning: number | undefined;
+  /** DAN_DAILY_BUDGET_USD: what the network may spend per UTC day, when capped. */
+  dailyBudgetUsd: number | undefined;
   /**
    * Credential files of the configured cloud provider, which the docker runtime mounts read-only into agent
    * containers (and points `env` at there): GOOGLE_APPLICATION_CREDENTIALS for Vertex, the AWS credentials and
@@ -336,6 +350,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     agentsPerToken: e.DAN_AGENTS_PER_TOKEN,
     taskBudgetUsd: e.DAN_TASK_BUDGET_USD,
     tokenIndex: e.DAN_TOKEN_INDEX,
+    maxRunning: e.DAN_MAX_RUNNING,
+    dailyBudgetUsd: e.DAN_DAILY_BUDGET_USD,
     credentialFiles: credentialFiles(e, inContainer),
     permissionMode: e.DAN_PERMISSION_MODE,
     images: { agent: e.DAN_AGENT_IMAGE, base: e.DAN_BASE_IMAGE, redis: e.DAN_REDIS_IMAGE },

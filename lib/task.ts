@@ -432,3 +432,6 @@ export type ControlMessage = z.infer<typeof controlMessageSchema>;
 export function describeOutcome(record: Pick<TaskRecord, 'status' | 'warnings'>): string {
   return record.warnings && record.warnings.length > 0 ? `${record.status} (${record.warnings.join(', ')})` : record.status;
 }
+
+/** What a goal's subtasks have cost so far (their recorded runs): what its `--budget` has left is measured by it. Pure. */
+export const subtasksCost = (children: readonly TaskRecord[]): number => children.reduce((sum, c) => sum + (c.costUsd ?? 0), 0);

@@ -3,11 +3,12 @@ import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { describeAccess, readAccessState } from '../../lib/access-state.js';
 import { accessMethod, NO_ACCESS } from '../../lib/access.js';
 import type { DanConfig } from '../../lib/config.js';
 import { domainTemplateDir, listDomains, mainTemplateDir } from '../../lib/domains.js';
 import { ConfigError, redactUrl } from '../../lib/errors.js';
-import { connectRedis, Keys, roleUser, urlPassword, whoAmI, type Redis } from '../../lib/messaging/index.js';
+import { connectRedis, Keys, roleUser, RunGate, urlPassword, whoAmI, type Redis } from '../../lib/messaging/index.js';
 import { AgentRegistry } from '../../lib/registry/index.js';
 import { Git, integrationBranch } from '../../lib/workspace/index.js';
 import { clientConfig, configFrom, parseFlag, type ConnectionFlags } from '../context.js';
@@ -138,6 +139,7 @@ async function checkRedis(given: DanConfig, setup: NetworkSetup): Promise<Check[
     ));
     checks.push(await memoryCheck(redis));
     checks.push(await rolesCheck(redis, config));
+    checks.push(await limitsCheck(redis, config));
     checks.push(await configCheck(redis, 'redis persistence', 'appendonly', 'yes', (value) =>
       value === 'yes'
         ? ok('redis persistence', 'append-only file on')
@@ -151,6 +153,17 @@ async function checkRedis(given: DanConfig, setup: NetworkSetup): Promise<Check[
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * Limits (issue 12): a token or the network paused after a usage or rate limit, the daily budget reached (tasks
+ * wait: a warning, with when they go on), else today's spend and the CLIs running.
+ */
+async function limitsCheck(redis: Redis, config: DanConfig): Promise<Check> {
+  const { holding, text } = describeAccess(await readAccessState(new RunGate(redis, new Keys(config.prefix))));
+  return holding
+    ? warn('limits', text, 'tasks wait and go on by themselves at that time (no attempt is used); raise DAN_DAILY_BUDGET_USD and restart the orchestrator to spend more today; replace a bad token in CLAUDE_CODE_OAUTH_TOKEN (claude setup-token)')
+    : ok('limits', text);
 }
 
 /** Commands the role users must be refused (ACL DRYRUN, Redis 7): a check that each role is what it should be. */

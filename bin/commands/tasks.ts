@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { queuedWait, readAccessState } from '../../lib/access-state.js';
 import { resolveDomain } from '../../lib/domains.js';
 import { followTask } from '../../lib/messaging/index.js';
 import { listLimitSchema, specFromRequest } from '../../lib/task-request.js';
@@ -132,14 +133,17 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
     await using bus = await connectCli(config);
     const record = await bus.tasks.get(taskId);
     const subtasks = await bus.tasks.getMany(record.children);
+    // A queued task held by the daily budget or the network's pause says so.
+    const waits = record.status === 'queued' ? queuedWait(await readAccessState(bus.gate)) : undefined;
     if (flags.json) {
       const thread = await bus.thread(record);
-      const out = { ...record, ...(subtasks.length > 0 ? { subtasks } : {}), ...(thread.length > 1 ? { thread: thread.map((t) => ({ id: t.id, status: t.status, follows: t.follows, description: t.description })) } : {}) };
+      const out = { ...record, ...(waits ? { waits } : {}), ...(subtasks.length > 0 ? { subtasks } : {}), ...(thread.length > 1 ? { thread: thread.map((t) => ({ id: t.id, status: t.status, follows: t.follows, description: t.description })) } : {}) };
       console.log(JSON.stringify(out, null, 2));
     } else if (flags.mermaid) {
       console.log(formatMermaid(record, subtasks));
     } else {
       console.log(formatRecord(record));
+      if (waits) console.log(`${c.bold('waits')}      ${c.yellow(waits)}`);
       const thread = await bus.thread(record);
       if (thread.length > 1) console.log(`\n${c.bold('conversation')}\n${formatThread(thread, record.id)}`);
       if (subtasks.length > 0) console.log(`\n${c.bold('subtasks')}\n${formatTree(record, subtasks)}`);
@@ -153,13 +157,30 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('--domain <domain>', 'only this domain')
       .option('--status <status>', `only this status (${TASK_STATUSES.join(', ')})`)
       .option('-n, --limit <n>', 'at most this many (1 to 1000)', '20')
+      .option('--cost', "today's spend (UTC) by domain, against DAN_DAILY_BUDGET_USD")
       .option('--json', 'print JSON'),
-  ).action(async (flags: ConnectionFlags & { domain?: string; status?: string; limit: string; json?: boolean }) => {
+  ).action(async (flags: ConnectionFlags & { domain?: string; status?: string; limit: string; cost?: boolean; json?: boolean }) => {
     const config = configFrom(flags);
     const domain = flags.domain === undefined ? undefined : resolveDomain(config.templatesDir, flags.domain);
     const status = flags.status === undefined ? undefined : parseFlag(taskStatusSchema, flags.status, '--status');
     const limit = parseFlag(listLimitSchema, flags.limit, '--limit');
     await using bus = await connectCli(config);
+    const state = await readAccessState(bus.gate);
+    if (flags.cost) {
+      const byDomain = Object.entries(state.spend).filter(([d]) => domain === undefined || d === domain).sort(([a], [b]) => a.localeCompare(b));
+      const day = new Date(state.now).toISOString().slice(0, 10);
+      if (flags.json) {
+        console.log(JSON.stringify({ day, spentUsd: state.spentUsd, dailyBudgetUsd: state.limits.dailyBudgetUsd ?? null, byDomain: Object.fromEntries(byDomain) }, null, 2));
+        return;
+      }
+      if (byDomain.length > 0) console.log(table(['DOMAIN', 'SPENT TODAY'], byDomain.map(([d, usd]) => [d, `$${usd.toFixed(4)}`])));
+      const budget = state.limits.dailyBudgetUsd === undefined ? 'no daily budget (DAN_DAILY_BUDGET_USD)' : `of a daily budget of $${state.limits.dailyBudgetUsd.toFixed(2)}`;
+      console.log(`${day} (UTC): $${state.spentUsd.toFixed(4)} spent ${budget}`);
+      return;
+    }
+    // `budget`, or the network's pause: what holds every queued task now.
+    const wait = queuedWait(state);
+    const waits = wait?.startsWith('budget:') ? 'budget' : wait;
     const records = await bus.tasks.list({ domain, status, limit });
     if (flags.json) {
       console.log(JSON.stringify(records, null, 2));
@@ -171,7 +192,7 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       // The dead-letter view: why each ended, in one line.
       console.log(table(['ID', 'DOMAIN', 'ATTEMPTS', 'ENDED', 'DESCRIPTION', 'REASON'], records.map((r) => deadLetterRow(r))));
     } else {
-      console.log(table(['ID', 'DOMAIN', 'STATUS', 'AGENT', 'CREATED', 'DESCRIPTION'], records.map((r) => taskRow(r))));
+      console.log(table(['ID', 'DOMAIN', 'STATUS', 'AGENT', 'CREATED', 'DESCRIPTION'], records.map((r) => taskRow(r, Date.now(), waits))));
     }
   });
 

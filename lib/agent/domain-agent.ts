@@ -9,10 +9,11 @@ import { readDomainMcp } from '../executor/mcp-config.js';
 import { assertKnownDomain, domainTemplateDir } from '../domains.js';
 import { prepareConfigDir, removeConfigDir } from '../executor/index.js';
 import type { Logger } from '../log.js';
-import { Bus, createRedis, MergeLock, type Redis, type TaskJobData } from '../messaging/index.js';
+import { Bus, createRedis, MergeLock, nextUtcDay, type Admission, type Redis, type TaskJobData } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat } from '../registry/index.js';
 import { taskIdSchema, type ControlMessage } from '../task.js';
 import { ensureWorkspace, LocalGitWorkspace } from '../workspace/index.js';
+import { admissionText, admitRun } from './admit-run.js';
 import { claimTask } from './claim-task.js';
 import { LogWriter } from './log-writer.js';
 import { recordResult } from './record-result.js';
@@ -59,6 +60,9 @@ export class DomainAgent {
   private ctx: AgentContext | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private tasksDone = 0;
+  /** Until when this agent takes no task (its token or the network paused, the budget spent, no slot free). */
+  private heldUntil = 0;
+  private resumeTimer: NodeJS.Timeout | undefined;
   private configDir = '';
   private exitReason: AgentExit | undefined;
   private stopping: Promise<void> | undefined;
@@ -213,14 +217,33 @@ export class DomainAgent {
       await this.giveBack(job, token); // never start work while leaving
       return;
     }
-    const attempt = this.running.has(taskId) ? 'busy' : await claimTask(this.context, this.registry, taskId, () => [...this.running.keys()], this.tasksDone);
-    if (attempt === 'busy') return this.putOff(job, token, taskId);
-    if (attempt === undefined) return;
+    if (this.running.has(taskId)) return this.putOff(job, token, taskId);
+    const admission = await admitRun(this.context, taskId);
+    if (!admission.admitted) return this.waitForAdmission(job, token, taskId, admission);
+    let attempt: number | 'busy' | undefined;
+    try {
+      attempt = await claimTask(this.context, this.registry, taskId, () => [...this.running.keys()], this.tasksDone);
+    } catch (error) {
+      await this.releaseSlot(taskId);
+      throw error;
+    }
+    if (typeof attempt !== 'number') {
+      await this.releaseSlot(taskId);
+      if (attempt === 'busy') return this.putOff(job, token, taskId);
+      return;
+    }
     const log = this.log.child({ taskId, attempt });
     const run: TaskRun = { taskId, attempt, log, writer: new LogWriter(this.bus.logs, taskId, log), controller: new AbortController() };
     this.running.set(taskId, run);
     try {
       const end = await runPipeline(this.context, run);
+      if (end === 'hand-back') {
+        // The run ended on a limit: the attempt is given back with the task, and the agent waits out the pause.
+        await this.requeue(taskId, attempt, run.handBack!.why, { restoreAttempt: true });
+        this.holdIntake(run.handBack!.untilMs, run.handBack!.why);
+        await this.giveBack(job, token);
+        return;
+      }
       if (end === 'reaped') {
         log.warn('this agent was reaped: the task belongs to another agent now; no result recorded');
         await this.giveBack(job, token);
@@ -241,6 +264,7 @@ export class DomainAgent {
       await this.handBackAfterError(job, token, taskId, attempt, error as Error, log);
     } finally {
       this.running.delete(taskId);
+      await this.releaseSlot(taskId);
       this.tasksDone += 1;
       await this.registry
         .setState(agentId, this.running.size > 0 ? 'busy' : this.stopping ? 'draining' : 'idle', [...this.running.keys()], this.tasksDone)
@@ -248,15 +272,52 @@ export class DomainAgent {
     }
   }
 
-  private async requeue(taskId: string, attempt: number, why: string): Promise<void> {
+  /**
+   * Hands the task back to its queue, fenced on this attempt. `restoreAttempt`: the attempt does not count (a run
+   * that ended on a usage or rate limit): the record's attempts go back to what they were before the claim.
+   */
+  private async requeue(taskId: string, attempt: number, why: string, options: { restoreAttempt?: boolean } = {}): Promise<void> {
     const { agentId } = this.options;
     await this.bus.tasks.transition(taskId, 'queued', {
       agent: agentId,
       expectAgent: agentId,
       expectAttempts: attempt,
-      text: `${why}; back on the queue`,
-      fields: { reason: why },
+      text: `${why}; back on the queue${options.restoreAttempt ? ` (attempt ${attempt} not counted)` : ''}`,
+      fields: { reason: why, ...(options.restoreAttempt ? { attempts: attempt - 1 } : {}) },
     });
+  }
+
+  /** Frees the task's running slot (DAN_MAX_RUNNING); a failure is logged: the slot dies with this agent anyway. */
+  private async releaseSlot(taskId: string): Promise<void> {
+    await this.bus.gate.release(this.options.agentId, taskId).catch((error) => this.log.warn({ err: error, taskId }, 'could not free the running slot'));
+  }
+
+  /**
+   * A task this agent may not start now (its token or the network paused, the daily budget spent, DAN_MAX_RUNNING
+   * CLIs running): nothing is claimed, the job goes back to the queue for an agent that may (another token's),
+   * and this agent takes no task until the pause ends, or for a heartbeat interval before it asks again.
+   */
+  private async waitForAdmission(job: Job<TaskJobData>, token: string | undefined, taskId: string, admission: Exclude<Admission, { admitted: true }>): Promise<never> {
+    const now = Date.now();
+    const recheck = now + this.options.config.heartbeatMs;
+    const until = admission.why === 'paused' ? admission.untilMs : admission.why === 'budget' ? Math.min(nextUtcDay(now), recheck) : recheck;
+    this.holdIntake(until, admissionText(admission), taskId);
+    return this.giveBack(job, token);
+  }
+
+  /** Takes no new task until `untilMs` (the queue worker pauses; running tasks go on). */
+  private holdIntake(untilMs: number, why: string, taskId?: string): void {
+    if (!this.worker || this.stopping || untilMs <= this.heldUntil) return;
+    const worker = this.worker;
+    this.heldUntil = untilMs;
+    this.log.info({ taskId, until: new Date(untilMs).toISOString(), why }, 'taking no task until then');
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    worker.pause(true).catch((error: unknown) => this.log.warn({ err: error }, 'could not pause the queue worker'));
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = undefined;
+      this.heldUntil = 0;
+      if (!this.stopping) worker.resume().catch((error: unknown) => this.log.warn({ err: error }, 'could not resume the queue worker'));
+    }, Math.max(0, untilMs - Date.now()));
   }
 
   /**
@@ -368,6 +429,7 @@ export class DomainAgent {
     const { agentId, domain } = this.options;
     this.exitReason = reason;
     this.clearIdleTimer();
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.log.info({ reason, running: [...this.running.keys()] }, 'agent stopping');
     const graceTimer =
       this.running.size > 0

@@ -74,7 +74,7 @@ export async function runCli(ctx: AgentContext, run: TaskRun, prompt: string, re
     model: run.record!.model ?? ctx.config.model,
     effort: run.record!.effort,
     fallbackModel: run.record!.fallbackModel,
-    maxBudgetUsd: run.record!.budgetUsd,
+    maxBudgetUsd: run.budgetUsd ?? run.record!.budgetUsd,
     permissionMode: ctx.config.permissionMode,
     timeoutMs: run.record!.timeoutS * 1000,
     signal: run.controller.signal,
@@ -84,5 +84,7 @@ export async function runCli(ctx: AgentContext, run: TaskRun, prompt: string, re
     runAs: ctx.config.cliUser,
   });
   await run.writer.flush();
+  // Every run's cost counts towards today's spend (DAN_DAILY_BUDGET_USD), whatever becomes of its result.
+  await ctx.bus.gate.addSpend(ctx.domain, result.costUsd ?? 0);
   return result;
 }

@@ -1,5 +1,7 @@
 import { commitChange } from './commit-change.js';
 import { mergeChange } from './merge-change.js';
+import { shareGoalBudget } from './goal-budget.js';
+import { pauseOnLimit } from './pause-on-limit.js';
 import { prepareTask } from './prepare-task.js';
 import { prepareWorktree } from './prepare-worktree.js';
 import { collectQuestion, runTaskCli } from './run-cli.js';
@@ -9,9 +11,12 @@ import { abortReason, type AbortReason, type AgentContext, type Stage, type Task
 /** The stages of a claimed task, in order (STYLE.md, 12); each logs what it did to the task's log. */
 export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
   ['prepare', prepareTask],
+  ['goal-budget', shareGoalBudget],
   ['worktree', prepareWorktree],
   ['session', restoreSession],
   ['run', runTaskCli],
+  // A usage or rate limit: the token pauses and the task goes back without using an attempt (its work is kept).
+  ['limit', pauseOnLimit],
   ['ask', collectQuestion],
   ['commit', commitChange],
   ['merge', mergeChange],
@@ -25,12 +30,13 @@ const endsRun = (reason: AbortReason | undefined): reason is EndingReason => rea
 
 /**
  * Runs a claimed task through the stages until one sends it to recording or the last is done. Returns
- * `record` (the caller records `run.result`), or the reason the agent aborted it: `reaped` (the task is
+ * `record` (the caller records `run.result`), `hand-back` (the run ended on a limit: the caller puts the task
+ * back on its queue with its attempt restored, `run.handBack` says until when), or the reason the agent aborted it: `reaped` (the task is
  * someone else's now: record nothing), `shutdown` or `lapsed` (hand it back). A cancel still goes through commit,
  * so the cancelled run's work is kept on its branch. A lapse after the change merged is recorded (fenced): the
  * work is in the integration branch, and running it again would do it twice.
  */
-export async function runPipeline(ctx: AgentContext, run: TaskRun): Promise<'record' | EndingReason> {
+export async function runPipeline(ctx: AgentContext, run: TaskRun): Promise<'record' | 'hand-back' | EndingReason> {
   for (const [name, stage] of STAGES) {
     const reason = abortReason(run);
     if (endsRun(reason)) return reason;
@@ -49,6 +55,7 @@ export async function runPipeline(ctx: AgentContext, run: TaskRun): Promise<'rec
   const reason = abortReason(run);
   if (reason === 'lapsed' && run.git?.merge === 'merged') return 'record';
   if (endsRun(reason)) return reason;
+  if (reason === undefined && run.handBack) return 'hand-back';
   if (reason === 'cancelled' && run.result) run.result = { ...run.result, status: 'cancelled', error: run.cancelReason ?? run.result.error };
   return 'record';
 }

@@ -66,6 +66,13 @@ export interface TaskRun {
   question?: Question;
   /** For a merge task (`dan merge --resolve`): the task whose branch it merges. */
   target?: TaskRecord;
+  /**
+   * The run ended on a limit: the task goes back to its queue without using an attempt, and this agent takes no
+   * task before `untilMs` (the pause of its token or of the network).
+   */
+  handBack?: { untilMs: number; why: string };
+  /** `--max-budget-usd` of the run when the goal's budget leaves less than the task's own (goal-budget stage). */
+  budgetUsd?: number;
 }
 
 /** What a stage tells the pipeline: go on, or go straight to recording `run.result`. */

@@ -83,13 +83,8 @@ export function recogniseLimit(lines: Iterable<string>): RunLimit | undefined {
   return watch.limit();
 }
 
-/** Backoff without a reset time: 30 s, doubling, at most 15 minutes. `failures` counts from 1. */
-export function limitBackoffMs(failures: number): number {
-  return Math.min(15 * 60_000, 30_000 * 2 ** Math.max(0, Math.min(failures - 1, 10)));
-}
-
 /** "paused until 14:05 (usage limit)" for `dan agents`, `dan status`, `dan doctor` (UTC, HH:MM). */
-export function describePause(until: number, kind: LimitKind): string {
+export function describePause(until: number, kind: string): string {
   const hhmm = new Date(until).toISOString().slice(11, 16);
   return `paused until ${hhmm} UTC (${kind.replace('_', ' ')})`;
 }

@@ -6,6 +6,7 @@ import { EventBus } from './event-bus.js';
 import { Keys } from './keys.js';
 import { LogStream } from './log-stream.js';
 import { connectRedis, createRedis, type RedisConnectionOptions } from './redis-connection.js';
+import { RunGate } from './run-gate.js';
 import { TaskQueues } from './task-queues.js';
 import { TaskStore } from './task-store.js';
 
@@ -27,6 +28,8 @@ export class Bus {
   readonly tasks: TaskStore;
   readonly logs: LogStream;
   readonly queues: TaskQueues;
+  /** Pauses after limits, running slots, spend and the network's limits (issue 12). */
+  readonly gate: RunGate;
   private blockingConnection: Redis | undefined;
   private eventBus: EventBus | undefined;
   private closed = false;
@@ -40,6 +43,7 @@ export class Bus {
     this.tasks = new TaskStore(redis, this.keys, { logMaxLen: config.logMaxLen, now: options.now });
     this.logs = new LogStream(redis, this.keys, { maxLen: config.logMaxLen, now: options.now });
     this.queues = new TaskQueues(redis, this.keys);
+    this.gate = new RunGate(redis, this.keys, { now: options.now });
   }
 
   /** Connects (throws RedisUnreachableError naming the URL) and returns a ready bus. */

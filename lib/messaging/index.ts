@@ -12,3 +12,4 @@ export { TaskStore, type ListFilter, type TransitionOptions, type TransitionOutc
 export { followTask, type FollowTaskOptions } from './follow-task.js';
 export { MergeLock, type MergeLease, type MergeLockOptions } from './merge-lock.js';
 export { clientRoleUrl, ensureRoleUsers, isAuthError, roleRules, rolePassword, roleUrl, roleUser, urlPassword, whoAmI, REDIS_ROLES, type RedisRole, type RoleSetup } from './redis-acl.js';
+export { RunGate, pauseScopes, utcDay, nextUtcDay, type Admission, type NetworkLimits, type Pause, type PauseKind, type RunGateOptions } from './run-gate.js';

@@ -74,6 +74,25 @@ export class Keys {
   get tokenAgents(): string {
     return `${this.prefix}tokens:agents`;
   }
+  /**
+   * Pauses after a usage or rate limit (issue 12): scope (`token:<index>`, `network`) → JSON `{ untilMs, kind,
+   * failures, message }`. An agent starts no CLI while its token's or the network's pause lasts.
+   */
+  get pauses(): string {
+    return `${this.prefix}pauses`;
+  }
+  /** CLIs running now (DAN_MAX_RUNNING): `<agent>|<task>` → since (ms). A lease lives as long as its agent's heartbeat. */
+  get running(): string {
+    return `${this.prefix}running`;
+  }
+  /** Network-wide limits the leader publishes from its configuration: `maxRunning`, `dailyBudgetUsd`. */
+  get limits(): string {
+    return `${this.prefix}limits`;
+  }
+  /** What the network's runs cost on one UTC day (`YYYY-MM-DD`): domain → dollars. */
+  spend(day: string): string {
+    return `${this.prefix}spend:${day}`;
+  }
   /** The merge lock: one merge into the integration branch at a time (holder and token). */
   get merge(): string {
     return `${this.prefix}merge`;

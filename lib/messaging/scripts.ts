@@ -4,6 +4,7 @@ import { createTask } from './lua/create-task-5.js';
 import { expireEnded } from './lua/expire-ended-4.js';
 import { requestCancel } from './lua/request-cancel-2.js';
 import { acquireLease, heartbeat, reap, releaseLease } from './lua/registry.js';
+import { admitRun, pauseScope } from './lua/run-gate.js';
 import { transition } from './lua/transition-4.js';
 
 const DEFINITIONS = {
@@ -18,6 +19,8 @@ const DEFINITIONS = {
   danReap: { numberOfKeys: 4, lua: reap },
   danAcquireLease: { numberOfKeys: 1, lua: acquireLease },
   danReleaseLease: { numberOfKeys: 1, lua: releaseLease },
+  danAdmitRun: { numberOfKeys: 4, lua: admitRun },
+  danPauseScope: { numberOfKeys: 1, lua: pauseScope },
 } as const;
 
 type ScriptName = keyof typeof DEFINITIONS;
@@ -76,5 +79,13 @@ export class Scripts {
 
   releaseLease(key: string, holder: string): Promise<number> {
     return this.call('danReleaseLease', [key], [holder]);
+  }
+
+  admitRun(keys: [string, string, string, string], args: ScriptArg[]): Promise<string[]> {
+    return this.call('danAdmitRun', keys, args);
+  }
+
+  pauseScope(key: string, args: ScriptArg[]): Promise<string> {
+    return this.call('danPauseScope', [key], args);
   }
 }

@@ -125,6 +125,8 @@ export class GoalWorker {
     this.running.set(goal.id, controller);
     const outcome = await this.planner!.plan(goal, controller.signal, (entry) => writer.push({ ...entry, agent: orchestratorId }));
     await writer.flush();
+    // Planning costs count towards today's spend (DAN_DAILY_BUDGET_USD) like any run, under `main`.
+    if (outcome.kind !== 'cancelled') await this.bus.gate.addSpend('main', outcome.costUsd);
     if (controller.signal.reason === 'shutdown') return 'give-back';
     const fence = { agent: orchestratorId, expectAgent: orchestratorId, expectAttempts: attempt };
     // A cancel request is in the record (flag and reason) before its control message is sent: honour it even

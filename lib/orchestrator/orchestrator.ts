@@ -245,6 +245,8 @@ export class Orchestrator {
     this.stats.ticks += 1;
     if (!(await this.lease.tryAcquire())) return;
     try {
+      // DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD as this leader has them: every agent's admission reads them.
+      await this.bus.gate.publishLimits({ maxRunning: this.options.config.maxRunning, dailyBudgetUsd: this.options.config.dailyBudgetUsd });
       await this.reaper.reapOnce();
       const handles = await this.options.runtime.list();
       const registered = await this.registry.list();
@@ -378,7 +380,9 @@ export class Orchestrator {
     const agentEnvironment = agentEnv(config, { agentId, domain, role: 'domain', runtime: runtime.kind }, env);
     let tokenIndex: number | undefined;
     if (this.tokens) {
-      tokenIndex = await this.tokens.assign(agentId, present);
+      // A paused token (its usage window used up) gets no new agent: it could start no CLI before the reset.
+      const paused = new Set((await this.bus.gate.pauses()).filter((p) => p.scope.startsWith('token:')).map((p) => Number(p.scope.slice('token:'.length))));
+      tokenIndex = await this.tokens.assign(agentId, present, paused);
       if (tokenIndex === undefined) {
         this.log.info({ domain, tokens: this.tokens.size, perToken: config.agentsPerToken }, 'every subscription token has its DAN_AGENTS_PER_TOKEN agents: starting no more');
         return 'no token';

@@ -1,4 +1,4 @@
-import { isTerminal, type TaskRecord } from '../task.js';
+import { isTerminal, subtasksCost, type TaskRecord } from '../task.js';
 import type { Logger } from '../log.js';
 import type { Bus } from '../messaging/index.js';
 import { aggregate, filesChanged } from './aggregate.js';
@@ -54,6 +54,13 @@ export class TaskGraph {
       return parent.status === 'completed' ? 'completed' : parent.status === 'cancelled' ? 'cancelled' : 'failed';
     }
     let children = await this.bus.tasks.getMany(parent.children);
+    // A goal's budget spent by its subtasks: the open ones are cancelled with reason budget (a running one is
+    // asked to stop), before a dependency's failure would cancel them for another reason.
+    if (budgetSpent(parent, children)) {
+      const why = `budget: the goal's budget $${parent.budgetUsd} is spent ($${subtasksCost(children).toFixed(4)})`;
+      for (const child of children.filter((c) => !isTerminal(c.status))) await this.bus.cancel(child.id, why).catch((error) => this.log.warn({ err: error, taskId: child.id }, 'cancelling a subtask failed'));
+      children = await this.bus.tasks.getMany(parent.children);
+    }
     // Cancellations cascade along dependencies: repeat until nothing changes (graphs are small).
     for (let changed = true; changed; ) {
       changed = false;
@@ -93,9 +100,13 @@ export class TaskGraph {
     const files = new Map<string, string[]>();
     for (const child of children) files.set(child.id, filesChanged(await this.bus.logs.history(child.id)));
     const outcome = aggregate(parent, children, files);
+    if (outcome.status !== 'completed' && budgetSpent(parent, children)) {
+      outcome.error = `the goal's budget $${parent.budgetUsd} was spent ($${subtasksCost(children).toFixed(4)}); ${outcome.error ?? ''}`.trim();
+    }
     const result = await this.bus.tasks.transition(parent.id, outcome.status, {
       text: outcome.status === 'completed' ? `all ${children.length} subtasks completed` : outcome.error!,
       fields: {
+        reason: outcome.status !== 'completed' && budgetSpent(parent, children) ? 'budget' : undefined,
         result: outcome.result,
         error: outcome.error,
         costUsd: outcome.costUsd,
@@ -108,3 +119,6 @@ export class TaskGraph {
     return outcome.status;
   }
 }
+
+/** Whether a goal sent with `--budget` has had it spent by its subtasks. Pure. */
+const budgetSpent = (parent: TaskRecord, children: readonly TaskRecord[]): boolean => parent.budgetUsd !== undefined && subtasksCost(children) >= parent.budgetUsd;

@@ -69,13 +69,14 @@ export class AgentHarness {
     await eventually(() => conversationRequests(this.server.requests).length >= count, { what: 'the model to be called', timeoutMs: 30_000 });
   }
 
-  async startAgent(id = `backend-${this.agents.length + 1}`, settings: Record<string, string> = {}): Promise<DomainAgent> {
+  /** `settings`: the agent's DAN_* settings; `claudeEnv`: over the CLI's model variables ('' unsets one). */
+  async startAgent(id = `backend-${this.agents.length + 1}`, settings: Record<string, string> = {}, claudeEnv: Record<string, string> = {}): Promise<DomainAgent> {
     const config = testConfig(this.net.network, { ...this.settings, ...settings });
     const agent = await DomainAgent.start({
       config,
       domain: 'backend',
       agentId: id,
-      env: { ANTHROPIC_BASE_URL: this.server.url, ANTHROPIC_API_KEY: API_KEY, PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.homedir() },
+      env: { ANTHROPIC_BASE_URL: this.server.url, ANTHROPIC_API_KEY: API_KEY, PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.homedir(), ...claudeEnv },
       logger: createLogger({ level: 'debug', destination: this.logs }),
     });
     this.agents.push(agent);

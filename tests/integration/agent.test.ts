@@ -286,7 +286,7 @@ describe('domain agent with the real claude CLI', () => {
     expect(done.error).toMatch(/budget of \$0\.000001 is spent/);
   });
 
-  it('says a run ended on a usage limit, and when it resets, from what the CLI printed', async ({ w }) => {
+  it('puts a task whose run ended on a usage limit back on its queue, no attempt used, and pauses until the reset the CLI printed', async ({ w }) => {
     const resetsAt = Date.UTC(2030, 0, 1);
     w.script = () => ({
       status: 429,
@@ -296,9 +296,15 @@ describe('domain agent with the real claude CLI', () => {
     });
     await w.startAgent({ claudeEnv: { ANTHROPIC_API_KEY: '', CLAUDE_CODE_OAUTH_TOKEN: 'sk-ant-oat01-agent-test-token' } });
     const task = await w.submit('Create the file limited.txt');
-    const done = await w.waitForEnd(task.id);
-    expect(done).toMatchObject({ status: 'failed', reason: 'usage_limit' });
-    expect(done.error).toMatch(/^usage limit \(resets 2030-01-01T00:00:00\.000Z\): You've hit your session limit/);
+    const back = await w.waitFor(task.id, (r) => r.status === 'queued' && r.attempts === 0 && /usage limit/.test(r.reason ?? ''), 'the task back on its queue');
+    // No subscription token index (no pool): the network pauses. A reset years ahead is believed for a week at most.
+    expect(back.reason).toMatch(/^the network hit a usage limit: paused until \d\d:\d\d UTC \(usage limit\); the task waits, no attempt used$/);
+    const [pause] = await w.bus.gate.pauses();
+    expect(pause).toMatchObject({ scope: 'network', kind: 'usage_limit' });
+    expect(pause!.untilMs).toBeLessThanOrEqual(Date.now() + 7 * 86_400_000);
+    expect(pause!.message).toMatch(/^You've hit your session limit/);
+    const result = (await w.entries(task.id)).find((e) => e.type === 'result');
+    expect(result?.text).toMatch(/session limit/);
   });
 
   it('fails a task whose token the API rejects (401) with a clear reason', async ({ w }) => {

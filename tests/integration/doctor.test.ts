@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, runDan } from '../helpers/cli.js';
-import { createRedis, ensureRoleUsers, Keys, roleUrl, roleUser } from '../../lib/messaging/index.js';
+import { createRedis, ensureRoleUsers, Keys, roleUrl, roleUser, RunGate } from '../../lib/messaging/index.js';
 import { AgentRegistry } from '../../lib/registry/index.js';
 import { deleteNetworkKeys, redisUrl, uniqueNetwork } from '../helpers/network.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -179,11 +179,33 @@ describe('dan doctor', () => {
     }
   });
 
+  it("says which token is paused until when after a usage limit, and when the daily budget holds tasks", async () => {
+    const network = uniqueNetwork('doctor');
+    const redis = createRedis(redisUrl(), { name: 'doctor-test' });
+    const gate = new RunGate(redis, new Keys(`${network}:`));
+    try {
+      const fresh = (await doctorJson([], { DAN_NETWORK: network })).report.checks.find((c) => c.name === 'limits');
+      expect(fresh).toMatchObject({ status: 'ok', found: 'no pause; $0.00 spent today (no daily budget); 0 CLIs running, no DAN_MAX_RUNNING cap' });
+
+      const until = Date.UTC(2031, 0, 1, 14, 5);
+      await gate.pause('token:1', { kind: 'usage_limit', resetsAt: until, message: "You've hit your session limit" });
+      await gate.pause('token:2', { kind: 'unauthorized', message: 'Failed to authenticate' });
+      await gate.publishLimits({ dailyBudgetUsd: 1 });
+      await gate.addSpend('backend', 1.25);
+      const held = (await doctorJson([], { DAN_NETWORK: network })).report.checks.find((c) => c.name === 'limits');
+      // A reset years ahead is believed for a week at most: only the form of the time is certain.
+      expect(held).toMatchObject({ status: 'warn', found: expect.stringMatching(/^subscription token #1 paused until \d\d:\d\d UTC \(usage limit\); subscription token #2 is bad: the API rejected it \(401\), not used until \d\d:\d\d UTC; daily budget reached: \$1\.25 of \$1\.00 spent today \(DAN_DAILY_BUDGET_USD\)/) });
+    } finally {
+      await deleteNetworkKeys(redisUrl(), `${network}:`);
+      redis.disconnect();
+    }
+  });
+
   it('prints a JSON report with --json', async () => {
     const { exitCode, report } = await doctorJson([]);
     expect(exitCode).toBe(0);
     expect(report.ok).toBe(true);
-    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'orchestrator', 'redis eviction', 'redis memory', 'redis roles', 'redis persistence', 'docker', 'claude', 'cli isolation', 'api key', 'templates', 'workspace', 'repository']);
+    expect(report.checks.map((c) => c.name)).toEqual(['redis', 'orchestrator', 'redis eviction', 'redis memory', 'redis roles', 'limits', 'redis persistence', 'docker', 'claude', 'cli isolation', 'api key', 'templates', 'workspace', 'repository']);
     // A fresh network has no orchestrator: tasks would stay queued, and doctor says so.
     expect(report.checks[1]).toMatchObject({ name: 'orchestrator', status: 'warn', fix: 'dan up (or docker compose up -d)' });
     expect(report.checks[1]!.found).toMatch(/^none running on network "dan-doctor-/);

@@ -307,6 +307,36 @@ describe('planning and running a multi-domain goal', { timeout: 240_000 }, () =>
     expect(await w.bus.tasks.openGraphs()).toEqual([]);
   });
 
+  it("a goal's budget is shared by its subtasks: spent by the first, the others are cancelled with reason budget and the goal fails naming it", async ({ w }) => {
+    w.planner = () => ({
+      text: planText(
+        { key: 'api', domain: 'backend', description: 'Build the costly API' },
+        { key: 'form', domain: 'frontend', description: 'Build the form on the costly API', dependsOn: ['api'] },
+        { key: 'docs', domain: 'devops', description: 'Document the costly API', dependsOn: ['api'] },
+      ),
+    });
+    await w.startOrchestrator('orch-1');
+    const goal = await w.bus.submit(taskSpecSchema.parse({ domain: 'main', description: 'Build a costly API with a form and docs', timeoutS: 90, maxAttempts: 3, budgetUsd: 0.000001 }));
+
+    const done = await w.waitForEnd(goal.id);
+    const { api, form, docs } = await w.subtasks(goal.id);
+    // The first subtask ran with what was left of the goal's budget (all of it) as its --max-budget-usd.
+    expect(api!.costUsd).toBeGreaterThan(0);
+    expect((await w.entries(api!.id)).some((e) => e.type === 'info' && e.text.startsWith("the goal's budget: $0.0000 of $0.000001 left"))).toBe(true);
+    for (const rest of [form!, docs!]) {
+      expect(rest).toMatchObject({ status: 'cancelled' });
+      expect(rest.reason).toMatch(/^budget: the goal's budget \$0\.000001 is spent \(\$\d+\.\d{4}\)$/);
+      expect(w.firstRequestOf(rest)).toBeUndefined();
+    }
+    expect(done).toMatchObject({ status: 'failed', reason: 'budget' });
+    expect(done.error).toMatch(/^the goal's budget \$0\.000001 was spent \(\$\d+\.\d{4}\); subtasks did not complete: /);
+    // Every run counts towards today's spend (DAN_DAILY_BUDGET_USD): the planning run under main, the subtask's under its domain.
+    const spend = await w.bus.gate.spendToday();
+    expect(spend.main).toBeGreaterThan(0);
+    expect(spend.backend).toBeCloseTo(api!.costUsd!, 9);
+    expect(await w.bus.tasks.openGraphs()).toEqual([]);
+  });
+
   it('`dan cancel <goal>` cancels every open subtask, the running one included', async ({ w }) => {
     w.worker = (req) => (req.prompt.startsWith('Write the file backend-api.md') ? { hang: true } : writeFileScenario()(req));
     await w.startOrchestrator('orch-1');

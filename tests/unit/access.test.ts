@@ -72,6 +72,13 @@ describe('configuration of access', () => {
     expect(() => loadConfig({ DAN_AGENTS_PER_TOKEN: '0' })).toThrow(/DAN_AGENTS_PER_TOKEN/);
   });
 
+  it('reads DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD, and refuses a cap of nothing or nonsense', () => {
+    expect(loadConfig({})).toMatchObject({ maxRunning: undefined, dailyBudgetUsd: undefined });
+    expect(loadConfig({ DAN_MAX_RUNNING: '3', DAN_DAILY_BUDGET_USD: '12.5' })).toMatchObject({ maxRunning: 3, dailyBudgetUsd: 12.5 });
+    for (const bad of ['0', '-1', '1.5', 'two', '10001']) expect(() => loadConfig({ DAN_MAX_RUNNING: bad })).toThrow(new RegExp(`^DAN_MAX_RUNNING="${bad}" is invalid`));
+    for (const bad of ['0', '-5', 'lots', '1000001']) expect(() => loadConfig({ DAN_DAILY_BUDGET_USD: bad })).toThrow(new RegExp(`^DAN_DAILY_BUDGET_USD="${bad}" is invalid`));
+  });
+
   it('finds the credential files of the provider in use, and refuses one that does not exist', () => {
     expect(loadConfig({ CLAUDE_CODE_USE_VERTEX: '1', GOOGLE_APPLICATION_CREDENTIALS: keyFile }).credentialFiles).toEqual([{ env: 'GOOGLE_APPLICATION_CREDENTIALS', source: keyFile }]);
     // Without Vertex in use, the variable is not dan's business.

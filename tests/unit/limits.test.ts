@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { describePause, limitBackoffMs, recogniseLimit } from '../../lib/executor/limits.js';
+import { describePause, recogniseLimit } from '../../lib/executor/limits.js';
 
 // What the real claude 2.1.197 printed against the scripted model server answering 429 / 529 / 401 with
 // Anthropic's headers (tests/fixtures/record-limits.ts made these files).
@@ -34,10 +34,8 @@ describe('recogniseLimit, on the real CLI output', () => {
   });
 });
 
-describe('limit backoff and how a pause reads', () => {
-  it('backs off 30 s doubling to 15 minutes', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 50].map(limitBackoffMs)).toEqual([30_000, 60_000, 120_000, 240_000, 480_000, 900_000, 900_000, 900_000]);
-  });
+// The backoff (30 s doubling to 15 minutes) lives in the pause script: tests/integration/limits.test.ts.
+describe('how a pause reads', () => {
   it('says until when and why', () => {
     expect(describePause(Date.UTC(2030, 0, 1, 14, 5), 'usage_limit')).toBe('paused until 14:05 UTC (usage limit)');
   });
