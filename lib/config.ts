@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { modelNameSchema } from './task.js';
 
 /** The package root: where `agents/` and the bundled `claude` binary live (works from `lib/` and `dist/lib/`). */
 export function packageRoot(): string {
@@ -92,6 +93,12 @@ const envSchema = z.object({
     .optional(),
   /** `--max-budget-usd` of each run of a task sent without --budget. @default no cap */
   DAN_TASK_BUDGET_USD: z.coerce.number().gt(0, 'must be more than 0 dollars').max(10_000, 'must be at most 10000 dollars').optional(),
+  /**
+   * The models of the planner's tiers: a subtask it estimates simple (`"model": "small"`) runs on DAN_MODEL_SMALL,
+   * a hard one (`"large"`) on DAN_MODEL_LARGE. Unset, a tier runs on the goal's model or the domain's default.
+   */
+  DAN_MODEL_SMALL: modelNameSchema.optional(),
+  DAN_MODEL_LARGE: modelNameSchema.optional(),
   /**
    * CLIs running at once across the network, for plans that allow few concurrent sessions; the leader publishes
    * it in Redis, so raising it needs no agent restarted. @default no cap
@@ -228,6 +235,8 @@ export interface DanConfig {
   oauthTokenCount: number;
   /** DAN_TOKEN_INDEX: this agent's subscription token, by index (the record says it; never the value). */
   tokenIndex: number | undefined;
+  /** DAN_MODEL_SMALL / DAN_MODEL_LARGE: the models of the planner's small and large tiers. */
+  modelTiers: { small: string | undefined; large: string | undefined };
   /** DAN_TASK_BUDGET_USD: the budget of a task sent without one. */
   taskBudgetUsd: number | undefined;
   /** DAN_AGENTS_PER_TOKEN: agents that share one subscription token at most. */
@@ -348,6 +357,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     model: e.DAN_MODEL,
     oauthTokenCount: e.CLAUDE_CODE_OAUTH_TOKEN ? e.CLAUDE_CODE_OAUTH_TOKEN.split(',').length : 0,
     agentsPerToken: e.DAN_AGENTS_PER_TOKEN,
+    modelTiers: { small: e.DAN_MODEL_SMALL, large: e.DAN_MODEL_LARGE },
     taskBudgetUsd: e.DAN_TASK_BUDGET_USD,
     tokenIndex: e.DAN_TOKEN_INDEX,
     maxRunning: e.DAN_MAX_RUNNING,

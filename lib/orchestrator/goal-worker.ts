@@ -9,7 +9,7 @@ import { createRedis, type Bus, type Redis, type TaskJobData } from '../messagin
 import type { AgentRegistry } from '../registry/index.js';
 import type { Runtime } from '../runtime/index.js';
 import { MAIN_DOMAIN, newTaskId, taskIdSchema, taskSpecSchema, type TaskRecord, type TaskSpec } from '../task.js';
-import type { Plan } from './plan.js';
+import { tierModel, type Plan } from './plan.js';
 import { Planner } from './planner.js';
 import type { TaskGraph } from './task-graph.js';
 
@@ -184,6 +184,7 @@ export class GoalWorker {
         dependsOn: s.dependsOn.map((d) => ids.get(d)!),
         key: s.key,
         maxAttempts: goal.maxAttempts,
+        model: tierModel(s.model, this.options.config.modelTiers, goal.model),
       }),
     }));
   }

@@ -1,6 +1,19 @@
 import { z } from 'zod';
 import { describeZodError } from '../errors.js';
 
+/** The model tiers a plan may give a subtask (issue 12, model per task). */
+export const MODEL_TIERS = ['small', 'default', 'large'] as const;
+export type ModelTier = (typeof MODEL_TIERS)[number];
+
+/**
+ * The model a subtask of tier `tier` runs on: DAN_MODEL_SMALL or DAN_MODEL_LARGE for those tiers when set, else
+ * the goal's own model (`--model` on the goal), else none (the domain's default). Pure.
+ */
+export function tierModel(tier: ModelTier | undefined, tiers: { small?: string; large?: string }, goalModel: string | undefined): string | undefined {
+  const mapped = tier === 'small' ? tiers.small : tier === 'large' ? tiers.large : undefined;
+  return mapped ?? goalModel;
+}
+
 /**
  * The plan the main orchestrator asks Claude Code for (documented in agents/main-orchestrator/CLAUDE.md):
  * `{"subtasks":[{"key":"api","domain":"backend","description":"...","dependsOn":[]}, ...]}`. Pure.
@@ -10,6 +23,8 @@ export const subtaskPlanSchema = z.object({
   domain: z.string().min(1),
   description: z.string().trim().min(1, 'must not be empty').max(64 * 1024),
   dependsOn: z.array(z.string()).default([]),
+  /** The planner's estimate of the subtask's difficulty: which model tier runs it ({@link tierModel}). */
+  model: z.enum(MODEL_TIERS, { error: `must be one of ${MODEL_TIERS.join(', ')}` }).optional(),
 });
 export const planSchema = z.object({ subtasks: z.array(subtaskPlanSchema).min(1, 'must have at least one subtask') });
 export type SubtaskPlan = z.infer<typeof subtaskPlanSchema>;

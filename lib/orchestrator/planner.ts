@@ -31,7 +31,7 @@ export function planningPrompt(goal: TaskRecord, domains: readonly string[], max
   const parts = [
     `Goal: ${goal.description.trim()}`,
     `Available domains: ${domains.join(', ')}. Use only these.`,
-    `Answer with a plan: a \`\`\`json block holding {"subtasks":[{"key":"...","domain":"...","description":"...","dependsOn":[]}]}, at most ${maxSubtasks} subtasks, as your CLAUDE.md describes. Do not change any file.`,
+    `Answer with a plan: a \`\`\`json block holding {"subtasks":[{"key":"...","domain":"...","description":"...","dependsOn":[]}]}, at most ${maxSubtasks} subtasks, as your CLAUDE.md describes. A subtask may say how hard it is with "model": "small" (simple, mechanical), "default" or "large" (hard, subtle): it runs on that tier's model. Do not change any file.`,
   ];
   if (Object.keys(goal.context).length > 0) parts.push(`Context:\n\`\`\`json\n${JSON.stringify(goal.context, null, 2)}\n\`\`\``);
   if (rejection) parts.push(`Your previous plan was rejected: ${rejection}. Fix exactly that and answer with the whole corrected plan.`);

@@ -21,7 +21,7 @@ const TIMINGS = {
 };
 
 /** A planning answer: prose and a fenced JSON plan, as the main orchestrator's CLAUDE.md asks. */
-type PlanSubtask = { key: string; domain: string; description: string; dependsOn?: string[] };
+type PlanSubtask = { key: string; domain: string; description: string; dependsOn?: string[]; model?: string };
 const planText = (...subtasks: PlanSubtask[]): string => `Here is the plan.\n\n\`\`\`json\n${JSON.stringify({ subtasks }, null, 2)}\n\`\`\``;
 
 /**
@@ -188,6 +188,28 @@ describe('planning and running a multi-domain goal', { timeout: 240_000 }, () =>
     expect(left!.startedAt!).toBeLessThan(right!.finishedAt!);
     expect(right!.startedAt!).toBeLessThan(left!.finishedAt!);
     expect([left!.result, right!.result]).toEqual(['left finished', 'right finished']);
+  });
+
+  it("runs each subtask on its tier's model: small and large as DAN_MODEL_SMALL and DAN_MODEL_LARGE say, the rest on the CLI's default", async ({ w }) => {
+    w.planner = () => ({
+      text: planText(
+        { key: 'rename', domain: 'backend', description: 'Write the file rename.txt, a simple rename', model: 'small' },
+        { key: 'design', domain: 'frontend', description: 'Write the file design.txt, a subtle design', model: 'large' },
+        { key: 'plain', domain: 'devops', description: 'Write the file plain.txt, ordinary work' },
+      ),
+    });
+    await w.startOrchestrator('orch-1', { settings: { DAN_MODEL_SMALL: 'scripted-small', DAN_MODEL_LARGE: 'scripted-large' } });
+    const goal = await w.submitGoal('Do three things of different difficulty');
+    const done = await w.waitForEnd(goal.id);
+    expect(done.status, await w.describe(goal.id)).toBe('completed');
+
+    const { rename, design, plain } = await w.subtasks(goal.id);
+    expect(rename).toMatchObject({ model: 'scripted-small', modelUsed: 'scripted-small' });
+    expect(design).toMatchObject({ model: 'scripted-large', modelUsed: 'scripted-large' });
+    expect(plain!.model).toBeUndefined();
+    expect(w.firstRequestOf(rename!)?.model).toBe('scripted-small');
+    expect(w.firstRequestOf(design!)?.model).toBe('scripted-large');
+    expect(['scripted-small', 'scripted-large']).not.toContain(w.firstRequestOf(plain!)?.model);
   });
 
   it('rejects a cyclic plan and an unknown domain, retries once with the reason, and fails a goal whose plan is rejected twice', async ({ w }) => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { formatMermaid, formatTree } from '../../bin/tree.js';
 import type { StoredLogEntry } from '../../lib/messaging/index.js';
 import { aggregate, filesChanged } from '../../lib/orchestrator/aggregate.js';
-import { checkPlan, extractPlanJson, findCycle, keywordPlan } from '../../lib/orchestrator/plan.js';
+import { checkPlan, extractPlanJson, findCycle, keywordPlan, tierModel } from '../../lib/orchestrator/plan.js';
 import type { LogEntry, TaskRecord } from '../../lib/task.js';
 
 // The planner's pure parts (DESIGN.md, A task's life, step 5): reading the model's answer, checking the
@@ -133,6 +133,23 @@ describe('checkPlan', () => {
     expect(reasonFor(many)).toBe('the plan has 13 subtasks; at most 12 are allowed');
     expect(reasonFor(plan(sub('a'), sub('b'), sub('c')), { domains: DOMAINS, maxSubtasks: 2 })).toBe('the plan has 3 subtasks; at most 2 are allowed');
     expect(reasonFor(plan(...Array.from({ length: 12 }, (_, i) => sub(`s${i}`))))).toBe('accepted');
+  });
+});
+
+describe('model tiers', () => {
+  it('a subtask may name its tier; an unknown tier is refused, saying which are known', () => {
+    const check = checkPlan({ subtasks: [{ ...sub('api', 'backend', []), model: 'small' }, { ...sub('form', 'frontend', ['api']), model: 'large' }] }, LIMITS);
+    expect(check.ok && check.plan.subtasks.map((s) => s.model)).toEqual(['small', 'large']);
+    expect(reasonFor({ subtasks: [{ ...sub('api', 'backend', []), model: 'huge' }] })).toMatch(/model.*must be one of small, default, large/);
+  });
+
+  it('maps a tier to DAN_MODEL_SMALL / DAN_MODEL_LARGE, else the goal\'s model, else none', () => {
+    const tiers = { small: 'claude-haiku-4-5', large: 'claude-opus-4-1' };
+    expect(tierModel('small', tiers, 'sonnet')).toBe('claude-haiku-4-5');
+    expect(tierModel('large', tiers, undefined)).toBe('claude-opus-4-1');
+    expect(tierModel('default', tiers, 'sonnet')).toBe('sonnet');
+    expect(tierModel(undefined, tiers, undefined)).toBeUndefined();
+    expect(tierModel('small', {}, 'sonnet')).toBe('sonnet');
   });
 });
 
