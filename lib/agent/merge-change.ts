@@ -124,6 +124,9 @@ async function mergeOnce(ctx: AgentContext, run: TaskRun): Promise<MergeResult |
   for (;;) {
     const answer = await takeAnswer(ctx, request.id);
     if (answer) return answer;
+    // Cancelled, stopping or lapsed while it waited: off the train at once, unless a holder is merging it (then
+    // its answer, in a moment, is what the record says). Gone: answered just now, taken above next time round.
+    if (run.controller.signal.aborted && (await ctx.mergeLock.withdraw(entry, request.id)) === 'withdrawn') run.controller.signal.throwIfAborted();
     const lease = await ctx.mergeLock.tryAcquire(ctx.agentId);
     if (!lease) {
       await ctx.mergeLock.pause();
@@ -131,9 +134,8 @@ async function mergeOnce(ctx: AgentContext, run: TaskRun): Promise<MergeResult |
     }
     try {
       if (run.controller.signal.aborted) {
-        // Cancelled or stopping while it waited: taken off the train holding the lock, so that no holder is
-        // merging it at that moment. Not there any more: it was answered just before (taken above, next).
-        if (await ctx.mergeLock.withdraw(entry)) run.controller.signal.throwIfAborted();
+        // Holding the lock, no holder can be merging it: a mark left by one that died does not count.
+        if ((await ctx.mergeLock.withdraw(entry, request.id, true)) === 'withdrawn') run.controller.signal.throwIfAborted();
         continue;
       }
       await driveTrain(ctx, run);
@@ -163,7 +165,7 @@ async function driveTrain(ctx: AgentContext, run: TaskRun): Promise<void> {
     const request = parseRequest(entry);
     if (!request) {
       run.log.warn({ entry: entry.slice(0, 200) }, 'dropped an unreadable merge request from the train');
-      await ctx.mergeLock.withdraw(entry);
+      await ctx.mergeLock.drop(entry);
       continue;
     }
     const record = await ctx.bus.tasks.find(request.taskId);
@@ -171,6 +173,9 @@ async function driveTrain(ctx: AgentContext, run: TaskRun): Promise<void> {
     if (held) cars.push({ entry, request });
     else answers.push({ entry, id: request.id, answer: JSON.stringify({ state: 'lost' }) });
   }
+  // Only those still on the train: one whose agent took it off just now is not merged.
+  const taken = new Set(await ctx.mergeLock.take(cars.map((c) => ({ entry: c.entry, id: c.request.id }))));
+  cars.splice(0, cars.length, ...cars.filter((_, i) => taken.has(i)));
   if (cars.length > 0) {
     let results: MergeResult[];
     try {

@@ -105,6 +105,10 @@ export class Keys {
   get mergeQueue(): string {
     return `${this.prefix}merge:queue`;
   }
+  /** Set while a lock holder is merging request `id`: its agent may no longer take it off the train. */
+  mergeTaken(id: string): string {
+    return `${this.prefix}merge:taken:${id}`;
+  }
   /** The answer to merge request `id` (JSON), written by the lock holder that merged it. */
   mergeAnswer(id: string): string {
     return `${this.prefix}merge:answer:${id}`;

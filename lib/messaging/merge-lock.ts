@@ -19,6 +19,23 @@ export interface MergeLease {
   release(): Promise<void>;
 }
 
+/** KEYS: the train, then one taken-mark per request; ARGV: the requests. Marks those still on the train. */
+const TAKE = `
+local taken = {}
+for i = 1, #ARGV do
+  if redis.call('LPOS', KEYS[1], ARGV[i]) then
+    redis.call('SET', KEYS[i + 1], '1', 'EX', 3600)
+    taken[#taken + 1] = i
+  end
+end
+return taken`;
+
+/** KEYS: the train, the request's taken-mark; ARGV: the request, whether the caller holds the lock. */
+const WITHDRAW = `
+if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+redis.call('DEL', KEYS[2])
+return redis.call('LREM', KEYS[1], 1, ARGV[1])`;
+
 /**
  * The network's merge lock `<prefix>merge` (DESIGN.md, Workspaces): one merge into the integration branch at a
  * time across every agent. The value names the holder and a token unique to the acquisition; renewal and
@@ -85,6 +102,18 @@ export class MergeLock {
   }
 
   /**
+   * Marks the requests the holder is about to merge as taken, those still on the train (in one script: a request
+   * its agent took off just before is not merged), and returns their indexes. A taken request stays on the train
+   * until answered, so a holder that dies leaves it for the next holder, which takes it again.
+   */
+  async take(requests: ReadonlyArray<{ entry: string; id: string }>): Promise<number[]> {
+    if (requests.length === 0) return [];
+    const keys = [this.keys.mergeQueue, ...requests.map((r) => this.keys.mergeTaken(r.id))];
+    const taken = (await this.redis.eval(TAKE, keys.length, ...keys, ...requests.map((r) => r.entry))) as number[];
+    return taken.map((i) => i - 1);
+  }
+
+  /**
    * Answers merge requests, each in one transaction with its removal from the train, so that a holder that
    * dies midway leaves every unanswered request for the next one. Answers outlive a requester that died by
    * an hour at most.
@@ -92,7 +121,7 @@ export class MergeLock {
   async answer(answers: ReadonlyArray<{ entry: string; id: string; answer: string }>): Promise<void> {
     if (answers.length === 0) return;
     const tx = this.redis.multi();
-    for (const a of answers) tx.set(this.keys.mergeAnswer(a.id), a.answer, 'EX', 3600).lrem(this.keys.mergeQueue, 1, a.entry);
+    for (const a of answers) tx.set(this.keys.mergeAnswer(a.id), a.answer, 'EX', 3600).lrem(this.keys.mergeQueue, 1, a.entry).del(this.keys.mergeTaken(a.id));
     await tx.exec();
   }
 
@@ -102,9 +131,19 @@ export class MergeLock {
     return answer;
   }
 
-  /** Takes a request off the train: false when it is no longer there (a holder answered it or is merging it). */
-  async withdraw(entry: string): Promise<boolean> {
-    return (await this.redis.lrem(this.keys.mergeQueue, 1, entry)) > 0;
+  /** Drops an unreadable request from the train (holding the lock). */
+  async drop(entry: string): Promise<void> {
+    await this.redis.lrem(this.keys.mergeQueue, 1, entry);
+  }
+
+  /**
+   * Takes a request off the train, unless a holder has taken it to merge (`taken`; then its answer is the truth):
+   * `withdrawn`, `taken`, or `gone` (answered already). Holding the lock itself, a waiter passes `holding`: no
+   * holder can be merging then, and a mark left by one that died does not count.
+   */
+  async withdraw(entry: string, id: string, holding = false): Promise<'withdrawn' | 'taken' | 'gone'> {
+    const done = (await this.redis.eval(WITHDRAW, 2, this.keys.mergeQueue, this.keys.mergeTaken(id), entry, holding ? '1' : '0')) as number;
+    return done === -1 ? 'taken' : done > 0 ? 'withdrawn' : 'gone';
   }
 
   /** Who holds the lock now, if anyone. */
