@@ -271,10 +271,11 @@ describe.skipIf(!compose)('docker compose: the network a newcomer starts', () =>
     expect(info!.Config.Labels['dan.network']).toBe(network);
     expect(Object.keys(info!.NetworkSettings.Networks)).toEqual([network]);
     // The workspace writable, the templates (./agents, so a new domain needs no rebuild) read-only, nothing else.
-    expect(info!.Mounts.map((m) => [m.Source, m.Destination, m.RW])).toEqual([
-      [workspace, '/workspace', true],
+    // In any order: docker inspect lists mounts in no set order.
+    expect(info!.Mounts.map((m) => [m.Source, m.Destination, m.RW]).sort()).toEqual([
       [path.join(dir, 'agents'), '/templates', false],
-    ]);
+      [workspace, '/workspace', true],
+    ].sort());
   }, 300_000);
 
   it('a domain added with `dan domain new` takes tasks at once: no image rebuild, no orchestrator restart', async () => {
