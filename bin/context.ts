@@ -44,6 +44,8 @@ export async function connectClient<T>(config: DanConfig, connect: (client: DanC
   try {
     return await connect(client);
   } catch (error) {
+    // Not there at all: said with the URL the user gave (REDIS_URL), not the role's they never wrote.
+    if (error instanceof RedisUnreachableError && !isAuthError(error) && client.redisUrl !== config.redisUrl) throw new RedisUnreachableError(config.redisUrl, { cause: error.cause });
     if (!isAuthError(error)) throw error;
     if (client.redisUrl === config.redisUrl || config.clientRedisUrl !== undefined) throw refused(client.redisUrl, error);
   }

@@ -272,6 +272,7 @@ describe('DAN_MAX_RUNNING and DAN_DAILY_BUDGET_USD with the real claude CLI', ()
 
     // Raised (as a restarted leader publishes it): the held task runs.
     await w.bus.gate.publishLimits({ dailyBudgetUsd: 100 });
-    expect(await w.waitForEnd(second.id, 150_000)).toMatchObject({ status: 'completed', attempts: 1 });
+    // (No attempt was used while it was held: checked above. Once it runs, a busy machine may need a second.)
+    expect(await w.waitForEnd(second.id, 150_000)).toMatchObject({ status: 'completed' });
   });
 });
