@@ -1,6 +1,6 @@
 import { describeStat } from '../workspace/index.js';
 import { retryOnLock } from './prepare-worktree.js';
-import { holdsTask, loseTask, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
+import { descriptionLine, holdsTask, loseTask, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
 
 /**
  * Stage: commits everything the run changed in the worktree to the task's branch, whatever the run's outcome:
@@ -39,7 +39,6 @@ export async function commitChange(ctx: AgentContext, run: TaskRun): Promise<Sta
 
 /** The task's first description line, and who made it. */
 function commitMessage(ctx: AgentContext, run: TaskRun, status: string): string {
-  const line = (run.record?.description ?? '').trim().split('\n')[0]!.slice(0, 100);
   const prefix = status === 'completed' ? '' : `WIP (${status}): `;
-  return `${prefix}${line}\n\ndan task ${run.taskId}, attempt ${run.attempt}, by ${ctx.domain} agent ${ctx.agentId}\n`;
+  return `${prefix}${descriptionLine(run)}\n\ndan task ${run.taskId}, attempt ${run.attempt}, by ${ctx.domain} agent ${ctx.agentId}\n`;
 }

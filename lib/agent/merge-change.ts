@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { mergeResultSchema, pendingMergeSchema, type MergeResult, type PendingMergeStore } from '../workspace/index.js';
 import { retryOnLock } from './prepare-worktree.js';
 import { runCli } from './run-cli.js';
-import { abortReason, loseTask, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
+import { abortReason, descriptionLine, holdsAttempt, loseTask, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
 
 /**
  * Stage: merges a completed task's branch into the integration branch, one merge at a time across the network
@@ -109,14 +109,13 @@ const TRAIN_LENGTH = 16;
  * came to it (its lease lapsed while it waited): the branch `dan/<id>` is the next attempt's by then.
  */
 async function mergeOnce(ctx: AgentContext, run: TaskRun): Promise<MergeResult | { state: 'lost' }> {
-  const line = (run.record?.description ?? '').trim().split('\n')[0]!.slice(0, 100);
   const request: MergeRequest = {
     id: ulid(),
     taskId: run.taskId,
     agent: ctx.agentId,
     attempt: run.attempt,
     branch: run.git!.branch,
-    message: `Merge ${run.git!.branch}: ${line}\n\ndan task ${run.taskId} (${ctx.domain}), merged by ${ctx.agentId}\n`,
+    message: `Merge ${run.git!.branch}: ${descriptionLine(run)}\n\ndan task ${run.taskId} (${ctx.domain}), merged by ${ctx.agentId}\n`,
     identity: ctx.identity,
   };
   const entry = JSON.stringify(request);
@@ -160,7 +159,7 @@ async function driveTrain(ctx: AgentContext, run: TaskRun): Promise<void> {
   for (const note of await ctx.workspace!.recover(pending, ctx.config.heartbeatTtlMs)) run.writer.push({ type: 'info', text: note });
   const entries = await ctx.mergeLock.waiting(TRAIN_LENGTH);
   const answers: Array<{ entry: string; id: string; answer: string }> = [];
-  const cars: Array<{ entry: string; request: MergeRequest }> = [];
+  const held: Array<{ entry: string; request: MergeRequest }> = [];
   for (const entry of entries) {
     const request = parseRequest(entry);
     if (!request) {
@@ -168,14 +167,12 @@ async function driveTrain(ctx: AgentContext, run: TaskRun): Promise<void> {
       await ctx.mergeLock.drop(entry);
       continue;
     }
-    const record = await ctx.bus.tasks.find(request.taskId);
-    const held = record?.status === 'active' && record.agent === request.agent && record.attempts === request.attempt;
-    if (held) cars.push({ entry, request });
+    if (await holdsAttempt(ctx, request.taskId, request.agent, request.attempt)) held.push({ entry, request });
     else answers.push({ entry, id: request.id, answer: JSON.stringify({ state: 'lost' }) });
   }
   // Only those still on the train: one whose agent took it off just now is not merged.
-  const taken = new Set(await ctx.mergeLock.take(cars.map((c) => ({ entry: c.entry, id: c.request.id }))));
-  cars.splice(0, cars.length, ...cars.filter((_, i) => taken.has(i)));
+  const taken = new Set(await ctx.mergeLock.take(held.map((c) => ({ entry: c.entry, id: c.request.id }))));
+  const cars = held.filter((_, i) => taken.has(i));
   if (cars.length > 0) {
     let results: MergeResult[];
     try {

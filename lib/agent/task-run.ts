@@ -90,9 +90,17 @@ export const abortReason = (run: TaskRun): AbortReason | undefined =>
  * works on the same branch name and worktree path: the lapsed attempt must then neither commit nor merge.
  */
 export async function holdsTask(ctx: AgentContext, run: TaskRun): Promise<boolean> {
-  const record = await ctx.bus.tasks.find(run.taskId);
-  return record?.status === 'active' && record.agent === ctx.agentId && record.attempts === run.attempt;
+  return holdsAttempt(ctx, run.taskId, ctx.agentId, run.attempt);
 }
+
+/** Whether the task is still active under `agent`'s attempt `attempt` (the fence of every step that changes its branch). */
+export async function holdsAttempt(ctx: AgentContext, taskId: string, agent: string, attempt: number): Promise<boolean> {
+  const record = await ctx.bus.tasks.find(taskId);
+  return record?.status === 'active' && record.agent === agent && record.attempts === attempt;
+}
+
+/** The first line of the task's description, at most 100 characters: what its commit and merge messages name. */
+export const descriptionLine = (run: TaskRun): string => (run.record?.description ?? '').trim().split('\n')[0]!.slice(0, 100);
 
 /** Ends a lapsed attempt's pipeline like a reaped agent's: nothing more done, no result recorded. */
 export function loseTask(run: TaskRun, stage: string): void {
