@@ -50,6 +50,8 @@ const envSchema = z.object({
   DAN_WORKSPACE_MODE: z.enum(['git', 'shared']).default('git'),
   /** How many times an agent resolves a merge conflict before the task ends with merge state conflict. @default 2 */
   DAN_MERGE_ATTEMPTS: int(0, 20).default(2),
+  /** How many rounds of review a change gets before it fails its gates (issue 15). @default 2 */
+  DAN_REVIEW_ROUNDS: int(1, 10).default(2),
   /** The git binary dan runs. @default git */
   DAN_GIT_BIN: z.string().min(1).default('git'),
   /** Docker runtime: the volume name or absolute host path mounted at /workspace. @default <network>-workspace */
@@ -221,6 +223,8 @@ export interface DanConfig {
   /** DAN_WORKSPACE_MODE: a worktree and branch per task (git) or one shared folder. */
   workspaceMode: 'git' | 'shared';
   mergeAttempts: number;
+  /** Rounds of review a change gets (DAN_REVIEW_ROUNDS). */
+  reviewRounds: number;
   gitBin: string;
   /** DAN_TEMPLATES_VOLUME: the host templates folder the docker runtime mounts into agents, when set. */
   templatesVolume: string | undefined;
@@ -348,6 +352,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     workspaceVolume: e.DAN_WORKSPACE_VOLUME ?? `${e.DAN_NETWORK}-workspace`,
     workspaceMode: e.DAN_WORKSPACE_MODE,
     mergeAttempts: e.DAN_MERGE_ATTEMPTS,
+    reviewRounds: e.DAN_REVIEW_ROUNDS,
     gitBin: e.DAN_GIT_BIN,
     templatesVolume: e.DAN_TEMPLATES_VOLUME,
     templatesDir: path.resolve(e.DAN_TEMPLATES ?? path.join(root, 'agents')),

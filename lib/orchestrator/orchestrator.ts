@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { DanConfig } from '../config.js';
 import { domainTemplateDir, listDomains } from '../domains.js';
+import { REVIEW_DOMAIN } from '../gates.js';
 import { domainMcpSecrets } from '../executor/mcp-config.js';
 import type { Logger } from '../log.js';
 import { Bus, createRedis, MergeLock, type Redis } from '../messaging/index.js';
@@ -353,6 +354,7 @@ export class Orchestrator {
       minPerDomain: config.minAgentsPerDomain,
       maxPerDomain: config.maxAgentsPerDomain,
       maxAgents: config.maxAgents,
+      waitedOn: [REVIEW_DOMAIN],
     });
     // Agents that hold a token: alive, or started and not registered yet.
     const present = new Set([...registered.filter((a) => a.alive).map((a) => a.id), ...handles.filter((h) => h.running).map((h) => h.agentId)]);
