@@ -104,7 +104,7 @@ export function formatRecord(r: TaskRecord): string {
   if (r.git) lines.push(...formatGit(r));
   if (r.reviews?.length) lines.push(...formatGates(r.reviews));
   else if (r.gates) lines.push(`${c.bold('gates')}      ${r.gates.length > 0 ? r.gates.join(', ') : c.gray('none (--no-gates)')}`);
-  if (r.review) lines.push(`${c.bold('reviews')}    task ${r.review.of}, gate ${r.review.gate}, round ${r.review.round}, at ${r.review.commit.slice(0, 10)}`);
+  if (r.review) lines.push(`${c.bold('reviews')}    ${r.review.goal ? 'goal' : 'task'} ${r.review.of}, gate ${r.review.gate}, round ${r.review.round}${r.review.commit ? `, at ${r.review.commit.slice(0, 10)}` : ''}`);
   if (r.verdict) lines.push(`${c.bold('verdict')}    ${r.verdict.verdict === 'pass' ? c.green('pass') : c.red('fail')}  ${r.verdict.summary}`);
   lines.push(`${c.bold('description')}`, indent(r.review ? (r.description.split('\n')[0] ?? '') : r.description));
   if (r.error) lines.push(`${c.bold(c.red('error'))}`, indent(r.error));

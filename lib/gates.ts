@@ -122,13 +122,15 @@ export function parseVerdict(text: string): { verdict: Verdict } | { error: stri
 
 /** What a review task reviews: the record's `review` field. */
 export const reviewRefSchema = z.object({
-  /** The task whose change it reviews. */
+  /** The task whose change it reviews: a domain task, or a goal (`goal`). */
   of: z.string().min(1),
   gate: gateNameSchema,
-  /** The author's commit under review, and the base it is compared with. */
-  commit: z.string().regex(/^[0-9a-f]{40,64}$/),
-  base: z.string().regex(/^[0-9a-f]{40,64}$/),
+  /** The author's commit under review, and the base it is compared with; a goal's review looks at the integration branch's head. */
+  commit: z.string().regex(/^[0-9a-f]{40,64}$/).optional(),
+  base: z.string().regex(/^[0-9a-f]{40,64}$/).optional(),
   round: z.number().int().min(1),
+  /** A goal's gate: the combined change of its merged subtasks. */
+  goal: z.boolean().optional(),
 });
 export type ReviewRef = z.infer<typeof reviewRefSchema>;
 
@@ -141,6 +143,8 @@ export const gateRoundSchema = z.object({
   findings: verdictSchema.shape.findings.default([]),
   summary: z.string().optional(),
   costUsd: z.number().default(0),
+  /** A goal's gate that failed: the subtask made to fix the findings. */
+  fixup: z.string().optional(),
 });
 export type GateRound = z.infer<typeof gateRoundSchema>;
 
@@ -229,4 +233,51 @@ export function findingsMessage(gate: string, round: GateRound, roundsLeft: numb
   ]
     .filter((line, i, all) => line !== '' || all[i - 1] !== '')
     .join('\n');
+}
+
+/** One merged subtask of a goal, as its goal's review sees it. */
+export interface GoalPart {
+  key: string;
+  domain: string;
+  description: string;
+  mergeCommit: string;
+  stat: string;
+}
+
+/** The prompt of a goal's gate: the goal, its merged subtasks and how to see each one's change. Pure. */
+export function goalReviewPrompt(input: { gate: string; checklist: string; goalId: string; description: string; parts: readonly GoalPart[]; round: number }): string {
+  const parts = input.parts.map((p) => [`### ${p.key} (${p.domain}): ${p.description.trim().split('\n')[0]!.slice(0, 200)}`, `merged as ${p.mergeCommit} (see it: git show ${p.mergeCommit.slice(0, 12)} -m --first-parent)`, p.stat].join('\n'));
+  return [
+    `Review gate "${input.gate}" for goal ${input.goalId} (round ${input.round})`,
+    '',
+    "Review the goal's combined change against the checklist: every subtask below has merged, and your working directory holds the integration branch with all of them.",
+    "You may read files, run git's read-only commands and the project's tests and linters; never edit, write or delete a file.",
+    'Answer with your verdict: "pass" when the change as a whole meets the checklist, "fail" with findings (file, line, severity, message) when it does not.',
+    '',
+    '## The goal',
+    '',
+    input.description.trim(),
+    '',
+    '## Checklist',
+    '',
+    input.checklist.trim(),
+    '',
+    '## The subtasks and what each merged',
+    '',
+    parts.join('\n\n') || '(none changed a file)',
+  ].join('\n');
+}
+
+/**
+ * The domain that owns most of the files a failed goal review names: the subtask domain whose change touched
+ * each one; the first subtask's domain when none is named. Pure.
+ */
+export function owningDomain(findings: Verdict['findings'], parts: ReadonlyArray<{ domain: string; files: readonly string[] }>): string | undefined {
+  const votes = new Map<string, number>();
+  for (const f of findings) {
+    const owner = parts.find((p) => p.files.some((file) => file === f.file || f.file.endsWith(`/${file}`) || file.endsWith(`/${f.file}`)));
+    if (owner) votes.set(owner.domain, (votes.get(owner.domain) ?? 0) + 1);
+  }
+  const best = [...votes.entries()].sort((a, b) => b[1] - a[1])[0];
+  return best?.[0] ?? parts[0]?.domain;
 }

@@ -114,17 +114,14 @@ export function specFromRequest(
 }
 
 /**
- * Gates a task may have: known ones, on a domain task (a goal's gates are its subtasks' own), in git mode (a
- * shared workspace gives a task no change of its own to review). The domain's dan.json is checked here too, so a
- * broken one is said at once rather than failing each task.
+ * Gates a task may have: known ones, in git mode (a shared workspace gives a task no change of its own to
+ * review); a goal's own (`main`) review its merged subtasks as a whole. The domain's dan.json is checked here
+ * too, so a broken one is said at once rather than failing each task.
  */
 function checkGates(settings: Pick<DanConfig, 'templatesDir'> & Partial<Pick<DanConfig, 'workspaceMode'>>, domain: string, gates: string[] | undefined, name: string): void {
   if (gates?.length) assertKnownGates(settings.templatesDir, gates, name);
-  if (domain === MAIN_DOMAIN || domain === REVIEW_DOMAIN) {
-    if (gates?.length) throw new BadInputError(`${name} is for a domain task: ${domain === MAIN_DOMAIN ? "a goal's subtasks pass their own domains' gates" : 'a review is not reviewed'}`);
-    return;
-  }
-  const effective = gatesOf(settings.templatesDir, domain, gates);
+  if (domain === REVIEW_DOMAIN && gates?.length) throw new BadInputError(`${name}: a review is not reviewed`);
+  const effective = domain === MAIN_DOMAIN || domain === REVIEW_DOMAIN ? (gates ?? []) : gatesOf(settings.templatesDir, domain, gates);
   if (effective.length > 0 && settings.workspaceMode === 'shared') {
     throw new BadInputError(`the review gates (${effective.join(', ')}) review a task's change on its branch, and DAN_WORKSPACE_MODE=shared gives a task none: use DAN_WORKSPACE_MODE=git, or send it with no gates (--no-gates)`);
   }

@@ -49,8 +49,8 @@ export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<
  */
 async function followedBranch(ctx: AgentContext, run: TaskRun): Promise<{ branch: string; commit: string } | undefined> {
   const review = run.record?.review;
-  // A review task looks at the change it reviews: the author's commit.
-  if (review) return { branch: taskBranch(review.of), commit: review.commit };
+  // A review task looks at the change it reviews: the author's commit; a goal's, the integration branch's head.
+  if (review) return review.commit ? { branch: taskBranch(review.of), commit: review.commit } : undefined;
   const own = run.record?.git;
   if (run.record?.answer !== undefined && own?.commit && own.merge === undefined) return { branch: own.branch, commit: own.commit };
   const follows = run.record?.follows;

@@ -7,11 +7,12 @@ import { describe, expect } from 'vitest';
 import { DomainAgent } from '../../lib/agent/index.js';
 import type { Verdict } from '../../lib/gates.js';
 import { createLogger } from '../../lib/log.js';
-import { taskSpecSchema, type TaskRecord } from '../../lib/task.js';
+import { TaskGraph } from '../../lib/orchestrator/task-graph.js';
+import { isTerminal, newTaskId, taskSpecSchema, type TaskRecord } from '../../lib/task.js';
 import { ModelServer, primaryWorkingDirectory, writeFileScenario, type RecordedRequest, type Turn } from '../fixtures/model-server.js';
 import { repoRoot, runDan } from '../helpers/cli.js';
 import { LogCapture } from '../helpers/log-capture.js';
-import { openNetwork, testConfig, type TestNetwork } from '../helpers/network.js';
+import { eventually, openNetwork, testConfig, type TestNetwork } from '../helpers/network.js';
 import { waitForTask } from '../helpers/wait-for-task.js';
 import { itWith } from '../helpers/world.js';
 
@@ -42,7 +43,7 @@ class GateModel {
 
   turn(req: RecordedRequest): Turn {
     if (req.tools.includes('StructuredOutput')) return this.review(req);
-    if (JSON.stringify(req.body).includes(FIX_MARK)) {
+    if (JSON.stringify(req.body).includes(FIX_MARK) || req.prompt.includes('review of the goal found')) {
       if (req.hasToolResult) return { text: 'Fixed every finding.' };
       this.fixPrompts.push(req.lastUserText);
       return { text: 'Fixing.', tools: [{ name: 'Write', input: { file_path: path.join(primaryWorkingDirectory(req)!, 'fix.txt'), content: 'a test for the greeting\n' } }] };
@@ -218,6 +219,40 @@ describe('review gates', () => {
     expect(history).toMatch(/Write/);
     const all = execFileSync('git', ['-C', w.workspace, 'log', '--all', '--name-only', '--format='], { encoding: 'utf8', env: GIT_ENV });
     expect(all).not.toContain('reviewer.txt');
+  }, 300_000);
+
+  it("a goal's own gate reviews its merged subtasks; a failure becomes a fix-up subtask of the domain owning the file, then the gate passes", async ({ w }) => {
+    w.model.answers.push(FAIL, PASS);
+    const goal = await w.net.bus.submit(taskSpecSchema.parse({ domain: 'main', description: 'Greet people', timeoutS: 300, maxAttempts: 1, gates: ['code'] }));
+    // What the goal worker does once the planner answered: the goal active under it, its plan committed.
+    await w.net.bus.tasks.transition(goal.id, 'active', { mode: 'claim', agent: 'orch-gates', fields: { agent: 'orch-gates', startedAt: Date.now() } });
+    const greet = taskSpecSchema.parse({ domain: 'backend', description: 'Write the file hello.txt with a greeting', timeoutS: 300, maxAttempts: 2, key: 'greet' });
+    expect(await w.net.bus.tasks.commitPlan(goal.id, [{ id: newTaskId(), spec: greet }], { subtasks: [{ key: 'greet' }] }, { agent: 'orch-gates', attempts: 1 })).toBe('ok');
+    // The leader's graph, moved along as subtasks and reviews end.
+    const graph = new TaskGraph(w.net.bus, createLogger({ level: 'silent' }), { templatesDir: w.net.config.templatesDir, reviewRounds: 2, taskAttempts: 2 });
+    const done = await eventually(
+      async () => {
+        const record = await w.net.bus.tasks.get(goal.id);
+        if (isTerminal(record.status)) return record;
+        await graph.advance(goal.id);
+        return undefined;
+      },
+      { what: 'the goal to end', timeoutMs: 240_000, intervalMs: 300 },
+    );
+    expect(done.status, done.error).toBe('completed');
+    expect(done.reviews).toHaveLength(1);
+    const gate = done.reviews![0]!;
+    expect(gate).toMatchObject({ gate: 'code', state: 'pass' });
+    expect(gate.rounds.map((r) => r.verdict)).toEqual(['fail', 'pass']);
+    const fixup = await w.net.bus.tasks.get(gate.rounds[0]!.fixup!);
+    expect(fixup).toMatchObject({ parent: goal.id, domain: 'backend', key: 'fix-code-1', status: 'completed' });
+    expect(fixup.description).toContain('hello.txt:1 [high] the greeting has no test');
+    expect(fixup.git?.merge).toBe('merged');
+    // The reviewer was told where each subtask's change is; the second round saw the fix-up too.
+    expect(w.model.reviewPrompts[0]).toContain('Review gate "code" for goal');
+    expect(w.model.reviewPrompts[0]).toMatch(/### greet \(backend\): Write the file hello\.txt/);
+    expect(w.model.reviewPrompts[1]).toContain('### fix-code-1 (backend)');
+    expect(w.integrationFiles()).toEqual(expect.arrayContaining(['hello.txt', 'fix.txt']));
   }, 300_000);
 
   it('refuses an unknown gate and gates in shared mode, in one line with exit 2, writing nothing', async ({ w }) => {
