@@ -73,6 +73,7 @@ async function passGates(ctx: AgentContext, run: TaskRun, states: GateState[], r
     state.rounds.push(reviewed);
     state.state = reviewed.verdict === 'pass' ? 'pass' : 'fail';
     await saveReviews(ctx, run, `${state.gate} gate, round ${round}: ${reviewed.verdict ?? 'no verdict'}${reviewed.summary ? `: ${reviewed.summary}` : reviewed.error ? `: ${reviewed.error}` : ''}`);
+    for (const f of reviewed.findings) run.writer.push({ type: 'info', text: `  ${f.file}${f.line ? `:${f.line}` : ''} [${f.severity}] ${f.message}` });
     if (state.state === 'fail') return state;
   }
   return undefined;
