@@ -30,6 +30,14 @@ export const EXPLANATIONS: Record<string, string> = {
     'Second, throughput: the throughput bench\'s six agents and stand-in CLI (which writes one file per task), once',
     'in shared mode and once with git workspaces, in the same run.',
   ].join('\n'),
+  gates: [
+    "A review gate's own cost in time (issue 15): a warm backend agent and a warm review agent, git workspaces, the",
+    'stand-in CLI with no sleep (it answers a passing verdict when given `--json-schema`), tasks sent one after',
+    'another, alternating a task with no gate and a task with the `code` gate. The difference of the medians is what',
+    "the gate adds without any model time: the review task's record and queue, the review agent taking it, its",
+    "worktree at the author's commit, one more CLI start, its commit stage (nothing to commit), and the author",
+    "noticing the verdict (it reads the review's record every 200 ms while it waits).",
+  ].join('\n'),
   throughput: [
     'Six warm agents (two per domain) take 2,000 tasks as fast as they come, against the same CLI run by a bare loop',
     'six at a time. The first line is the one the target is judged on: the stand-in CLI as the chaos tests use it,',

@@ -3,7 +3,7 @@
  * and writes docs/BENCHMARKS.md with the machine, the command and the figures.
  *
  *   npm run bench                          everything (about 6 minutes on 2 cores)
- *   npm run bench -- --only dispatch,logs  some of: dispatch throughput git cold-start registry failover logs memory web retention
+ *   npm run bench -- --only dispatch,logs  some of: dispatch throughput git gates cold-start registry failover logs memory web retention
  *   npm run bench -- --quick               smaller counts, for trying things out (the report says so)
  *   npm run bench -- --no-build            use dist/ and the agent image as they are
  *   npm run bench -- --out FILE            write the report elsewhere (default docs/BENCHMARKS.md); the figures
@@ -25,6 +25,7 @@ import { BenchRedis, ROOT, dockerStatus } from './context.js';
 import { benchDispatch } from './dispatch.js';
 import { EXPLANATIONS } from './explanations.js';
 import { benchFailover } from './failover.js';
+import { benchGates } from './gates.js';
 import { benchGitStep, benchGitThroughput } from './git.js';
 import { benchLogs } from './logs.js';
 import { benchMemory } from './memory.js';
@@ -35,7 +36,7 @@ import type { Figure, Skipped } from './stats.js';
 import { benchThroughput } from './throughput.js';
 import { benchWeb } from './web.js';
 
-const ALL = ['dispatch', 'throughput', 'git', 'cold-start', 'registry', 'failover', 'logs', 'memory', 'web', 'retention'] as const;
+const ALL = ['dispatch', 'throughput', 'git', 'gates', 'cold-start', 'registry', 'failover', 'logs', 'memory', 'web', 'retention'] as const;
 type BenchName = (typeof ALL)[number];
 
 function parseArgs(argv: string[]): { only: Set<BenchName>; quick: boolean; build: boolean; out: string; render?: string } {
@@ -118,6 +119,7 @@ async function main(): Promise<void> {
     dispatch: () => benchDispatch(redis, q ? 100 : 500),
     throughput: async () => [...(await benchThroughput(redis, q ? 300 : 2000)), ...(await benchThroughput(redis, q ? 300 : 2000, { minMs: 0, maxMs: 0 }))],
     git: async () => [...(await benchGitStep(redis, q ? 8 : 30)), ...(await benchGitThroughput(redis, q ? 200 : 1000))],
+    gates: () => benchGates(redis, q ? 10 : 40),
     'cold-start': () => benchColdStart(redis, image, q ? 3 : 10),
     registry: () => benchRegistryScale(redis, 1000, q ? 5 : 20),
     failover: () => benchFailover(redis, q ? 1 : 3),

@@ -17,7 +17,7 @@ import { runCli } from './run-cli.js';
 import { abortReason, holdsTask, loseTask, type AgentContext, type StageOutcome, type TaskRun } from './task-run.js';
 
 /** How often the author looks at its review task while it waits. */
-const POLL_MS = 500;
+const POLL_MS = 200;
 /** The most of the author's description a review prompt quotes. */
 const MAX_QUOTED_DESCRIPTION = 8 * 1024;
 
