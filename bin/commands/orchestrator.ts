@@ -37,7 +37,7 @@ async function makeRuntime(config: DanConfig, logger: Logger): Promise<Runtime> 
   return createRuntime(config, {
     logger,
     process: { entry: (spec) => [...selfEntry(), ...danArgs(spec)], parentEnv: process.env },
-    ...(config.runtime === 'docker' ? { docker: { installation: await readInstallation(config) } } : {}),
+    ...(config.runtime !== 'process' ? { docker: { installation: await readInstallation(config) } } : {}),
   });
 }
 
@@ -218,6 +218,12 @@ async function stopNetwork(bus: Bus, config: DanConfig, logger: Logger, timeoutM
     report.containers = await stopAgents(docker, logger, timeoutMs);
     report.dockerNetwork = await docker.removeNetwork();
     await docker.close();
+  } else if (config.runtime === 'swarm') {
+    const [{ SwarmRuntime }, { stopAgents }] = await Promise.all([loadRuntime(), loadOrchestrator()]);
+    const installation = await installationId(bus.redis, bus.keys);
+    const swarm = await SwarmRuntime.create(config, { logger, installation, prepareWorkspace: false, ensureNetwork: false });
+    report.containers = await stopAgents(swarm, logger, timeoutMs);
+    await swarm.close();
   }
   await until((live) => live.length === 0);
   report.left = ((await list()) ?? []).filter((a) => a.alive).map((a) => a.id);
