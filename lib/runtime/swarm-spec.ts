@@ -65,5 +65,7 @@ export function agentServiceSpec(settings: ServiceSettings, spec: AgentSpec, nam
       Networks: [{ Target: settings.network }],
     },
     Mode: { Replicated: { Replicas: 1 } },
+    // Nobody connects to an agent: no virtual IP (one fewer address of the overlay subnet per agent, no IPVS).
+    EndpointSpec: { Mode: 'dnsrr' },
   };
 }
