@@ -136,13 +136,17 @@ export class SwarmRuntime implements Runtime {
     throw new RuntimeError(`no free service name for agent ${spec.agentId}`);
   }
 
-  /** Waits until the service's task runs; one that ends or is rejected first, or never runs in time, is an error. */
+  /**
+   * Waits until the service's task has started its container (`starting`: Swarm holds a task there until the
+   * image's HEALTHCHECK first passes, up to its interval, which the agent does not need to register); one that
+   * ends or is rejected first, or is not started in time (no node fits, the image is missing), is an error.
+   */
   private async waitStarted(serviceId: string, agentId: string): Promise<void> {
     const deadline = Date.now() + this.settings.startTimeoutMs;
     for (;;) {
       const task = await this.latestTask(serviceId);
       const state = task?.Status?.State;
-      if (state === 'running') return;
+      if (state === 'starting' || state === 'running') return;
       if (state !== undefined && !LIVE_STATES.has(state)) {
         throw new RuntimeError(`agent ${agentId}'s task ended ${state} before it ran: ${task?.Status?.Err ?? 'no reason given'}`, { details: { agentId, state } });
       }
