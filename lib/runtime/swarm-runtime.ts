@@ -12,6 +12,7 @@ import { agentServiceSpec, type SecretRef, type ServiceSettings } from './swarm-
 import { domainConstraints, ensureOverlayNetwork, ensureSwarmManager } from './swarm-setup.js';
 import type { DockerRuntimeConfig, DockerRuntimeOptions } from './docker-runtime.js';
 import { RuntimeError } from './runtime-errors.js';
+import { latestTask, LIVE_STATES, newest, serviceTasks, type TaskInfo } from './swarm-tasks.js';
 import { secretsLine, splitSecrets } from '../secrets.js';
 
 /** The parts of the configuration the swarm runtime uses: the docker runtime's, and the agents' stop grace. */
@@ -22,15 +23,6 @@ export interface SwarmRuntimeOptions extends DockerRuntimeOptions {
   startTimeoutMs?: number;
   /** How often spawn, stop and output look at a task's state. @default 250 */
   pollMs?: number;
-}
-
-/** Task states before the container exits: an agent in one of them is not dead (AgentHandle.running). */
-const LIVE_STATES = new Set(['new', 'allocated', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);
-
-interface TaskInfo {
-  ID: string;
-  CreatedAt?: string;
-  Status?: { State?: string; Err?: string; ContainerStatus?: { ExitCode?: number } };
 }
 
 /**
@@ -144,7 +136,7 @@ export class SwarmRuntime implements Runtime {
   private async waitStarted(serviceId: string, agentId: string): Promise<void> {
     const deadline = Date.now() + this.settings.startTimeoutMs;
     for (;;) {
-      const task = await this.latestTask(serviceId);
+      const task = await latestTask(this.docker, serviceId);
       const state = task?.Status?.State;
       if (state === 'starting' || state === 'running') return;
       if (state !== undefined && !LIVE_STATES.has(state)) {
@@ -207,7 +199,7 @@ export class SwarmRuntime implements Runtime {
   async list(): Promise<AgentHandle[]> {
     const services = await this.services();
     if (services.length === 0) return [];
-    const tasks = await this.tasks(services.map((s) => s.ID));
+    const tasks = await serviceTasks(this.docker, services.map((s) => s.ID));
     return services.flatMap((service) => {
       const labels = service.Spec?.Labels ?? {};
       const role = labels[LABELS.role];
@@ -228,7 +220,7 @@ export class SwarmRuntime implements Runtime {
     if (!service) return null;
     let task: TaskInfo | undefined;
     for (;;) {
-      task = await this.latestTask(service.ID);
+      task = await latestTask(this.docker, service.ID);
       if (task?.Status?.State !== undefined && !LIVE_STATES.has(task.Status.State)) break;
       if ((await this.services(agentId)).length === 0) return null;
       await new Promise((resolve) => setTimeout(resolve, this.settings.pollMs));
@@ -283,25 +275,4 @@ export class SwarmRuntime implements Runtime {
       return labels[LABELS.network] === this.settings.network && labels[LABELS.installation] === this.settings.installation && (agentId === undefined || labels[LABELS.agentId] === agentId);
     });
   }
-
-  private async tasks(serviceIds: string[]): Promise<Map<string, TaskInfo[]>> {
-    let tasks: Array<TaskInfo & { ServiceID: string }>;
-    try {
-      tasks = (await this.docker.listTasks({ filters: { service: serviceIds } })) as typeof tasks;
-    } catch (error) {
-      throw translateDockerError(this.docker, error, 'list service tasks');
-    }
-    const byService = new Map<string, TaskInfo[]>();
-    for (const task of tasks) byService.set(task.ServiceID, [...(byService.get(task.ServiceID) ?? []), task]);
-    return byService;
-  }
-
-  private async latestTask(serviceId: string): Promise<TaskInfo | undefined> {
-    return newest((await this.tasks([serviceId])).get(serviceId) ?? []);
-  }
-}
-
-/** The task created last (a service of one replica that never restarts has one, but a node's loss can add one). */
-function newest(tasks: TaskInfo[]): TaskInfo | undefined {
-  return [...tasks].sort((a, b) => (a.CreatedAt ?? '').localeCompare(b.CreatedAt ?? '')).at(-1);
 }
