@@ -39,8 +39,11 @@ const envSchema = z.object({
     .string()
     .regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'must be 1-63 lowercase letters, digits, ".", "_" or "-"')
     .default('dan'),
-  /** Where agents run. @default process (compose sets docker) */
-  DAN_RUNTIME: z.enum(['docker', 'process']).default('process'),
+  /**
+   * Where agents run: child processes, containers on one Docker engine, or Swarm services across a Docker Swarm's
+   * nodes (README, Across machines). @default process (compose sets docker, deploy/stack.yml swarm)
+   */
+  DAN_RUNTIME: z.enum(['docker', 'process', 'swarm']).default('process'),
   /** The shared workspace, the agents' working directory. @default ./workspace (/workspace in containers) */
   DAN_WORKSPACE: z.string().min(1).optional(),
   /**
@@ -217,7 +220,7 @@ export interface DanConfig {
   network: string;
   /** Redis key prefix, `<network>:` */
   prefix: string;
-  runtime: 'docker' | 'process';
+  runtime: 'docker' | 'process' | 'swarm';
   workspace: string;
   workspaceVolume: string;
   /** DAN_WORKSPACE_MODE: a worktree and branch per task (git) or one shared folder. */

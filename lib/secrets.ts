@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { SECRET_ENV } from './config.js';
@@ -11,6 +13,12 @@ import { DanError } from './errors.js';
  */
 export const SECRETS_VARIABLE = 'DAN_SECRETS';
 export const SECRETS_FROM_STDIN = 'stdin';
+/**
+ * `DAN_SECRETS=file:<absolute path>`: the same line, in a file only the agent's uid can read. For runtimes that
+ * cannot write on an agent's stdin: a Swarm service's task has none, so the swarm runtime mounts a Swarm secret.
+ */
+export const SECRETS_FILE_PREFIX = 'file:';
+export const secretsFromFile = (file: string): string => `${SECRETS_FILE_PREFIX}${file}`;
 
 /** How long an agent started with `DAN_SECRETS=stdin` waits for the line. */
 export const SECRETS_TIMEOUT_MS = 30_000;
@@ -74,24 +82,48 @@ export async function readSecrets(input: Readable, timeoutMs = SECRETS_TIMEOUT_M
     input.once('error', onError);
     input.resume();
   });
+  return parseSecretsLine(line, 'on stdin');
+}
+
+/** Parses the secrets line; `where` names its source in errors (never a value). */
+function parseSecretsLine(line: string, where: string): Record<string, string> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(line);
   } catch {
-    throw new DanError('DAN_BAD_CONFIG', 'the secrets line on stdin is not JSON');
+    throw new DanError('DAN_BAD_CONFIG', `the secrets line ${where} is not JSON`);
   }
   const result = secretsSchema.safeParse(parsed);
-  if (!result.success) throw new DanError('DAN_BAD_CONFIG', `the secrets line on stdin is invalid: ${result.error.issues[0]!.message}`);
+  if (!result.success) throw new DanError('DAN_BAD_CONFIG', `the secrets line ${where} is invalid: ${result.error.issues[0]!.message}`);
   return result.data;
 }
 
+/** Reads the secrets line from a file (`DAN_SECRETS=file:<path>`). Rejects with a DanError naming the file, never a value. */
+export async function readSecretsFile(file: string): Promise<Record<string, string>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new DanError('DAN_BAD_CONFIG', `cannot read the secrets file ${file} (DAN_SECRETS=file:…): ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (text.length > MAX_LINE) throw new DanError('DAN_BAD_CONFIG', `the secrets file ${file} is too long`);
+  return parseSecretsLine(text.trim(), `in ${file}`);
+}
+
 /**
- * The environment an agent works with: its own, plus the secrets from stdin when `DAN_SECRETS=stdin`. The
- * secrets never go into `process.env` (nor, through it, into anything a child inherits by default).
+ * The environment an agent works with: its own, plus the secrets from stdin when `DAN_SECRETS=stdin`, or from the
+ * file `DAN_SECRETS=file:<path>` names. The secrets never go into `process.env` (nor, through it, into anything a
+ * child inherits by default).
  */
 export async function agentEnvironment(env: NodeJS.ProcessEnv, input: Readable, timeoutMs = SECRETS_TIMEOUT_MS): Promise<Record<string, string | undefined>> {
-  if (env[SECRETS_VARIABLE] !== SECRETS_FROM_STDIN) return { ...env };
-  const secrets = await readSecrets(input, timeoutMs);
+  const source = env[SECRETS_VARIABLE];
+  let secrets: Record<string, string>;
+  if (source === SECRETS_FROM_STDIN) secrets = await readSecrets(input, timeoutMs);
+  else if (source?.startsWith(SECRETS_FILE_PREFIX)) {
+    const file = source.slice(SECRETS_FILE_PREFIX.length);
+    if (!path.isAbsolute(file)) throw new DanError('DAN_BAD_CONFIG', `DAN_SECRETS=${source}: name the secrets file by an absolute path (file:/run/secrets/NAME)`);
+    secrets = await readSecretsFile(file);
+  } else return { ...env };
   const merged: Record<string, string | undefined> = { ...env, ...secrets };
   delete merged[SECRETS_VARIABLE];
   return merged;

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import type { DanConfig } from '../../lib/config.js';
 import { createLogger, type Logger } from '../../lib/log.js';
+import { agentEnvironment } from '../../lib/secrets.js';
 import { Bus, connectRedis, installationId, Keys } from '../../lib/messaging/index.js';
 import { AgentRegistry, type AgentRecord } from '../../lib/registry/index.js';
 import type { Runtime } from '../../lib/runtime/index.js';
@@ -37,7 +38,7 @@ async function makeRuntime(config: DanConfig, logger: Logger): Promise<Runtime> 
   return createRuntime(config, {
     logger,
     process: { entry: (spec) => [...selfEntry(), ...danArgs(spec)], parentEnv: process.env },
-    ...(config.runtime === 'docker' ? { docker: { installation: await readInstallation(config) } } : {}),
+    ...(config.runtime !== 'process' ? { docker: { installation: await readInstallation(config) } } : {}),
   });
 }
 
@@ -51,11 +52,11 @@ async function readInstallation(config: DanConfig): Promise<string> {
   }
 }
 
-/** Runs an orchestrator in the foreground until a signal or `dan down`. */
-async function runOrchestrator(config: DanConfig, logger: Logger): Promise<void> {
+/** Runs an orchestrator in the foreground until a signal or `dan down`. `env` holds the model's keys for its agents. */
+async function runOrchestrator(config: DanConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const runtime = await makeRuntime(config, logger);
   const { Orchestrator } = await loadOrchestrator();
-  const orchestrator = await Orchestrator.start({ config, runtime, logger, env: process.env });
+  const orchestrator = await Orchestrator.start({ config, runtime, logger, env });
   // stop() never rejects; the command awaits `exited`.
   const onSignal = (signal: NodeJS.Signals): void => {
     // Under compose (DAN_STOP_AGENTS_ON_EXIT=1) agents are not compose services: `docker compose down` would leave
@@ -77,12 +78,14 @@ async function runOrchestrator(config: DanConfig, logger: Logger): Promise<void>
 /** `dan orchestrator`, `dan up`, `dan down`. */
 export function registerOrchestratorCommands(program: Command, withConnection: (cmd: Command) => Command): void {
   withConnection(
-    program.command('orchestrator').description('run a main orchestrator in the foreground (leader election, scaler, reaper)').option('--runtime <runtime>', 'process | docker (default DAN_RUNTIME)'),
+    program.command('orchestrator').description('run a main orchestrator in the foreground (leader election, scaler, reaper)').option('--runtime <runtime>', 'process | docker (default DAN_RUNTIME; DAN_RUNTIME=swarm for Swarm services)'),
   ).action(async (flags: ConnectionFlags & { runtime?: string }) => {
     const runtime = flags.runtime === undefined ? undefined : parseFlag(runtimeSchema, flags.runtime, '--runtime');
-    const config = configFrom(flags, { DAN_RUNTIME: runtime });
+    // As a Swarm service (deploy/stack.yml) its secrets are a Swarm secret file, DAN_SECRETS=file:…: never its Env.
+    const env = (process.env.DAN_SECRETS ?? '').startsWith('file:') ? await agentEnvironment(process.env, process.stdin) : process.env;
+    const config = configFrom(flags, { DAN_RUNTIME: runtime }, env);
     const logger = createLogger({ level: config.logLevel, name: 'dan-orchestrator' });
-    await runOrchestrator(config, logger);
+    await runOrchestrator(config, logger, env);
   });
 
   withConnection(
@@ -218,6 +221,12 @@ async function stopNetwork(bus: Bus, config: DanConfig, logger: Logger, timeoutM
     report.containers = await stopAgents(docker, logger, timeoutMs);
     report.dockerNetwork = await docker.removeNetwork();
     await docker.close();
+  } else if (config.runtime === 'swarm') {
+    const [{ SwarmRuntime }, { stopAgents }] = await Promise.all([loadRuntime(), loadOrchestrator()]);
+    const installation = await installationId(bus.redis, bus.keys);
+    const swarm = await SwarmRuntime.create(config, { logger, installation, prepareWorkspace: false, ensureNetwork: false });
+    report.containers = await stopAgents(swarm, logger, timeoutMs);
+    await swarm.close();
   }
   await until((live) => live.length === 0);
   report.left = ((await list()) ?? []).filter((a) => a.alive).map((a) => a.id);

@@ -85,28 +85,57 @@ export function agentLabels(network: string, installation: string, spec: AgentSp
   };
 }
 
+/** A scratch filesystem of an agent: writable, in memory, gone with the agent. */
+export interface ScratchMount {
+  target: string;
+  sizeBytes: number;
+  mode: number;
+  /** Owner uid:gid, where the engine can set it (plain containers; a Swarm tmpfs mount has no owner option). */
+  owner?: string;
+}
+
 /**
- * The create options of an agent container: non-root, no capabilities, no new privileges, limited memory (no
- * swap), CPU and PIDs, a read-only root filesystem with scratch tmpfs for /tmp and the agent's home, the
- * workspace and nothing else writable mounted (the templates folder read-only, when set), on the network's
- * Docker network. A planner run's container is the same, but without REDIS_URL and with the workspace
- * read-only.
+ * What an agent's container is, whichever engine API starts it (a plain container, a Swarm service's task): one
+ * source for both runtimes (docker-runtime.ts, swarm-runtime.ts), so that a hardening lands in both or neither.
  */
-export function agentContainerOptions(settings: ContainerSettings, spec: AgentSpec, name: string): Docker.ContainerCreateOptions {
+export interface AgentRun {
+  image: string;
+  cmd?: string[];
+  /** Root with no capability but AGENT_CAPABILITIES: the entrypoint switches to AGENT_USER at once. */
+  user: string;
+  workingDir: string;
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  /** The workspace (read-only for a planner run), the templates and credential files (read-only). */
+  mounts: Docker.MountSettings[];
+  scratch: ScratchMount[];
+  memoryBytes: number;
+  nanoCpus: number;
+  pidsLimit: number;
+  capAdd: string[];
+}
+
+/**
+ * An agent's run: non-root, no capabilities but AGENT_CAPABILITIES, limited memory, CPU and PIDs, a read-only
+ * root filesystem with scratch tmpfs for /tmp and the agent's home, the workspace and nothing else writable
+ * mounted (the templates folder read-only, when set). A planner run is the same, but without REDIS_URL and with
+ * the workspace read-only. `secretsSource` is DAN_SECRETS: how the secrets reach it (lib/secrets.ts).
+ */
+export function agentRun(settings: ContainerSettings, spec: AgentSpec, secretsSource: string): AgentRun {
   if (!AGENT_ID.test(spec.agentId)) {
     throw new RuntimeError(`invalid agent id "${spec.agentId}": letters, digits, ".", "_" or "-", at most 100`, {
       details: { agentId: spec.agentId },
     });
   }
   const planner = spec.role === 'planner';
-  // Secrets (the Redis URL, the model's keys) never go into the container's config: the runtime writes them on
-  // its stdin after the start (DockerRuntime.spawn), whoever put them in spec.env. A planner run gets no Redis at
-  // all (issue 16, item 1): its answer goes back on stdout.
+  // Secrets (the Redis URL, the model's keys) never go into the container's config: the runtime hands them over
+  // on stdin or as a Swarm secret file (secretsSource), whoever put them in spec.env. A planner run gets no Redis
+  // at all (issue 16, item 1): its answer goes back on stdout.
   const visible = splitSecrets(spec.env).env;
   const env: Record<string, string> = {
     DAN_NETWORK: settings.network,
     ...visible,
-    [SECRETS_VARIABLE]: SECRETS_FROM_STDIN,
+    [SECRETS_VARIABLE]: secretsSource,
     DAN_CLI_USER: CLI_USER,
     // Identity and place come from the spec and the mount, never from a caller's env that disagrees.
     AGENT_ID: spec.agentId,
@@ -120,43 +149,74 @@ export function agentContainerOptions(settings: ContainerSettings, spec: AgentSp
   };
   if (planner) delete env.REDIS_URL; // not even when a caller's env names one
   return {
+    image: settings.image,
+    ...(settings.cmd ? { cmd: settings.cmd } : {}),
+    user: '0:0',
+    workingDir: WORKSPACE_PATH,
+    env,
+    labels: agentLabels(settings.network, settings.installation, spec),
+    mounts: [
+      // A planner run only reads the workspace.
+      { ...workspaceMount(settings.workspaceVolume), ...(planner ? { ReadOnly: true } : {}) },
+      // The templates (instructions and permissions, no secrets) read-only: a domain added on the host reaches
+      // agents without an image rebuild. The workspace stays the only writable mount.
+      ...(settings.templatesVolume ? [{ Type: 'bind' as const, Source: settings.templatesVolume, Target: TEMPLATES_PATH, ReadOnly: true }] : []),
+      // The cloud provider's credential files, read-only: the CLI reads them, nothing can change them.
+      ...(settings.credentialFiles ?? []).map((file) => ({ Type: 'bind' as const, Source: file.source, Target: credentialTarget(file), ReadOnly: true })),
+    ],
+    scratch: [
+      { target: '/tmp', sizeBytes: 512 * MIB, mode: 0o1777 },
+      { target: '/home/agent', sizeBytes: 256 * MIB, mode: 0o770, owner: AGENT_USER },
+    ],
+    memoryBytes: Math.round(settings.memoryMb * MIB),
+    nanoCpus: Math.round(settings.cpus * 1e9),
+    pidsLimit: settings.pidsLimit,
+    capAdd: [...AGENT_CAPABILITIES],
+  };
+}
+
+const MIB = 1024 * 1024;
+
+/** A scratch mount as a container's HostConfig.Tmpfs option string. */
+function tmpfsOptions(mount: ScratchMount): string {
+  const [uid, gid] = mount.owner?.split(':') ?? [];
+  const owner = uid === undefined ? '' : `,uid=${uid},gid=${gid}`;
+  return `rw,nosuid,nodev,size=${Math.round(mount.sizeBytes / MIB)}m${owner},mode=${mount.mode.toString(8).padStart(4, '0')}`;
+}
+
+/** The create options of an agent container (agentRun), on the network's Docker network, secrets on stdin. */
+export function agentContainerOptions(settings: ContainerSettings, spec: AgentSpec, name: string): Docker.ContainerCreateOptions {
+  const run = agentRun(settings, spec, SECRETS_FROM_STDIN);
+  return {
     name,
-    Image: settings.image,
-    ...(settings.cmd ? { Cmd: settings.cmd } : {}),
+    Image: run.image,
+    ...(run.cmd ? { Cmd: run.cmd } : {}),
     // Root with no capability but SETUID, SETGID and KILL: the entrypoint switches to the agent's uid at once,
     // keeping those three for the agent alone, which runs the CLI under CLI_USER with none (scripts/entrypoint.sh).
-    User: '0:0',
-    WorkingDir: WORKSPACE_PATH,
+    User: run.user,
+    WorkingDir: run.workingDir,
     // The secrets line arrives on stdin (attached before the start, closed after the line).
     OpenStdin: true,
     StdinOnce: true,
     AttachStdin: true,
-    Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
-    Labels: agentLabels(settings.network, settings.installation, spec),
+    Env: Object.entries(run.env).map(([key, value]) => `${key}=${value}`),
+    Labels: run.labels,
     HostConfig: {
-      Memory: Math.round(settings.memoryMb * 1024 * 1024),
+      Memory: run.memoryBytes,
       // Swap equal to memory: no swap at all, so the memory limit is the limit.
-      MemorySwap: Math.round(settings.memoryMb * 1024 * 1024),
+      MemorySwap: run.memoryBytes,
       // The image cannot be changed from inside: only the workspace and these scratch dirs are writable.
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=512m', '/home/agent': 'rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0770' },
-      NanoCpus: Math.round(settings.cpus * 1e9),
-      PidsLimit: settings.pidsLimit,
+      Tmpfs: Object.fromEntries(run.scratch.map((mount) => [mount.target, tmpfsOptions(mount)])),
+      NanoCpus: run.nanoCpus,
+      PidsLimit: run.pidsLimit,
       CapDrop: ['ALL'],
-      CapAdd: [...AGENT_CAPABILITIES],
+      CapAdd: run.capAdd,
       SecurityOpt: ['no-new-privileges'],
       Privileged: false,
       Init: true,
       ExtraHosts: ['host.docker.internal:host-gateway'],
-      // The templates (instructions and permissions, no secrets) read-only: a domain added on the host reaches
-      // agents without an image rebuild. The workspace stays the only writable mount.
-      Mounts: [
-        // A planner run only reads the workspace.
-        { ...workspaceMount(settings.workspaceVolume), ...(planner ? { ReadOnly: true } : {}) },
-        ...(settings.templatesVolume ? [{ Type: 'bind' as const, Source: settings.templatesVolume, Target: TEMPLATES_PATH, ReadOnly: true }] : []),
-        // The cloud provider's credential files, read-only: the CLI reads them, nothing can change them.
-        ...(settings.credentialFiles ?? []).map((file) => ({ Type: 'bind' as const, Source: file.source, Target: credentialTarget(file), ReadOnly: true })),
-      ],
+      Mounts: run.mounts,
       NetworkMode: settings.network,
       RestartPolicy: { Name: 'no' },
       // The reaper reads a dead agent's logs before it removes the container.

@@ -1,8 +1,8 @@
 /**
- * Where agents run. One small interface (DESIGN.md, Runtimes) with a docker and a process adapter.
+ * Where agents run. One small interface (DESIGN.md, Runtimes) with a docker, a swarm and a process adapter.
  * Every method acts only on agents of this runtime's network.
  */
-export type RuntimeKind = 'docker' | 'process';
+export type RuntimeKind = 'docker' | 'process' | 'swarm';
 
 /**
  * What a runtime starts: `main` an orchestrator, `domain` a domain agent, `planner` one sandboxed planning run
@@ -20,7 +20,8 @@ export interface AgentSpec {
   env: Record<string, string>;
   /**
    * The agent's secrets (REDIS_URL, the model's keys: SECRET_ENV): written on its stdin at start, with
-   * DAN_SECRETS=stdin in its environment, never in the environment itself (lib/secrets.ts).
+   * DAN_SECRETS=stdin in its environment (swarm: a Swarm secret file, DAN_SECRETS=file:…), never in the
+   * environment itself (lib/secrets.ts).
    */
   secrets?: Record<string, string>;
 }
