@@ -114,31 +114,40 @@ export class RemoteGitWorkspace implements GitWorkspace {
   }
 
   /**
+   * The clone made when there is none yet, else fetched; its integration branch (and files) set to the remote's.
+   * The integration branch, or undefined when the remote has none yet (it is empty).
+   */
+  async cloneOrFetch(): Promise<string | undefined> {
+    if (!existsSync(path.join(this.root, '.git'))) {
+      await mkdir(path.dirname(this.root), { recursive: true });
+      await this.git.run(path.dirname(this.root), ['clone', '-q', '--no-tags', this.remote, this.root]);
+    } else {
+      await this.git.run(this.root, ['remote', 'set-url', 'origin', this.remote]);
+    }
+    const integration = await this.integration();
+    await this.fetch([integration]);
+    if (!(await this.remoteTip(integration))) return undefined;
+    await this.syncIntegration(integration);
+    return integration;
+  }
+
+  /**
    * Clones the remote when this agent has no clone yet, else fetches; the clone's integration branch set to the
    * remote's. An empty remote gets the base commit (hold the merge lock).
    */
   ensure(): Promise<RepositoryState> {
     return this.serial(async () => {
-      if (!existsSync(path.join(this.root, '.git'))) {
-        await mkdir(path.dirname(this.root), { recursive: true });
-        await this.git.run(path.dirname(this.root), ['clone', '-q', '--no-tags', this.remote, this.root]);
-      } else {
-        await this.git.run(this.root, ['remote', 'set-url', 'origin', this.remote]);
-      }
-      const integration = await this.integration();
-      await this.fetch([integration]);
-      if (await this.remoteTip(integration)) {
-        await this.syncIntegration(integration);
-        return this.local.ensure();
-      }
+      const integration = await this.cloneOrFetch();
+      if (integration) return this.local.ensure();
       // An empty remote: the base commit made here, published (someone else's, when they were first).
+      const empty = await this.integration();
       const state = await this.local.ensure();
-      const pushed = await this.push([integration]);
-      if (pushed.state === 'failed') throw new GitError(['push', 'origin', integration], 1, `could not seed ${this.remote}: ${pushed.reason}`);
+      const pushed = await this.push([empty]);
+      if (pushed.state === 'failed') throw new GitError(['push', 'origin', empty], 1, `could not seed ${this.remote}: ${pushed.reason}`);
       if (pushed.state === 'moved') {
-        await this.fetch([integration]);
-        await this.syncIntegration(integration);
-        return { integration, created: false };
+        await this.fetch([empty]);
+        await this.syncIntegration(empty);
+        return { integration: empty, created: false };
       }
       return state;
     });

@@ -11,7 +11,7 @@ import { releaseAgentTasks } from '../../lib/orchestrator/release-tasks.js';
 import { Reaper } from '../../lib/registry/index.js';
 import type { LogEntry, TaskRecord } from '../../lib/task.js';
 import { primaryWorkingDirectory, writeFileScenario, type RecordedRequest, type Turn } from '../fixtures/model-server.js';
-import { repoRoot } from '../helpers/cli.js';
+import { repoRoot, runDan } from '../helpers/cli.js';
 import type { DanProcess } from '../helpers/dan-process.js';
 import { eventually, testConfig } from '../helpers/network.js';
 import { killQuietly, processesIn } from '../helpers/processes.js';
@@ -234,6 +234,16 @@ describe('workspace by git remote: each agent its own clone, branches pushed, me
     // The resolution was pushed on the task's branch: the remote's branch has it, and main has the branch.
     expect(await w.remoteGit('show', `dan/${second.id}:shared.txt`)).toBe(`${ALPHA}\n${BETA}`);
     expect((await execa('git', ['merge-base', '--is-ancestor', `dan/${second.id}`, 'main'], { cwd: w.remote, reject: false })).exitCode).toBe(0);
+
+    // `dan diff` shows what the merge brought, read from the remote through the CLI's own clone of it.
+    const env = w.danEnv(w.env({ DAN_GIT_CLONE_DIR: await w.tempDir('cli') }));
+    const diff = await runDan(['diff', second.id], env);
+    expect(diff.exitCode, String(diff.stderr)).toBe(0);
+    expect(String(diff.stdout)).toContain('+++ b/shared.txt');
+    expect(String(diff.stdout)).toContain(`+${second.description.includes('alpha') ? ALPHA : BETA}`);
+    const stat = await runDan(['diff', a.id, '--stat'], env);
+    expect(stat.exitCode, String(stat.stderr)).toBe(0);
+    expect(String(stat.stdout)).toMatch(/shared\.txt\n1 file, \+1 -0$/);
   });
 
   it('an agent SIGKILLed after it committed: its branch is on the remote, kept as the attempt\'s; the retried task completes and merges', { timeout: 240_000 }, async ({ w }) => {
