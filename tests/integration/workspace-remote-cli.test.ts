@@ -82,6 +82,7 @@ describe('dan workspace clone|pull|push', () => {
     const bare = path.join(dir, 'workspace.git');
     await git(dir, 'init', '-q', '--bare', '-b', 'main', bare);
     await roundTrip(bare, bare);
+    expect(await git(bare, 'log', '--format=%s', 'main')).toBe('version 2\nadd app.txt');
   });
 
   it('against git daemon with receive-pack enabled (what compose\'s git service runs), on 127.0.0.1', { timeout: 120_000 }, async () => {
@@ -94,6 +95,7 @@ describe('dan workspace clone|pull|push', () => {
     try {
       await eventually(() => canConnect(port), { what: 'git daemon to listen', timeoutMs: 20_000 });
       await roundTrip(`git://127.0.0.1:${port}/workspace.git`, bare);
+      expect(await git(bare, 'log', '--format=%s', 'main')).toBe('version 2\nadd app.txt');
     } finally {
       daemon.kill('SIGTERM');
     }
