@@ -131,6 +131,11 @@ export class RemoteGitWorkspace implements GitWorkspace {
     return integration;
   }
 
+  /** The clone made, or fetched, outside the merge lock (a clone of a large repository takes a while). */
+  async open(): Promise<void> {
+    await this.serial(() => this.cloneOrFetch());
+  }
+
   /**
    * Clones the remote when this agent has no clone yet, else fetches; the clone's integration branch set to the
    * remote's. An empty remote gets the base commit (hold the merge lock).
