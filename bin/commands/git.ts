@@ -146,7 +146,10 @@ export function registerGitCommands(program: Command, withConnection: (cmd: Comm
       console.log(`${c.green('merged')} ${git.branch} into ${git.integration} (${outcome.mergeCommit.slice(0, 10)}, ${describeStat(git.files)})`);
       return;
     }
-    const reason = outcome.state === 'blocked' ? outcome.reason : `conflicts in ${outcome.files.join(', ')}: resolve them by hand (git -C ${config.workspace} merge ${git.branch}), then commit`;
+    const byHand = config.gitRemote
+      ? `in a clone (dan workspace clone <dir>), git switch ${git.branch}, git merge origin/${git.integration}, commit and push the branch, then dan merge ${taskId}`
+      : `git -C ${config.workspace} merge ${git.branch}, then commit`;
+    const reason = outcome.state === 'blocked' ? outcome.reason : `conflicts in ${outcome.files.join(', ')}: resolve them by hand (${byHand})`;
     await bus.tasks.updateGit(taskId, { ...git, merge: outcome.state, mergeReason: reason }, `dan merge: ${outcome.state}: ${reason}`);
     console.error(`${c.yellow(outcome.state)} ${reason}`);
     process.exitCode = EXIT.taskNotCompleted;
