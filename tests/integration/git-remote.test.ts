@@ -36,17 +36,18 @@ class RemoteWorld extends World {
   private readonly dirs: string[] = [];
 
   /** The bare remote, with a base commit on main; agents' clones go under the workspace folder. */
-  async makeRemote(): Promise<void> {
+  async makeRemote(options: { empty?: boolean } = {}): Promise<void> {
     const dir = await this.tempDir('remote');
     this.remote = path.join(dir, 'workspace.git');
+    this.clones = path.join(this.workspace, 'clones');
     await execa('git', ['init', '-q', '--bare', '-b', 'main', this.remote], { env: GIT_ENV });
+    if (options.empty) return;
     const seed = path.join(dir, 'seed');
     await execa('git', ['clone', '-q', this.remote, seed], { env: GIT_ENV });
     await writeFile(path.join(seed, 'README.md'), 'the project\n');
     await git(seed, 'add', '-A');
     await git(seed, 'commit', '-q', '-m', 'base');
     await git(seed, 'push', '-q', 'origin', 'HEAD:main');
-    this.clones = path.join(this.workspace, 'clones');
   }
 
   env(extra: Record<string, string> = {}): Record<string, string> {
@@ -244,6 +245,17 @@ describe('workspace by git remote: each agent its own clone, branches pushed, me
     const stat = await runDan(['diff', a.id, '--stat'], env);
     expect(stat.exitCode, String(stat.stderr)).toBe(0);
     expect(String(stat.stdout)).toMatch(/shared\.txt\n1 file, \+1 -0$/);
+  });
+
+  it('an empty remote gets the base commit from the first agent, and the task merges on top of it', { timeout: 180_000 }, async ({ w }) => {
+    await w.makeRemote({ empty: true });
+    w.script = writeFileScenario();
+    await w.startAgent('backend-1');
+    expect(await w.remoteGit('log', '--format=%s', 'main')).toBe('dan: the workspace as it was');
+    const done = await w.waitForEnd((await w.submit('Create the file first.txt with a line about it')).id);
+    expect(done, texts(await w.entries(done.id)).join('\n')).toMatchObject({ status: 'completed', git: { integration: 'main', merge: 'merged' } });
+    expect(await w.remoteGit('show', 'main:first.txt')).toContain('Create the file first.txt');
+    expect((await w.remoteGit('log', '--format=%s', 'main')).split('\n')).toEqual([expect.stringMatching(/^Merge dan\//), expect.stringMatching(/^Create the file first\.txt/), 'dan: the workspace as it was']);
   });
 
   it('an agent SIGKILLed after it committed: its branch is on the remote, kept as the attempt\'s; the retried task completes and merges', { timeout: 240_000 }, async ({ w }) => {
