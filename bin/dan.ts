@@ -5,6 +5,7 @@ import { registerAgentCommand } from './commands/agent.js';
 import { registerAgentsCommand } from './commands/agents.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerGitCommands } from './commands/git.js';
+import { registerReviewCommands } from './commands/review.js';
 import { registerDomainCommand } from './commands/domain.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerMcpCommand } from './commands/mcp.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
     });
   registerTaskCommands(program, withConnection);
   registerGitCommands(program, withConnection);
+  registerReviewCommands(program, withConnection);
   registerLogsCommand(program, withConnection);
   registerAgentsCommand(program, withConnection);
   registerAgentCommand(program, withConnection);

@@ -1,3 +1,4 @@
+import { describeGates, type GateState } from '../lib/gates.js';
 import { describeStat } from '../lib/workspace/index.js';
 import { Chalk, type ChalkInstance } from 'chalk';
 import type { AgentRecord } from '../lib/registry/index.js';
@@ -101,7 +102,11 @@ export function formatRecord(r: TaskRecord): string {
   if (r.dependsOn.length > 0) lines.push(`${c.bold('depends on')} ${r.dependsOn.join(', ')}`);
   if (Object.keys(r.context).length > 0) lines.push(`${c.bold('context')}    ${truncate(JSON.stringify(r.context), 200)}`);
   if (r.git) lines.push(...formatGit(r));
-  lines.push(`${c.bold('description')}`, indent(r.description));
+  if (r.reviews?.length) lines.push(...formatGates(r.reviews));
+  else if (r.gates) lines.push(`${c.bold('gates')}      ${r.gates.length > 0 ? r.gates.join(', ') : c.gray('none (--no-gates)')}`);
+  if (r.review) lines.push(`${c.bold('reviews')}    ${r.review.goal ? 'goal' : 'task'} ${r.review.of}, gate ${r.review.gate}, round ${r.review.round}${r.review.commit ? `, at ${r.review.commit.slice(0, 10)}` : ''}`);
+  if (r.verdict) lines.push(`${c.bold('verdict')}    ${r.verdict.verdict === 'pass' ? c.green('pass') : c.red('fail')}  ${r.verdict.summary}`);
+  lines.push(`${c.bold('description')}`, indent(r.review ? (r.description.split('\n')[0] ?? '') : r.description));
   if (r.error) lines.push(`${c.bold(c.red('error'))}`, indent(r.error));
   if (r.result) lines.push(`${c.bold('result')}`, indent(r.result));
   return lines.join('\n');
@@ -116,6 +121,16 @@ export function formatThread(thread: readonly TaskRecord[], current: string): st
       return `${mark} ${depth}${r.id}  ${colorOutcome(r)}  ${truncate(r.description.split('\n')[0] ?? '', 60)}`;
     })
     .join('\n');
+}
+
+/** `gates: code ✓ (1 round), security ✗ (2 rounds: 1 high)`, then the last failing round's findings. */
+function formatGates(gates: readonly GateState[]): string[] {
+  const lines = [`${c.bold('gates')}      ${describeGates(gates)}`];
+  for (const gate of gates.filter((g) => g.state === 'fail' || g.state === 'waived')) {
+    const last = gate.rounds.at(-1);
+    for (const f of last?.findings ?? []) lines.push(`             ${c.gray(`${gate.gate}: ${f.file}${f.line ? `:${f.line}` : ''} [${f.severity}] ${truncate(f.message, 160)}`)}`);
+  }
+  return lines;
 }
 
 /** The task's branch, change and merge state, and what to do when it is not merged. */

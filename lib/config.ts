@@ -50,6 +50,8 @@ const envSchema = z.object({
   DAN_WORKSPACE_MODE: z.enum(['git', 'shared']).default('git'),
   /** How many times an agent resolves a merge conflict before the task ends with merge state conflict. @default 2 */
   DAN_MERGE_ATTEMPTS: int(0, 20).default(2),
+  /** How many rounds of review a change gets before it fails its gates (issue 15). @default 2 */
+  DAN_REVIEW_ROUNDS: int(1, 10).default(2),
   /** The git binary dan runs. @default git */
   DAN_GIT_BIN: z.string().min(1).default('git'),
   /**
@@ -236,6 +238,8 @@ export interface DanConfig {
   /** DAN_WORKSPACE_MODE: a worktree and branch per task (git) or one shared folder. */
   workspaceMode: 'git' | 'shared';
   mergeAttempts: number;
+  /** Rounds of review a change gets (DAN_REVIEW_ROUNDS). */
+  reviewRounds: number;
   gitBin: string;
   /** DAN_GIT_REMOTE: the remote repository agents clone, push to and merge into; unset for a local workspace. */
   gitRemote: string | undefined;
@@ -370,6 +374,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     workspaceVolume: e.DAN_WORKSPACE_VOLUME ?? `${e.DAN_NETWORK}-workspace`,
     workspaceMode: e.DAN_WORKSPACE_MODE,
     mergeAttempts: e.DAN_MERGE_ATTEMPTS,
+    reviewRounds: e.DAN_REVIEW_ROUNDS,
     gitBin: e.DAN_GIT_BIN,
     gitRemote: e.DAN_GIT_REMOTE,
     gitCloneDir: path.resolve(e.DAN_GIT_CLONE_DIR ?? e.DAN_WORKSPACE ?? (inContainer ? '/workspace' : 'workspace')),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { DanConfig } from './config.js';
 import { assertKnownDomain } from './domains.js';
+import { assertKnownGates, gateNameSchema, gatesOf, REVIEW_DOMAIN } from './gates.js';
 import { BadInputError, describeZodError } from './errors.js';
 import {
   EFFORT_LEVELS,
@@ -35,6 +36,11 @@ export const taskRequestSchema = z
     fallbackModel: modelNameSchema.optional().describe("the CLI's --fallback-model, used when the model is overloaded"),
     budgetUsd: budgetSchema.optional().describe('the most one run may spend, in US dollars (more than 0, at most 10000; default DAN_TASK_BUDGET_USD)'),
     follows: taskIdSchema.optional().describe("a follow-up: resume this task's conversation, on its branch (`dan send-task --continue`); queued after it while it is still open"),
+    gates: z
+      .array(gateNameSchema, { error: 'must be a list of gate names' })
+      .max(8, 'must name at most 8 gates')
+      .optional()
+      .describe("the review gates the task's change passes before it merges, in order (gates under agents/domain-templates/review/gates/); [] for none (`--no-gates`); default the domain's dan.json"),
   })
   .strict();
 export type TaskRequest = { [K in keyof z.input<typeof taskRequestSchema>]?: unknown };
@@ -75,7 +81,7 @@ export function parseInput<T extends z.ZodType>(schema: T, value: unknown, what:
  */
 export function specFromRequest(
   request: TaskRequest,
-  settings: Pick<DanConfig, 'templatesDir' | 'taskTimeoutS' | 'taskAttempts'> & Partial<Pick<DanConfig, 'taskBudgetUsd'>>,
+  settings: Pick<DanConfig, 'templatesDir' | 'taskTimeoutS' | 'taskAttempts'> & Partial<Pick<DanConfig, 'taskBudgetUsd' | 'workspaceMode'>>,
   names: FieldNames,
 ): TaskSpec {
   const domain = parseInput(z.string({ error: 'must be a string' }), request.domain, names.domain);
@@ -84,10 +90,13 @@ export function specFromRequest(
   if (noMerge && domain === MAIN_DOMAIN) {
     throw new BadInputError(`${names.noMerge} keeps one domain task's branch for review; a goal's subtasks merge along its graph so that each builds on the last`);
   }
+  const gates = request.gates === undefined ? undefined : parseInput(taskRequestSchema.shape.gates, request.gates, names.gates);
+  checkGates(settings, domain, gates, names.gates);
   return parseInput(
     taskSpecSchema,
     {
       domain,
+      gates,
       description: parseInput(descriptionSchema, request.description, names.description),
       priority: parseInput(prioritySchema, request.priority ?? 'normal', names.priority),
       timeoutS: parseInput(timeoutSchema, request.timeoutS ?? settings.taskTimeoutS, names.timeoutS),
@@ -102,4 +111,18 @@ export function specFromRequest(
     },
     'task',
   );
+}
+
+/**
+ * Gates a task may have: known ones, in git mode (a shared workspace gives a task no change of its own to
+ * review); a goal's own (`main`) review its merged subtasks as a whole. The domain's dan.json is checked here
+ * too, so a broken one is said at once rather than failing each task.
+ */
+function checkGates(settings: Pick<DanConfig, 'templatesDir'> & Partial<Pick<DanConfig, 'workspaceMode'>>, domain: string, gates: string[] | undefined, name: string): void {
+  if (gates?.length) assertKnownGates(settings.templatesDir, gates, name);
+  if (domain === REVIEW_DOMAIN && gates?.length) throw new BadInputError(`${name}: a review is not reviewed`);
+  const effective = domain === MAIN_DOMAIN || domain === REVIEW_DOMAIN ? (gates ?? []) : gatesOf(settings.templatesDir, domain, gates);
+  if (effective.length > 0 && settings.workspaceMode === 'shared') {
+    throw new BadInputError(`the review gates (${effective.join(', ')}) review a task's change on its branch, and DAN_WORKSPACE_MODE=shared gives a task none: use DAN_WORKSPACE_MODE=git, or send it with no gates (--no-gates)`);
+  }
 }

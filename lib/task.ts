@@ -1,6 +1,7 @@
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
 import { IllegalTransitionError } from './errors.js';
+import { gateNameSchema, gateStateSchema, reviewRefSchema, verdictSchema, type GateState, type ReviewRef, type Verdict } from './gates.js';
 import { taskGitSchema, type TaskGit } from './workspace/task-git.js';
 
 /** Task ids are ULIDs: unique and sortable by creation time. */
@@ -39,7 +40,8 @@ export const TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = 
  * late write of a dead attempt cannot reopen an ended task.
  */
 export const REOPENS: Readonly<Partial<Record<TaskStatus, readonly TaskStatus[]>>> = {
-  failed: ['queued', 'waiting', 'active'],
+  // `completed`: a change that failed only its review gates, waived by hand and merged (`dan waive`).
+  failed: ['queued', 'waiting', 'active', 'completed'],
   timed_out: ['queued', 'waiting', 'active'],
   cancelled: ['queued', 'waiting', 'active'],
 };
@@ -131,6 +133,10 @@ export const taskSpecSchema = z.object({
   fallbackModel: modelNameSchema.optional(),
   /** `--max-budget-usd` of each run. @default DAN_TASK_BUDGET_USD */
   budgetUsd: budgetSchema.optional(),
+  /** The review gates of the task's change (`--gate`), in order; [] for none (`--no-gates`). @default the domain's dan.json */
+  gates: z.array(gateNameSchema).max(8).optional(),
+  /** A gate's review task: the change it reviews. */
+  review: reviewRefSchema.optional(),
 });
 export type TaskSpec = z.infer<typeof taskSpecSchema>;
 export type TaskSpecInput = z.input<typeof taskSpecSchema>;
@@ -258,6 +264,14 @@ export const taskRecordHashSchema = z.object({
   question: jsonField(questionSchema).optional(),
   /** The user's answer to it (`dan answer`), until a run has taken it. */
   answer: z.string().optional(),
+  /** The gates asked for (JSON list); absent: the domain's. */
+  gates: jsonField(z.array(gateNameSchema)).optional(),
+  /** A review task's subject (JSON). */
+  review: jsonField(reviewRefSchema).optional(),
+  /** A review task's verdict (JSON). */
+  verdict: jsonField(verdictSchema).optional(),
+  /** The author's gates, their rounds and verdicts (JSON). */
+  reviews: jsonField(z.array(gateStateSchema)).optional(),
 });
 
 export type TaskRecordHash = z.infer<typeof taskRecordHashSchema>;
@@ -324,6 +338,14 @@ export interface TaskRecord {
   question?: Question;
   /** The user's answer, until a run has taken it. */
   answer?: string;
+  /** The gates asked for with the task (`--gate`, [] for `--no-gates`); absent: its domain's. */
+  gates?: string[];
+  /** A gate's review task: what it reviews. */
+  review?: ReviewRef;
+  /** A review task's verdict. */
+  verdict?: Verdict;
+  /** The review gates of the task's change: each one's state and rounds. */
+  reviews?: GateState[];
 }
 
 export function recordFromHash(hash: TaskRecordHash): TaskRecord {
@@ -362,6 +384,8 @@ export function newRecordFields(id: string, spec: TaskSpec, status: TaskStatus, 
   if (spec.fallbackModel) fields.fallbackModel = spec.fallbackModel;
   if (spec.budgetUsd !== undefined) fields.budgetUsd = String(spec.budgetUsd);
   if (spec.follows) fields.follows = spec.follows;
+  if (spec.gates) fields.gates = JSON.stringify(spec.gates);
+  if (spec.review) fields.review = JSON.stringify(spec.review);
   return fields;
 }
 

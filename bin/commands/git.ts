@@ -42,7 +42,7 @@ function requireRemote(config: DanConfig): string {
 const dirArgument = z.string().trim().min(1, 'must not be empty').refine((v) => !v.startsWith('-'), 'must be a folder, not an option');
 
 /** The record and its git state; an error a user can act on when the task has no branch. */
-async function taskWithBranch(bus: Bus, id: string): Promise<TaskRecord & { git: TaskGit }> {
+export async function taskWithBranch(bus: Bus, id: string): Promise<TaskRecord & { git: TaskGit }> {
   const record = await bus.tasks.get(id);
   if (!record.git) throw new BadInputError(`task ${id} has no branch (${record.status}; it ran in shared mode or has not started): nothing to show or merge`);
   return record as TaskRecord & { git: TaskGit };
@@ -69,6 +69,40 @@ function sumStats(stats: readonly FileStat[][]): FileStat[] {
     );
   }
   return [...byPath.values()];
+}
+
+/**
+ * Merges an ended task's kept branch into the integration branch here, under the merge lock, as `dan merge` and
+ * `dan waive` do; records what became of it and prints one line. The merge state.
+ */
+export async function mergeKept(bus: Bus, config: DanConfig, record: TaskRecord & { git: TaskGit }): Promise<'merged' | 'conflict' | 'blocked'> {
+  const git = record.git;
+  const taskId = record.id;
+  const workspace = await taskRepository(config);
+  const lock = new MergeLock(bus.redis, bus.keys, { ttlMs: config.heartbeatTtlMs });
+  const lease = await lock.acquire(`cli-${process.pid}`);
+  let outcome;
+  try {
+    const pending = pendingStore(lock);
+    for (const note of await workspace.recover(pending, config.heartbeatTtlMs)) console.error(c.gray(note));
+    const line = record.description.trim().split('\n')[0]!.slice(0, 100);
+    outcome = await workspace.merge(git.branch, `Merge ${git.branch}: ${line}\n\ndan task ${taskId} (${record.domain}), merged by dan merge\n`, { name: 'dan merge', email: 'dan@dan.invalid' }, pending);
+  } finally {
+    await lease.release();
+  }
+  if (outcome.state === 'merged') {
+    const merged: TaskGit = { ...git, merge: 'merged', mergeCommit: outcome.mergeCommit, mergeReason: undefined };
+    await bus.tasks.updateGit(taskId, merged, `merged ${git.branch} into ${git.integration} by dan merge (${outcome.mergeCommit.slice(0, 10)})`);
+    console.log(`${c.green('merged')} ${git.branch} into ${git.integration} (${outcome.mergeCommit.slice(0, 10)}, ${describeStat(git.files)})`);
+    return 'merged';
+  }
+  const byHand = config.gitRemote
+    ? `in a clone (dan workspace clone <dir>), git switch ${git.branch}, git merge origin/${git.integration}, commit and push the branch, then dan merge ${taskId}`
+    : `git -C ${config.workspace} merge ${git.branch}, then commit`;
+  const reason = outcome.state === 'blocked' ? outcome.reason : `conflicts in ${outcome.files.join(', ')}: resolve them by hand (${byHand}); or dan merge ${taskId} --resolve`;
+  await bus.tasks.updateGit(taskId, { ...git, merge: outcome.state, mergeReason: reason }, `dan merge: ${outcome.state}: ${reason}`);
+  console.error(`${c.yellow(outcome.state)} ${reason}`);
+  return outcome.state;
 }
 
 /** `dan diff`, `dan merge`, `dan prune`, `dan workspace init`. */
@@ -128,31 +162,8 @@ export function registerGitCommands(program: Command, withConnection: (cmd: Comm
       console.error(c.gray(`an agent of ${record.domain} merges ${git.branch}, resolving conflicts as it would its own; follow it: dan logs --task ${merge.id}`));
       return;
     }
-    const workspace = await taskRepository(config);
-    const lock = new MergeLock(bus.redis, bus.keys, { ttlMs: config.heartbeatTtlMs });
-    const lease = await lock.acquire(`cli-${process.pid}`);
-    let outcome;
-    try {
-      const pending = pendingStore(lock);
-      for (const note of await workspace.recover(pending, config.heartbeatTtlMs)) console.error(c.gray(note));
-      const line = record.description.trim().split('\n')[0]!.slice(0, 100);
-      outcome = await workspace.merge(git.branch, `Merge ${git.branch}: ${line}\n\ndan task ${taskId} (${record.domain}), merged by dan merge\n`, { name: 'dan merge', email: 'dan@dan.invalid' }, pending);
-    } finally {
-      await lease.release();
-    }
-    if (outcome.state === 'merged') {
-      const merged: TaskGit = { ...git, merge: 'merged', mergeCommit: outcome.mergeCommit, mergeReason: undefined };
-      await bus.tasks.updateGit(taskId, merged, `merged ${git.branch} into ${git.integration} by dan merge (${outcome.mergeCommit.slice(0, 10)})`);
-      console.log(`${c.green('merged')} ${git.branch} into ${git.integration} (${outcome.mergeCommit.slice(0, 10)}, ${describeStat(git.files)})`);
-      return;
-    }
-    const byHand = config.gitRemote
-      ? `in a clone (dan workspace clone <dir>), git switch ${git.branch}, git merge origin/${git.integration}, commit and push the branch, then dan merge ${taskId}`
-      : `git -C ${config.workspace} merge ${git.branch}, then commit`;
-    const reason = outcome.state === 'blocked' ? outcome.reason : `conflicts in ${outcome.files.join(', ')}: resolve them by hand (${byHand})`;
-    await bus.tasks.updateGit(taskId, { ...git, merge: outcome.state, mergeReason: reason }, `dan merge: ${outcome.state}: ${reason}`);
-    console.error(`${c.yellow(outcome.state)} ${reason}`);
-    process.exitCode = EXIT.taskNotCompleted;
+    const outcome = await mergeKept(bus, config, record);
+    if (outcome !== 'merged') process.exitCode = EXIT.taskNotCompleted;
   });
 
   withConnection(

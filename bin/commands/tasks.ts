@@ -37,7 +37,12 @@ interface SendFlags extends ConnectionFlags {
   fallbackModel?: string;
   budget?: string;
   continue?: string;
+  gate?: string[];
+  /** commander's `--no-gates`: false when given. */
+  gates?: boolean;
 }
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** `dan send-task`, `dan status`, `dan tasks`, `dan cancel`. */
 export function registerTaskCommands(program: Command, withConnection: (cmd: Command) => Command): void {
@@ -57,6 +62,8 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       .option('--effort <level>', "the CLI's --effort: low | medium | high | xhigh | max")
       .option('--fallback-model <name>', "the CLI's --fallback-model, used when the model is overloaded")
       .option('--budget <usd>', 'the most one run may spend, in US dollars (default DAN_TASK_BUDGET_USD); a run stopped by it fails with reason budget')
+      .option('--gate <name>', "a review gate the change passes before it merges (repeat for several, in order; default the domain's dan.json)", collect)
+      .option('--no-gates', 'no review gates for this task, whatever its domain says')
       .option('-v, --verbose', 'with --wait: print every log entry (the CLI\'s init, tool results, subagent prompts …)')
       .option('-q, --quiet', 'with --wait: print only the id and the outcome')
       .option('--strict', 'with --wait: a run that completed with warnings (refused tool calls, tool errors, no changes) exits 1 too')
@@ -70,6 +77,7 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       if (flags[flag] && !flags.wait) throw new BadInputError(`--${flag} needs --wait: it is about following the task`);
     }
     if (flags.verbose && flags.quiet) throw new BadInputError('--verbose and --quiet cannot be used together');
+    if (flags.gate && flags.gates === false) throw new BadInputError('--gate and --no-gates cannot be used together');
     let context: Record<string, unknown> = {};
     if (flags.context !== undefined) {
       try {
@@ -79,9 +87,9 @@ export function registerTaskCommands(program: Command, withConnection: (cmd: Com
       }
     }
     const spec = specFromRequest(
-      { domain, description, priority: flags.priority, timeoutS: flags.timeout, context, noMerge: flags.merge === false, model: flags.model, effort: flags.effort, fallbackModel: flags.fallbackModel, budgetUsd: flags.budget, follows: flags.continue },
+      { domain, description, priority: flags.priority, timeoutS: flags.timeout, context, noMerge: flags.merge === false, model: flags.model, effort: flags.effort, fallbackModel: flags.fallbackModel, budgetUsd: flags.budget, follows: flags.continue, gates: flags.gates === false ? [] : flags.gate },
       config,
-      { domain: 'domain', description: 'the description', priority: '--priority', timeoutS: '--timeout', context: '--context', noMerge: '--no-merge', model: '--model', effort: '--effort', fallbackModel: '--fallback-model', budgetUsd: '--budget', follows: '--continue' },
+      { domain: 'domain', description: 'the description', priority: '--priority', timeoutS: '--timeout', context: '--context', noMerge: '--no-merge', model: '--model', effort: '--effort', fallbackModel: '--fallback-model', budgetUsd: '--budget', follows: '--continue', gates: '--gate' },
     );
     const follows = spec.follows;
     await using bus = await connectCli(config);

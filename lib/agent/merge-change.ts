@@ -27,6 +27,11 @@ export async function mergeChange(ctx: AgentContext, run: TaskRun): Promise<Stag
 async function mergeTaskBranch(ctx: AgentContext, run: TaskRun): Promise<StageOutcome> {
   const git = run.git;
   if (!ctx.workspace || !run.worktree || !git?.commit || run.result?.status !== 'completed') return 'next';
+  if (run.record?.review) {
+    git.merge = 'skipped';
+    git.mergeReason = 'a review never merges';
+    return 'next';
+  }
   if (run.record?.noMerge) {
     git.merge = 'skipped';
     git.mergeReason = `kept for review (--no-merge): dan diff ${run.taskId}, then dan merge ${run.taskId}`;

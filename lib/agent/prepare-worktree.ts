@@ -1,4 +1,4 @@
-import { isLockError, type GitWorkspace } from '../workspace/index.js';
+import { isLockError, taskBranch, type GitWorkspace } from '../workspace/index.js';
 import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
 
 /**
@@ -23,7 +23,8 @@ export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<
     const from = await followedBranch(ctx, run);
     const worktree = await retryOnLock(() => workspace.prepare(run.taskId, run.attempt, ctx.identity, from?.commit));
     for (const note of worktree.notes) run.writer.push({ type: 'info', text: note });
-    if (from) run.writer.push({ type: 'info', text: `continuing on ${from.branch === worktree.branch ? 'its own' : `task ${run.record!.follows}'s unmerged`} branch ${from.branch} (${from.commit.slice(0, 10)})` });
+    if (from && run.record?.review) run.writer.push({ type: 'info', text: `reviewing ${from.branch} at ${from.commit.slice(0, 10)}` });
+    else if (from) run.writer.push({ type: 'info', text: `continuing on ${from.branch === worktree.branch ? 'its own' : `task ${run.record!.follows}'s unmerged`} branch ${from.branch} (${from.commit.slice(0, 10)})` });
     run.worktree = worktree;
     run.cwd = worktree.path;
     run.git = {
@@ -47,6 +48,9 @@ export async function prepareWorktree(ctx: AgentContext, run: TaskRun): Promise<
  * a follow-up on the unmerged branch of the task it follows.
  */
 async function followedBranch(ctx: AgentContext, run: TaskRun): Promise<{ branch: string; commit: string } | undefined> {
+  const review = run.record?.review;
+  // A review task looks at the change it reviews: the author's commit; a goal's, the integration branch's head.
+  if (review) return review.commit ? { branch: taskBranch(review.of), commit: review.commit } : undefined;
   const own = run.record?.git;
   if (run.record?.answer !== undefined && own?.commit && own.merge === undefined) return { branch: own.branch, commit: own.commit };
   const follows = run.record?.follows;

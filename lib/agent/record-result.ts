@@ -29,6 +29,8 @@ export async function recordResult(ctx: AgentContext, run: TaskRun, result: RunR
       tokenIndex: ctx.config.tokenIndex,
       sessionId: result.sessionId,
       git: run.git === undefined ? undefined : JSON.stringify(run.git),
+      verdict: run.verdict === undefined ? undefined : JSON.stringify(run.verdict),
+      reviews: run.reviews === undefined ? undefined : JSON.stringify(run.reviews),
     },
   });
   if (outcome.outcome === 'fenced' || outcome.outcome === 'illegal') {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { buildClaudeEnv, runClaude, type ExecutorResult } from '../executor/index.js';
 import { buildMcpConfig } from '../executor/mcp-config.js';
 import { ASK_USER_TOOL_ID } from '../mcp/dan-mcp-server.js';
+import { VERDICT_JSON_SCHEMA } from '../gates.js';
 import { mcpSecretName } from '../secrets.js';
 import { questionSchema } from '../task.js';
 import type { AgentContext, StageOutcome, TaskRun } from './task-run.js';
@@ -21,6 +22,9 @@ export async function runTaskCli(ctx: AgentContext, run: TaskRun): Promise<Stage
   run.result = await runCli(ctx, run, run.prompt!, run.resume);
   return 'next';
 }
+
+/** Tools a review run never gets, whatever its domain's settings say. */
+const REVIEWER_DISALLOWED = ['Write', 'Edit', 'MultiEdit', 'NotebookEdit'];
 
 /** Where dan's MCP server writes the question a run asks (the agent's config dir, never the workspace). */
 const questionFile = (ctx: AgentContext, run: TaskRun): string => path.join(ctx.configDir, 'questions', `${run.taskId}.json`);
@@ -75,6 +79,8 @@ export async function runCli(ctx: AgentContext, run: TaskRun, prompt: string, re
     effort: run.record!.effort,
     fallbackModel: run.record!.fallbackModel,
     maxBudgetUsd: run.budgetUsd ?? run.record!.budgetUsd,
+    // A reviewer answers a verdict and never edits: the domain's settings deny writes, and so do these flags.
+    ...(run.record!.review ? { jsonSchema: VERDICT_JSON_SCHEMA, disallowedTools: REVIEWER_DISALLOWED } : {}),
     permissionMode: ctx.config.permissionMode,
     timeoutMs: run.record!.timeoutS * 1000,
     signal: run.controller.signal,

@@ -4,6 +4,8 @@ import { shareGoalBudget } from './goal-budget.js';
 import { pauseOnLimit } from './pause-on-limit.js';
 import { prepareTask } from './prepare-task.js';
 import { prepareWorktree } from './prepare-worktree.js';
+import { readVerdict } from './read-verdict.js';
+import { reviewChange } from './review-change.js';
 import { collectQuestion, runTaskCli } from './run-cli.js';
 import { restoreSession, saveSession } from './session.js';
 import { abortReason, type AbortReason, type AgentContext, type Stage, type TaskRun } from './task-run.js';
@@ -18,7 +20,11 @@ export const STAGES: ReadonlyArray<readonly [string, Stage]> = [
   // A usage or rate limit: the token pauses and the task goes back without using an attempt (its work is kept).
   ['limit', pauseOnLimit],
   ['ask', collectQuestion],
+  // A review task's answer: its verdict (one more turn when it is invalid).
+  ['verdict', readVerdict],
   ['commit', commitChange],
+  // The review gates of the change, before it merges: a failed gate sends it back to its author (issue 15).
+  ['review', reviewChange],
   ['merge', mergeChange],
   // Last: a conflict resolution in the merge stage continues the same session.
   ['save-session', saveSession],

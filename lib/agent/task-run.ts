@@ -3,6 +3,7 @@ import type { ExecutorResult } from '../executor/index.js';
 import type { Logger } from '../log.js';
 import type { Bus, MergeLock } from '../messaging/index.js';
 import type { DomainMcp } from '../executor/mcp-config.js';
+import type { GateState, Verdict } from '../gates.js';
 import type { Question, TaskRecord } from '../task.js';
 import type { GitWorkspace, Identity, PreparedWorktree, TaskGit } from '../workspace/index.js';
 import type { LogWriter } from './log-writer.js';
@@ -38,7 +39,7 @@ export interface AgentContext {
 }
 
 /** A result as the record stage writes it: the executor's, or one a stage made up (a malformed record …). */
-export type RunResult = { status: ExecutorResult['status'] | 'needs_input' } & Partial<Omit<ExecutorResult, 'status'>>;
+export type RunResult = { status: ExecutorResult['status'] | 'needs_input'; reason?: ExecutorResult['reason'] | 'review' | 'invalid verdict' } & Partial<Omit<ExecutorResult, 'status' | 'reason'>>;
 
 /**
  * One attempt of one task as it travels through the pipeline (claimed → prepared → run → committed →
@@ -73,6 +74,10 @@ export interface TaskRun {
   handBack?: { untilMs: number; why: string };
   /** `--max-budget-usd` of the run when the goal's budget leaves less than the task's own (goal-budget stage). */
   budgetUsd?: number;
+  /** A review task's verdict (verdict stage). */
+  verdict?: Verdict;
+  /** The author's review gates and their rounds (review stage). */
+  reviews?: GateState[];
 }
 
 /** What a stage tells the pipeline: go on, or go straight to recording `run.result`. */

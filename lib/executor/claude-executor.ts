@@ -44,6 +44,8 @@ export interface RunClaudeOptions {
   mcpConfig?: string;
   /** `--disallowedTools`. @default none */
   disallowedTools?: readonly string[];
+  /** `--json-schema`: the run must end with structured output matching it (the result text is that JSON). @default none */
+  jsonSchema?: Record<string, unknown>;
   /** Kills the CLI's process group after this long: status `timed_out`. @default no limit */
   timeoutMs?: number;
   /** Aborting kills the CLI's process group: status `cancelled`, with `signal.reason` when it is a string. */
@@ -140,6 +142,7 @@ export function buildClaudeArgs(options: Omit<RunClaudeOptions, 'claudeBin' | 'c
   if (options.mcpConfig) args.push('--mcp-config', options.mcpConfig, '--strict-mcp-config');
   if (options.allowedTools?.length) args.push('--allowedTools', ...options.allowedTools);
   if (options.disallowedTools?.length) args.push('--disallowedTools', ...options.disallowedTools);
+  if (options.jsonSchema) args.push('--json-schema', JSON.stringify(options.jsonSchema));
   if (Buffer.byteLength(options.prompt, 'utf8') <= MAX_PROMPT_ARG_BYTES) args.push('--', options.prompt);
   return args;
 }

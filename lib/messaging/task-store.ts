@@ -266,6 +266,11 @@ export class TaskStore {
     for (const [error] of replies ?? []) if (error) throw error;
   }
 
+  /** Sets fields of a record that are not its status (an author's review gates), with no log entry. */
+  async updateFields(id: string, fields: Record<string, string>): Promise<void> {
+    await this.redis.hset(this.keys.task(id), { ...fields, updatedAt: String(this.now()) });
+  }
+
   /**
    * Retention: removes every task that ended at or before `cutoffMs` (and, for a goal, its subtasks) with its log
    * stream and index entries, in batches of `batch` ended tasks, each batch one script. Returns the records removed.

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { DanConfig } from '../config.js';
 import { domainTemplateDir, listDomains } from '../domains.js';
+import { REVIEW_DOMAIN, reviewRefSchema } from '../gates.js';
 import { domainMcpSecrets } from '../executor/mcp-config.js';
 import type { Logger } from '../log.js';
 import { Bus, createRedis, MergeLock, type Redis } from '../messaging/index.js';
@@ -80,7 +81,7 @@ export class Orchestrator {
       resumeAfterMs: options.config.heartbeatTtlMs,
     });
     this.reaper.onReap((agent, resumed) => this.onReaped(agent, resumed));
-    this.graph = new TaskGraph(bus, this.log);
+    this.graph = new TaskGraph(bus, this.log, { templatesDir: options.config.templatesDir, reviewRounds: options.config.reviewRounds, taskAttempts: options.config.taskAttempts });
     this.reconciler = new Reconciler(bus, this.log, { graceMs: ttlMs, inputTimeoutMs: options.config.inputTimeoutMs });
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
     // The tokens agents get come from the orchestrator's own environment, as every pass-through variable does.
@@ -271,8 +272,11 @@ export class Orchestrator {
 
   private async advanceParentOf(taskId: string): Promise<void> {
     try {
-      const parent = await this.bus.redis.hget(this.bus.keys.task(taskId), 'parent');
+      const [parent, review] = await this.bus.redis.hmget(this.bus.keys.task(taskId), 'parent', 'review');
+      // A goal's review task moves the goal's gates along, as a subtask moves its graph.
+      const goal = review ? reviewedGoal(review) : undefined;
       if (parent) await this.graph.advance(parent);
+      else if (goal) await this.graph.advance(goal);
     } catch (error) {
       this.log.warn({ err: error, taskId }, 'advancing a task graph failed; the next cycle retries');
     }
@@ -354,6 +358,7 @@ export class Orchestrator {
       minPerDomain: config.minAgentsPerDomain,
       maxPerDomain: config.maxAgentsPerDomain,
       maxAgents: config.maxAgents,
+      waitedOn: [REVIEW_DOMAIN],
     });
     // Agents that hold a token: alive, or started and not registered yet.
     const present = new Set([...registered.filter((a) => a.alive).map((a) => a.id), ...handles.filter((h) => h.running).map((h) => h.agentId)]);
@@ -453,4 +458,14 @@ export async function stopAgents(runtime: Runtime, log: Logger, timeoutMs = 15_0
     handles.map((h) => runtime.stop(h.agentId, { timeoutMs }).catch((error) => log.warn({ err: error, agentId: h.agentId }, 'stopping an agent failed'))),
   );
   return handles.length;
+}
+
+/** The goal a review task reviews (its `review` field, JSON), when it reviews a goal. */
+function reviewedGoal(json: string): string | undefined {
+  try {
+    const parsed = reviewRefSchema.safeParse(JSON.parse(json));
+    return parsed.success && parsed.data.goal ? parsed.data.of : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,7 @@
 import { accessMethod } from '../access.js';
 import type { DanConfig } from '../config.js';
 import { listDomains } from '../domains.js';
+import { REVIEW_DOMAIN } from '../gates.js';
 import type { Logger } from '../log.js';
 import type { Runtime } from '../runtime/index.js';
 import type { LogEntryInput, TaskRecord } from '../task.js';
@@ -49,7 +50,8 @@ export class Planner {
 
   async plan(goal: TaskRecord, signal: AbortSignal, onEntry: (entry: LogEntryInput) => void): Promise<PlanOutcome> {
     const { config, env } = this.options;
-    const domains = listDomains(config.templatesDir);
+    // Reviewers are not a plan's domain: they review the plan's changes (issue 15).
+    const domains = listDomains(config.templatesDir).filter((d) => d !== REVIEW_DOMAIN);
     if (!modelConfigured(env)) {
       return this.fallback(goal, domains, 'no model is configured (no ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_BASE_URL, Bedrock or Vertex)', onEntry, 0, 0);
     }

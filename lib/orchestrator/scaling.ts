@@ -19,6 +19,11 @@ export interface ScalingLimits {
   maxPerDomain: number;
   /** Cap on all running domain agents. */
   maxAgents: number;
+  /**
+   * Domains other agents wait on (the review domain: authors wait for their gates' verdicts). One of them with
+   * work and no agent gets one even beyond the cap, or a network full of waiting authors would never move.
+   */
+  waitedOn?: readonly string[];
 }
 
 export interface ScalingDecision {
@@ -56,6 +61,9 @@ export function decideScaling(loads: readonly DomainLoad[], limits: ScalingLimit
         progress = true;
       }
     }
+  }
+  for (const d of decisions) {
+    if (limits.waitedOn?.includes(d.domain) && d.present === 0 && d.waiting > 0 && granted.get(d.domain) === 0) granted.set(d.domain, 1);
   }
   return decisions.map(({ domain, wanted, present }) => ({ domain, wanted, present, spawn: granted.get(domain)! }));
 }

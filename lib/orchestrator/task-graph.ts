@@ -2,6 +2,7 @@ import { isTerminal, subtasksCost, type TaskRecord } from '../task.js';
 import type { Logger } from '../log.js';
 import type { Bus } from '../messaging/index.js';
 import { aggregate, filesChanged } from './aggregate.js';
+import { stepGoalGates, type GoalGateSettings } from './goal-gates.js';
 
 export type GraphState = 'open' | 'completed' | 'failed' | 'cancelled' | 'missing';
 
@@ -18,6 +19,8 @@ export class TaskGraph {
   constructor(
     private readonly bus: Bus,
     private readonly log: Logger,
+    /** For a goal's own review gates. */
+    private readonly gates?: GoalGateSettings,
   ) {}
 
   /**
@@ -93,20 +96,33 @@ export class TaskGraph {
       }
     }
     if (children.length === 0 || !children.every((c) => isTerminal(c.status))) return 'open';
+    // A goal with gates of its own: once every subtask completed, they review the combined change first.
+    if (parent.gates?.length && this.gates && children.every((c) => c.status === 'completed')) {
+      const gated = await stepGoalGates(this.bus, this.log, this.gates, parent, children);
+      if (gated.state === 'open') return 'open';
+      if (gated.state === 'failed') return this.finish(await this.bus.tasks.get(parent.id), children, gated.error);
+      return this.finish(await this.bus.tasks.get(parent.id), children);
+    }
     return this.finish(parent, children);
   }
 
-  private async finish(parent: TaskRecord, children: TaskRecord[]): Promise<GraphState> {
+  private async finish(parent: TaskRecord, children: TaskRecord[], reviewError?: string): Promise<GraphState> {
     const files = new Map<string, string[]>();
     for (const child of children) files.set(child.id, filesChanged(await this.bus.logs.history(child.id)));
     const outcome = aggregate(parent, children, files);
+    // The goal's review cost counts as its own.
+    outcome.costUsd += (parent.reviews ?? []).flatMap((g) => g.rounds).reduce((sum, r) => sum + r.costUsd, 0);
+    if (reviewError) {
+      outcome.status = 'failed';
+      outcome.error = reviewError;
+    }
     if (outcome.status !== 'completed' && budgetSpent(parent, children)) {
       outcome.error = `the goal's budget $${parent.budgetUsd} was spent ($${subtasksCost(children).toFixed(4)}); ${outcome.error ?? ''}`.trim();
     }
     const result = await this.bus.tasks.transition(parent.id, outcome.status, {
       text: outcome.status === 'completed' ? `all ${children.length} subtasks completed` : outcome.error!,
       fields: {
-        reason: outcome.status !== 'completed' && budgetSpent(parent, children) ? 'budget' : undefined,
+        reason: reviewError ? 'review' : outcome.status !== 'completed' && budgetSpent(parent, children) ? 'budget' : undefined,
         result: outcome.result,
         error: outcome.error,
         costUsd: outcome.costUsd,

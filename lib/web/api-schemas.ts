@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { gateStateSchema, reviewRefSchema, verdictSchema } from '../gates.js';
 import { agentRecordSchema, type AgentRecord } from '../registry/index.js';
 import { taskGitSchema } from '../workspace/task-git.js';
 import { earlierEndSchema, eventSchema, questionSchema, logEntrySchema, prioritySchema, taskIdSchema, taskStatusSchema, usageSchema, type TaskRecord } from '../task.js';
@@ -47,6 +48,10 @@ export const taskRecordSchema = z
     answer: z.string().optional().describe("the user's answer, until a run has taken it"),
     retried: z.array(earlierEndSchema).optional().describe('how the task ended before each `dan retry`, oldest first'),
     git: taskGitSchema.optional().describe("where the task's change lives and what became of it: branch, base, commits, files, merge state"),
+    gates: z.array(z.string()).optional().describe('the review gates asked for with the task; absent: its domain\'s'),
+    reviews: z.array(gateStateSchema).optional().describe("the review gates of the task's change: each one's state, rounds, verdicts and findings"),
+    review: reviewRefSchema.optional().describe('a review task: the task (or goal) and commit it reviews, its gate and round'),
+    verdict: verdictSchema.optional().describe("a review task's verdict"),
   })
   .describe('a task record (`dan status --json`)');
 

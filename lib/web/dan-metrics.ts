@@ -34,6 +34,7 @@ export class DanMetrics {
   private readonly tokens: Counter<'domain' | 'kind'>;
   private readonly leaderChanges: Counter;
   private readonly merges: Counter<'domain' | 'state'>;
+  private readonly verdicts: Counter<'gate' | 'verdict'>;
   readonly sseClients: Gauge;
   private lastLeader: string | null | undefined;
   /** Events are handled one after the other, so a record read for one never races the next. */
@@ -64,6 +65,7 @@ export class DanMetrics {
     this.tokens = new Counter({ name: 'dan_task_tokens_total', help: 'Model tokens of tasks that ended, by domain and kind', labelNames: ['domain', 'kind'], registers });
     this.leaderChanges = new Counter({ name: 'dan_leader_changes_total', help: 'Changes of the orchestrator lease holder seen between scrapes', registers });
     this.merges = new Counter({ name: 'dan_merges_total', help: "What became of ended tasks' changes (git workspaces): merged, conflict, blocked, skipped, nothing to commit", labelNames: ['domain', 'state'], registers });
+    this.verdicts = new Counter({ name: 'dan_review_verdicts_total', help: 'Review gate runs that ended, by gate and verdict (pass, fail, or none: the reviewer gave no valid verdict)', labelNames: ['gate', 'verdict'], registers });
     this.sseClients = new Gauge({ name: 'dan_web_sse_clients', help: 'Open server-sent-event streams of this web process', registers });
     const self = this;
     new Gauge({
@@ -164,7 +166,8 @@ export class DanMetrics {
       this.duration.observe({ domain, status: record.status }, Math.max(0, record.finishedAt - record.startedAt) / 1000);
     }
     if (record.costUsd !== undefined) this.cost.inc({ domain }, record.costUsd);
-    if (record.git?.merge !== undefined) this.merges.inc({ domain, state: record.git.merge });
+    if (record.git?.merge !== undefined && !record.review) this.merges.inc({ domain, state: record.git.merge });
+    if (record.review) this.verdicts.inc({ gate: record.review.gate, verdict: record.verdict?.verdict ?? 'none' });
     for (const [kind, field] of Object.entries(TOKEN_KINDS)) {
       const value = record.usage?.[field];
       if (typeof value === 'number' && value > 0) this.tokens.inc({ domain, kind }, value);

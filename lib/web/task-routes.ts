@@ -19,7 +19,7 @@ import {
 } from './api-schemas.js';
 
 /** How the API names the fields in its messages: as the JSON body does. */
-const API_FIELDS: FieldNames = { domain: 'domain', description: 'description', priority: 'priority', timeoutS: 'timeoutS', context: 'context', noMerge: 'noMerge', model: 'model', effort: 'effort', fallbackModel: 'fallbackModel', budgetUsd: 'budgetUsd', follows: 'follows' };
+const API_FIELDS: FieldNames = { domain: 'domain', description: 'description', priority: 'priority', timeoutS: 'timeoutS', context: 'context', noMerge: 'noMerge', model: 'model', effort: 'effort', fallbackModel: 'fallbackModel', budgetUsd: 'budgetUsd', follows: 'follows', gates: 'gates' };
 
 const badInput = { description: 'bad input: nothing was written', schema: errorSchema };
 const unauthorized = { description: 'DAN_API_TOKEN is set and the request lacks `Authorization: Bearer <token>`', schema: errorSchema };

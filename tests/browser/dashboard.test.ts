@@ -198,4 +198,25 @@ describe('the dashboard', () => {
     expect(await w.bus.tasks.get(task.id)).toMatchObject({ status: 'queued', retried: [expect.objectContaining({ status: 'failed' })] });
     expect(await page.getByRole('button', { name: 'Retry' }).count()).toBe(0);
   });
+
+  it("shows a task's review gates: each round's verdict and findings, linked to its review task", async ({ w }) => {
+    const task = await w.bus.submit(taskSpecSchema.parse({ domain: 'backend', description: 'reviewed twice', timeoutS: 60, maxAttempts: 1, gates: ['code'] }));
+    const reviews = [
+      {
+        gate: 'code',
+        state: 'fail',
+        rounds: [
+          { task: '01M8VXG8FFBNX8V6BT3SF1Z7GB', verdict: 'fail', findings: [{ file: 'hello.txt', line: 1, severity: 'high', message: 'greet the user by name' }], summary: 'too generic', costUsd: 0.1 },
+          { task: '01M8VXGKBH4VSDD995ZWVKKVHN', verdict: 'fail', findings: [{ file: 'hello.txt', line: 2, severity: 'medium', message: 'still generic' }], summary: 'better, not there', costUsd: 0.1 },
+        ],
+      },
+    ];
+    await w.bus.tasks.transition(task.id, 'failed', { text: 'failed its review', fields: { reason: 'review', error: 'review: the code gate failed after 2 rounds', reviews: JSON.stringify(reviews) } });
+    const page = await w.open(`/tasks/${task.id}`);
+    await expect.poll(() => page.locator('.gates .gate.fail h3').textContent(), { timeout: 30_000 }).toContain('code ✗');
+    expect(await page.locator('.gates .gate h3').textContent()).toContain('(2 rounds)');
+    expect(await page.locator('.gates li.mono').allTextContents()).toEqual(['hello.txt:1 [high] greet the user by name', 'hello.txt:2 [medium] still generic']);
+    expect(await page.locator('.gates ol > li > a').first().getAttribute('href')).toBe('#/tasks/01M8VXG8FFBNX8V6BT3SF1Z7GB');
+    await shot(page, 'review-gates');
+  });
 });

@@ -292,7 +292,7 @@ describe('orchestrator on the process runtime', { timeout: 90_000 }, () => {
     for (const id of [early.id, late.id]) {
       const done = await w.waitForEnd(id, 20_000);
       expect(done.status).toBe('failed');
-      expect(done.error).toMatch(/^no template for domain "data" where the orchestrator runs \(.*\/agents\/domain-templates has backend, devops, frontend\): no agent can be started for it/);
+      expect(done.error).toMatch(/^no template for domain "data" where the orchestrator runs \(.*\/agents\/domain-templates has backend, devops, frontend, review\): no agent can be started for it/);
       expect((await w.entries(id)).at(-1)).toMatchObject({ type: 'status', status: 'failed', agent: 'orch-templates' });
     }
     expect((await w.bus.queues.counts('data')).waiting).toBe(0);

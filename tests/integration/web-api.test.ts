@@ -75,7 +75,15 @@ describe('POST /api/tasks', () => {
     expect((await net.bus.tasks.get((answer.json as { id: string }).id)).noMerge).toBe(true);
   });
 
+  it('takes review gates as `dan send-task --gate` does', async () => {
+    const answer = await web.call('POST', '/api/tasks', { body: { domain: 'backend', description: 'review me', gates: ['code', 'security'] } });
+    expect(answer.status).toBe(201);
+    expect((await net.bus.tasks.get((answer.json as { id: string }).id)).gates).toEqual(['code', 'security']);
+  });
+
   const cases: Array<[string, { body?: unknown; raw?: string; headers?: Record<string, string> }, number, RegExp]> = [
+    ['an unknown gate', { body: { domain: 'backend', description: 'x', gates: ['secruity'] } }, 400, /^gates: unknown gate "secruity" \(did you mean security\?\); the gates are code, security, tests$/],
+    ['gates that are not a list', { body: { domain: 'backend', description: 'x', gates: 'code' } }, 400, /gates "code" must be a list of gate names/],
     ['noMerge for a goal', { body: { domain: 'main', description: 'x', noMerge: true } }, 400, /noMerge keeps one domain task's branch for review/],
     ['noMerge that is not a boolean', { body: { domain: 'backend', description: 'x', noMerge: 'yes' } }, 400, /noMerge "yes" must be true or false/],
     ['no body', { raw: '' }, 400, /body/i],
@@ -229,7 +237,7 @@ describe('GET /api/agents and /api/overview', () => {
     await net.bus.submit(spec());
     await net.bus.submit(spec());
     const overview = (await web.call('GET', '/api/overview')).json as { domains: Array<{ name: string; waiting: number }>; today: { tasks: number; costUsd: number } };
-    expect(overview.domains.map((d) => d.name)).toEqual(['main', 'backend', 'devops', 'frontend']);
+    expect(overview.domains.map((d) => d.name)).toEqual(['main', 'backend', 'devops', 'frontend', 'review']);
     expect(overview.domains.find((d) => d.name === 'backend')?.waiting).toBe(2);
     expect(overview.today).toMatchObject({ tasks: 2, costUsd: 0 });
   });
@@ -390,7 +398,7 @@ describe('health and the OpenAPI document', () => {
     // The request body is the CLI's own schema: the same fields and limits.
     const post = document.paths['/api/tasks']!.post as { requestBody: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required: string[] } } } } };
     const body = post.requestBody.content['application/json'].schema;
-    expect(Object.keys(body.properties)).toEqual(['domain', 'description', 'priority', 'timeoutS', 'context', 'noMerge', 'model', 'effort', 'fallbackModel', 'budgetUsd', 'follows']);
+    expect(Object.keys(body.properties)).toEqual(['domain', 'description', 'priority', 'timeoutS', 'context', 'noMerge', 'model', 'effort', 'fallbackModel', 'budgetUsd', 'follows', 'gates']);
     expect(body.required).toEqual(['domain', 'description']);
     expect(body.properties.timeoutS).toMatchObject({ minimum: 10, maximum: 86_400 });
   });

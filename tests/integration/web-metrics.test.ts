@@ -1,6 +1,7 @@
 import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { releaseAgentTasks } from '../../lib/orchestrator/release-tasks.js';
+import { taskSpecSchema } from '../../lib/task.js';
 import { AgentRegistry, LeaderLease } from '../../lib/registry/index.js';
 import { eventually, openNetwork, type TestNetwork } from '../helpers/network.js';
 import { startWeb, type TestWeb } from '../helpers/web.js';
@@ -141,4 +142,32 @@ it('sees leader changes between scrapes', async () => {
   const m = await scrape();
   expect(value(m, 'dan_leader_changes_total')).toBe(1);
   await second.stop();
+});
+
+it('counts review gate runs by gate and verdict, and not as merges', async () => {
+  const author = await send('backend', 'the change under review');
+  const commit = 'a'.repeat(40);
+  const reviews: string[] = [];
+  for (const [gate, verdict] of [['code', 'fail'], ['code', 'pass'], ['security', undefined]] as const) {
+    const spec = taskSpecSchema.parse({ domain: 'review', description: `review ${gate}`, timeoutS: 60, maxAttempts: 1, gates: [], review: { of: author, gate, commit, base: commit, round: 1 } });
+    const id = (await net.bus.submit(spec)).id;
+    reviews.push(id);
+    await claim(id, 'agent-r', Date.now());
+    await net.bus.tasks.transition(id, verdict ? 'completed' : 'failed', {
+      agent: 'agent-r',
+      text: 'reviewed',
+      fields: {
+        finishedAt: Date.now(),
+        verdict: verdict ? JSON.stringify({ verdict, findings: [], summary: 's' }) : undefined,
+        error: verdict ? undefined : 'invalid verdict: the answer is not JSON',
+        git: JSON.stringify({ branch: `dan/${id}`, integration: 'main', base: commit, files: [], merge: 'skipped', keptAttempts: [] }),
+      },
+    });
+  }
+  await eventually(async () => value(await scrape(), 'dan_review_verdicts_total', { gate: 'security', verdict: 'none' }) === 1, { what: 'the last review counted' });
+  await web.server.metrics.settled();
+  const m = await scrape();
+  expect(value(m, 'dan_review_verdicts_total', { gate: 'code', verdict: 'fail' })).toBe(1);
+  expect(value(m, 'dan_review_verdicts_total', { gate: 'code', verdict: 'pass' })).toBe(1);
+  expect(value(m, 'dan_merges_total', { domain: 'review', state: 'skipped' })).toBe(0);
 });

@@ -18,6 +18,14 @@ const spawns = (loads: DomainLoad[], overrides: Partial<ScalingLimits> = {}): Re
   Object.fromEntries(decideScaling(loads, { ...limits, ...overrides }).map((d) => [d.domain, d.spawn]));
 
 describe('decideScaling (DESIGN.md, A task\'s life, step 2)', () => {
+  it('gives a waited-on domain (review) with work and no agent one agent even when the cap is reached', () => {
+    const full = [load('backend', { active: 2, live: 2 }), load('review', { waiting: 2 })];
+    expect(spawns(full, { maxAgents: 2 })).toEqual({ backend: 0, review: 0 });
+    expect(spawns(full, { maxAgents: 2, waitedOn: ['review'] })).toEqual({ backend: 0, review: 1 });
+    // Never beyond one, and not when it has an agent already.
+    expect(spawns([load('backend', { active: 2, live: 2 }), load('review', { waiting: 2, live: 1 })], { maxAgents: 2, waitedOn: ['review'] })).toEqual({ backend: 0, review: 0 });
+  });
+
   it('wants ceil((waiting + active) / tasksPerAgent) agents per domain', () => {
     expect(decideScaling([load('backend', { waiting: 1 })], limits)).toEqual([{ domain: 'backend', wanted: 1, present: 0, spawn: 1 }]);
     expect(decideScaling([load('backend', { waiting: 2, active: 1 })], limits)[0]).toMatchObject({ wanted: 3, spawn: 3 });

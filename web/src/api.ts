@@ -37,7 +37,26 @@ export interface TaskRecord {
   question?: Question;
   follows?: string;
   git?: unknown;
+  /** The review gates of the task's change (issue 15). */
+  reviews?: GateState[];
+  /** A review task: what it reviews. */
+  review?: { of: string; gate: string; round: number; commit?: string; goal?: boolean };
+  verdict?: { verdict: 'pass' | 'fail'; summary: string; findings: Finding[] };
   subtasks?: TaskRecord[];
+}
+
+export interface Finding {
+  file: string;
+  line?: number;
+  severity: string;
+  message: string;
+}
+
+export interface GateState {
+  gate: string;
+  state: 'pending' | 'pass' | 'fail' | 'waived';
+  rounds: Array<{ task: string; verdict?: 'pass' | 'fail'; error?: string; summary?: string; findings: Finding[]; costUsd: number; fixup?: string }>;
+  waived?: { by: string; reason: string; at: number };
 }
 
 export interface Agent {

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { AnswerForm } from './answer-form';
 import { ApiError, api, follow, type LogEntry, type TaskRecord } from './api';
 import { cost, duration } from './format';
+import { GatesView } from './gates-view';
 import { GitView } from './git-view';
 import { GoalGraph } from './goal-graph';
 import { LogView } from './log-view';
@@ -154,6 +155,7 @@ export function TaskPage({ id }: { id: string }) {
         </section>
       )}
       {record.git !== undefined && <GitView git={record.git} />}
+      <GatesView record={record} />
       <section class="card">
         <h2>Log</h2>
         <LogView entries={entries} tags={tags} />
