@@ -57,6 +57,21 @@ const envSchema = z.object({
   DAN_REVIEW_ROUNDS: int(1, 10).default(2),
   /** The git binary dan runs. @default git */
   DAN_GIT_BIN: z.string().min(1).default('git'),
+  /**
+   * Workspace by git remote (DESIGN.md, Workspaces): a URL or path git can clone and push to (`git://git:9418/workspace`,
+   * `ssh://…`, `/srv/workspace.git`). Each agent then keeps its own clone of it instead of using the shared workspace,
+   * pushes its task's branch and publishes merges by plain push. @default unset: the workspace folder is the repository
+   */
+  DAN_GIT_REMOTE: z
+    .string()
+    .trim()
+    .min(1)
+    .max(2000)
+    .refine((v) => !/[\s\0]/.test(v) && !v.startsWith('-'), 'must be a git URL or path with no spaces that does not start with "-"')
+    .refine((v) => !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(v), 'must not carry a password: give git its credentials another way (an ssh key, a credential helper)')
+    .optional(),
+  /** Where an agent keeps its clone of DAN_GIT_REMOTE: `<this>/<agent id>`. @default DAN_WORKSPACE */
+  DAN_GIT_CLONE_DIR: z.string().min(1).optional(),
   /** Docker runtime: the volume name or absolute host path mounted at /workspace. @default <network>-workspace */
   DAN_WORKSPACE_VOLUME: z.string().min(1).optional(),
   /**
@@ -229,6 +244,10 @@ export interface DanConfig {
   /** Rounds of review a change gets (DAN_REVIEW_ROUNDS). */
   reviewRounds: number;
   gitBin: string;
+  /** DAN_GIT_REMOTE: the remote repository agents clone, push to and merge into; unset for a local workspace. */
+  gitRemote: string | undefined;
+  /** The folder agents keep their clones of the remote in (one folder per agent). */
+  gitCloneDir: string;
   /** DAN_TEMPLATES_VOLUME: the host templates folder the docker runtime mounts into agents, when set. */
   templatesVolume: string | undefined;
   templatesDir: string;
@@ -339,6 +358,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       `DAN_MIN_AGENTS_PER_DOMAIN (${e.DAN_MIN_AGENTS_PER_DOMAIN}) must not exceed DAN_MAX_AGENTS_PER_DOMAIN (${e.DAN_MAX_AGENTS_PER_DOMAIN})`,
     );
   }
+  if (e.DAN_GIT_REMOTE && e.DAN_WORKSPACE_MODE === 'shared') {
+    throw new ConfigError('DAN_GIT_REMOTE', 'DAN_GIT_REMOTE needs DAN_WORKSPACE_MODE=git (the default): a remote holds branches, a shared folder has none');
+  }
   if (e.DAN_WORKSPACE_VOLUME && path.isAbsolute(e.DAN_WORKSPACE_VOLUME)) checkWorkspaceVolume(e.DAN_WORKSPACE_VOLUME, e.DAN_WORKSPACE_ROOT);
   const root = packageRoot();
   // Inside dan's image (DAN_IN_CONTAINER, set by the image and the docker runtime), not wherever /.dockerenv
@@ -357,6 +379,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     mergeAttempts: e.DAN_MERGE_ATTEMPTS,
     reviewRounds: e.DAN_REVIEW_ROUNDS,
     gitBin: e.DAN_GIT_BIN,
+    gitRemote: e.DAN_GIT_REMOTE,
+    gitCloneDir: path.resolve(e.DAN_GIT_CLONE_DIR ?? e.DAN_WORKSPACE ?? (inContainer ? '/workspace' : 'workspace')),
     templatesVolume: e.DAN_TEMPLATES_VOLUME,
     templatesDir: path.resolve(e.DAN_TEMPLATES ?? path.join(root, 'agents')),
     claudeBin: e.DAN_CLAUDE_BIN ?? path.join(root, 'node_modules', '.bin', 'claude'),

@@ -411,6 +411,7 @@ async function checkWorkspace(config: DanConfig, env: NodeJS.ProcessEnv, setup: 
 /** The workspace as dan's git repository (DESIGN.md, Workspaces), where this process can see it. */
 async function checkRepository(config: DanConfig, env: NodeJS.ProcessEnv): Promise<Check> {
   if (config.workspaceMode === 'shared') return ok('repository', 'DAN_WORKSPACE_MODE=shared: agents share the workspace folder, no git');
+  if (config.gitRemote) return checkRemote(config, env);
   const viaMount = config.runtime === 'docker' && env.DAN_IN_CONTAINER === '1';
   if (config.runtime === 'docker' && !viaMount && !path.isAbsolute(config.workspaceVolume)) {
     return ok('repository', `in the Docker volume ${config.workspaceVolume}: the first agent makes it a git repository`);
@@ -434,6 +435,21 @@ async function checkRepository(config: DanConfig, env: NodeJS.ProcessEnv): Promi
   } catch (error) {
     return fail('repository', message(error), `check out a branch in ${dir}: git -C ${dir} switch <branch>`);
   }
+}
+
+/** DAN_GIT_REMOTE as agents will use it: reachable, and its integration branch (or empty: the first agent seeds it). */
+async function checkRemote(config: DanConfig, env: NodeJS.ProcessEnv): Promise<Check> {
+  const remote = config.gitRemote!;
+  const git = new Git({ bin: config.gitBin, env });
+  const out = await git.run('/', ['ls-remote', '--symref', remote, 'HEAD', 'refs/heads/dan/*'], { ok: [0, 2, 128] }).catch((error: unknown) => ({ exitCode: -1, stdout: '', stderr: message(error) }));
+  if (out.exitCode !== 0 && out.exitCode !== 2) {
+    const said = out.stderr.trim().split('\n').find((l) => /^(fatal|error):/.test(l)) ?? out.stderr.trim().split('\n')[0];
+    return fail('repository', `cannot reach DAN_GIT_REMOTE ${remote}: ${said}`, 'check the URL and that its server runs (compose: docker compose --profile remote up -d)');
+  }
+  const branch = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(out.stdout)?.[1];
+  if (!branch) return ok('repository', `${remote} is empty: the first agent seeds it with a base commit (or: dan workspace push <dir>)`);
+  const branches = out.stdout.split('\n').filter((l) => /\trefs\/heads\/dan\//.test(l)).length;
+  return ok('repository', `${remote}: merges into ${branch}; ${branches} task branch${branches === 1 ? '' : 'es'}`);
 }
 
 /** Every check, in the order a user fixes things. */

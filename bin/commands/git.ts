@@ -7,7 +7,7 @@ import type { DanConfig } from '../../lib/config.js';
 import { BadInputError } from '../../lib/errors.js';
 import { MergeLock, type Bus } from '../../lib/messaging/index.js';
 import { isTerminal, taskIdSchema, taskSpecSchema, type TaskRecord } from '../../lib/task.js';
-import { describeStat, LocalGitWorkspace, type FileStat, type TaskGit } from '../../lib/workspace/index.js';
+import { cloneWorkspace, describeStat, Git, LocalGitWorkspace, pullWorkspace, pushWorkspace, RemoteGitWorkspace, type FileStat, type GitWorkspace, type TaskGit } from '../../lib/workspace/index.js';
 import { configFrom, connectCli, EXIT, parseFlag, type ConnectionFlags } from '../context.js';
 import { c } from '../output.js';
 
@@ -19,6 +19,27 @@ function localWorkspace(config: DanConfig): LocalGitWorkspace {
   }
   return new LocalGitWorkspace(config.workspace, { env: process.env, bin: config.gitBin });
 }
+
+/**
+ * The repository tasks' branches are in: with DAN_GIT_REMOTE, the remote, through a clone of it this command keeps
+ * (`<DAN_GIT_CLONE_DIR>/dan-cli`, fetched on each use); else the workspace folder.
+ */
+async function taskRepository(config: DanConfig): Promise<GitWorkspace> {
+  if (config.workspaceMode === 'git' && config.gitRemote) {
+    const remote = new RemoteGitWorkspace(config.gitRemote, path.join(config.gitCloneDir, 'dan-cli'), { env: process.env, bin: config.gitBin });
+    if (!(await remote.cloneOrFetch())) throw new BadInputError(`the remote ${config.gitRemote} has no branch yet: nothing merged or pushed to show (dan workspace push seeds it)`);
+    return remote;
+  }
+  return localWorkspace(config);
+}
+
+/** DAN_GIT_REMOTE, for the commands that need one. */
+function requireRemote(config: DanConfig): string {
+  if (!config.gitRemote) throw new BadInputError('DAN_GIT_REMOTE is not set: set it to the remote agents push to (compose: git://127.0.0.1:9418/workspace)');
+  return config.gitRemote;
+}
+
+const dirArgument = z.string().trim().min(1, 'must not be empty').refine((v) => !v.startsWith('-'), 'must be a folder, not an option');
 
 /** The record and its git state; an error a user can act on when the task has no branch. */
 export async function taskWithBranch(bus: Bus, id: string): Promise<TaskRecord & { git: TaskGit }> {
@@ -57,7 +78,7 @@ function sumStats(stats: readonly FileStat[][]): FileStat[] {
 export async function mergeKept(bus: Bus, config: DanConfig, record: TaskRecord & { git: TaskGit }): Promise<'merged' | 'conflict' | 'blocked'> {
   const git = record.git;
   const taskId = record.id;
-  const workspace = localWorkspace(config);
+  const workspace = await taskRepository(config);
   const lock = new MergeLock(bus.redis, bus.keys, { ttlMs: config.heartbeatTtlMs });
   const lease = await lock.acquire(`cli-${process.pid}`);
   let outcome;
@@ -75,7 +96,10 @@ export async function mergeKept(bus: Bus, config: DanConfig, record: TaskRecord 
     console.log(`${c.green('merged')} ${git.branch} into ${git.integration} (${outcome.mergeCommit.slice(0, 10)}, ${describeStat(git.files)})`);
     return 'merged';
   }
-  const reason = outcome.state === 'blocked' ? outcome.reason : `conflicts in ${outcome.files.join(', ')}: resolve them by hand (git -C ${config.workspace} merge ${git.branch}), then commit; or dan merge ${taskId} --resolve`;
+  const byHand = config.gitRemote
+    ? `in a clone (dan workspace clone <dir>), git switch ${git.branch}, git merge origin/${git.integration}, commit and push the branch, then dan merge ${taskId}`
+    : `git -C ${config.workspace} merge ${git.branch}, then commit`;
+  const reason = outcome.state === 'blocked' ? outcome.reason : `conflicts in ${outcome.files.join(', ')}: resolve them by hand (${byHand}); or dan merge ${taskId} --resolve`;
   await bus.tasks.updateGit(taskId, { ...git, merge: outcome.state, mergeReason: reason }, `dan merge: ${outcome.state}: ${reason}`);
   console.error(`${c.yellow(outcome.state)} ${reason}`);
   return outcome.state;
@@ -99,7 +123,7 @@ export function registerGitCommands(program: Command, withConnection: (cmd: Comm
       console.log(c.gray(`task ${taskId} changed no file`));
       return;
     }
-    const workspace = localWorkspace(config);
+    const workspace = await taskRepository(config);
     if (flags.stat) {
       const stats = await Promise.all(parts.map((p) => workspace.stat(...changeRange(p.git!))));
       console.log(statTable(sumStats(stats)));
@@ -150,6 +174,7 @@ export function registerGitCommands(program: Command, withConnection: (cmd: Comm
   ).action(async (flags: ConnectionFlags & { olderThan: string }) => {
     const config = configFrom(flags);
     const days = parseFlag(z.coerce.number({ error: 'must be a number of days' }).min(0, 'must be 0 or more').max(36500, 'must be at most 36500'), flags.olderThan, '--older-than');
+    if (config.gitRemote) throw new BadInputError('dan prune works on a local workspace: with DAN_GIT_REMOTE, delete merged branches on the remote with git push <remote> --delete dan/<id>');
     await using bus = await connectCli(config);
     const workspace = localWorkspace(config);
     const result = await workspace.prune(days * 86_400_000, async (taskId) => {
@@ -174,5 +199,34 @@ export function registerGitCommands(program: Command, withConnection: (cmd: Comm
       return workspace.ensure().then((state) => {
         console.log(state.created ? `made ${config.workspace} a git repository on branch ${state.integration}; its files are the base commit` : `${config.workspace} is a git repository (branch ${state.integration})`);
       });
+    });
+
+  const remoteGit = (config: DanConfig) => new Git({ env: process.env, bin: config.gitBin });
+  workspaceCommand
+    .command('clone')
+    .description('clone DAN_GIT_REMOTE into a new folder, its integration branch checked out')
+    .argument('<dir>', 'a new or empty folder')
+    .action(async (dir: string) => {
+      const config = configFrom({});
+      const remote = requireRemote(config);
+      for (const line of await cloneWorkspace(remoteGit(config), remote, parseFlag(dirArgument, dir, 'dir'))) console.log(line);
+    });
+  workspaceCommand
+    .command('pull')
+    .description("bring DAN_GIT_REMOTE's integration branch into a clone (fast-forward only)")
+    .argument('[dir]', 'the clone', '.')
+    .action(async (dir: string) => {
+      const config = configFrom({});
+      const remote = requireRemote(config);
+      for (const line of await pullWorkspace(remoteGit(config), remote, parseFlag(dirArgument, dir, 'dir'))) console.log(line);
+    });
+  workspaceCommand
+    .command('push')
+    .description("seed DAN_GIT_REMOTE from a repository: its branch pushed as the remote's integration branch (never forced)")
+    .argument('[dir]', 'the repository', '.')
+    .action(async (dir: string) => {
+      const config = configFrom({});
+      const remote = requireRemote(config);
+      for (const line of await pushWorkspace(remoteGit(config), remote, parseFlag(dirArgument, dir, 'dir'))) console.log(line);
     });
 }

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { Bus, createRedis, MergeLock, nextUtcDay, type Admission, type Redis, type TaskJobData } from '../messaging/index.js';
 import { AgentRegistry, Heartbeat } from '../registry/index.js';
 import { taskIdSchema, type ControlMessage } from '../task.js';
-import { ensureWorkspace, LocalGitWorkspace } from '../workspace/index.js';
+import { ensureWorkspace, LocalGitWorkspace, RemoteGitWorkspace, type GitWorkspace } from '../workspace/index.js';
 import { admissionText, admitRun } from './admit-run.js';
 import { claimTask } from './claim-task.js';
 import { LogWriter } from './log-writer.js';
@@ -126,7 +126,10 @@ export class DomainAgent {
     await mkdir(config.workspace, { recursive: true });
     if (config.cliUser) await this.openWorkspaceToCli(config.workspace, config.workspaceMode);
     const mergeLock = new MergeLock(this.bus.redis, this.bus.keys, { ttlMs: config.heartbeatTtlMs });
-    const workspace = config.workspaceMode === 'git' ? new LocalGitWorkspace(config.workspace, { bin: config.gitBin, env: this.options.env }) : undefined;
+    const gitOptions = { bin: config.gitBin, env: this.options.env };
+    // Workspace by git remote: this agent's own clone of it (DESIGN.md, Workspaces), else the shared folder.
+    const workspace: GitWorkspace | undefined =
+      config.workspaceMode !== 'git' ? undefined : config.gitRemote ? new RemoteGitWorkspace(config.gitRemote, path.join(config.gitCloneDir, agentId), gitOptions) : new LocalGitWorkspace(config.workspace, gitOptions);
     // A workspace that cannot be dan's repository fails each task with the reason, rather than the agent's start
     // (which would only be retried by the scaler, the tasks queued with no word of why).
     const workspaceProblem = workspace ? await ensureWorkspace(workspace, mergeLock, agentId, this.log).then(() => undefined, (error: Error) => error.message) : undefined;

@@ -62,6 +62,11 @@ export function agentEnv(
     DAN_LOG_MAXLEN: String(config.logMaxLen),
   };
   if (config.permissionMode) env.DAN_PERMISSION_MODE = config.permissionMode;
+  // Workspace by git remote: each agent clones it (in its container's own /workspace, or beside the others here).
+  if (config.gitRemote) {
+    env.DAN_GIT_REMOTE = config.gitRemote;
+    if (spec.runtime === 'process') env.DAN_GIT_CLONE_DIR = config.gitCloneDir;
+  }
   return env;
 }
 

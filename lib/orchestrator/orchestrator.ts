@@ -108,7 +108,8 @@ export class Orchestrator {
     const { config } = this.options;
     await this.registerSelf();
     // The workspace this process sees is the agents' one with the process runtime and inside compose.
-    if (config.workspaceMode === 'git' && (config.runtime === 'process' || config.agentRole === 'main')) {
+    // With DAN_GIT_REMOTE the remote is the repository: each agent clones it (and seeds it when it is empty).
+    if (config.workspaceMode === 'git' && !config.gitRemote && (config.runtime === 'process' || config.agentRole === 'main')) {
       const workspace = new LocalGitWorkspace(config.workspace, { bin: config.gitBin, env: this.options.env });
       const lock = new MergeLock(this.bus.redis, this.bus.keys, { ttlMs: config.heartbeatTtlMs });
       await ensureWorkspace(workspace, lock, this.id, this.log).catch((error: Error) => this.log.error({ workspace: config.workspace, why: error.message }, 'the workspace cannot be used: every task will fail until it is fixed'));

@@ -11,6 +11,7 @@ export interface Lock {
  * together do not race to `git init` it. Says so once, when it did.
  */
 export async function ensureWorkspace(workspace: GitWorkspace, lock: Lock, holder: string, log: Logger): Promise<void> {
+  await workspace.open?.();
   const lease = await lock.acquire(holder);
   try {
     const state = await workspace.ensure();

@@ -18,6 +18,11 @@ export interface CommittedChange {
  */
 export interface GitWorkspace {
   readonly root: string;
+  /**
+   * What readying the workspace needs no lock for, done before {@link ensure} takes it: a remote adapter's clone
+   * (seconds for a large repository, which would hold up every merge of the network under the lock).
+   */
+  open?(): Promise<void>;
   /** Makes the workspace a repository when it is not one; idempotent (hold the merge lock). */
   ensure(): Promise<RepositoryState>;
   /**

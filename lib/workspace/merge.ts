@@ -71,6 +71,8 @@ export async function mergeIntoIntegration(
 /** One branch of a merge train: what {@link mergeIntoIntegration} takes for one merge. */
 export interface TrainCar {
   branch: string;
+  /** The ref to merge, when not `refs/heads/<branch>` (the remote adapter merges what it fetched of the branch). */
+  tip?: string;
   message: string;
   identity: Identity;
 }
@@ -92,7 +94,7 @@ export async function mergeTrain(git: Git, root: string, cars: readonly TrainCar
   let headTree = startTree;
   const results: MergeResult[] = [];
   for (const car of cars) {
-    const tip = `refs/heads/${car.branch}`;
+    const tip = car.tip ?? `refs/heads/${car.branch}`;
     const computed = await git.run(root, ['merge-tree', '--write-tree', '--name-only', '--no-messages', head, tip], { ok: [0, 1, 128] });
     const [tree, ...conflicted] = computed.stdout.split('\n').filter((line) => line.length > 0);
     // No tree written: the branch is not there (merge-tree says 1 for that too, with nothing on stdout).
@@ -134,7 +136,7 @@ async function mergeOneByOne(git: Git, root: string, cars: readonly TrainCar[], 
     const plan = planned[i]!;
     // Each is tried again on its own (what it conflicts with, or already has, depended on the train before it),
     // but for a branch that does not exist.
-    results.push(plan.state === 'blocked' ? plan : await mergeIntoIntegration(git, root, car.branch, car.message, car.identity, pending));
+    results.push(plan.state === 'blocked' ? plan : await mergeIntoIntegration(git, root, car.tip ?? car.branch, car.message, car.identity, pending));
   }
   return results;
 }
