@@ -60,6 +60,10 @@ export function agentEnv(
     DAN_AGENT_CONCURRENCY: String(config.agentConcurrency),
     DAN_TASK_ATTEMPTS: String(config.taskAttempts),
     DAN_LOG_MAXLEN: String(config.logMaxLen),
+    // How tasks are worked: an agent in another mode than its orchestrator would merge (or not) behind its back.
+    DAN_WORKSPACE_MODE: config.workspaceMode,
+    DAN_MERGE_ATTEMPTS: String(config.mergeAttempts),
+    DAN_REVIEW_ROUNDS: String(config.reviewRounds),
   };
   if (config.permissionMode) env.DAN_PERMISSION_MODE = config.permissionMode;
   // Workspace by git remote: each agent clones it (in its container's own /workspace, or beside the others here).

@@ -21,6 +21,9 @@ const config = loadConfig({
   DAN_TASK_ATTEMPTS: '4',
   DAN_LOG_MAXLEN: '500',
   DAN_LOG_LEVEL: 'debug',
+  DAN_WORKSPACE_MODE: 'shared',
+  DAN_MERGE_ATTEMPTS: '0',
+  DAN_REVIEW_ROUNDS: '3',
 });
 
 const parentEnv = {
@@ -69,6 +72,10 @@ describe('agentEnv: the environment a spawned agent starts with', () => {
       DAN_LOG_MAXLEN: '500',
       DAN_LOG_LEVEL: 'debug',
     });
+  });
+
+  it("carries how tasks are worked (workspace mode, conflict resolutions, review rounds): an agent in another mode would merge behind the orchestrator's back", () => {
+    expect(agentEnv(config, spec('docker'), {})).toMatchObject({ DAN_WORKSPACE_MODE: 'shared', DAN_MERGE_ATTEMPTS: '0', DAN_REVIEW_ROUNDS: '3' });
   });
 
   it('passes the model and permission mode only when they are set', () => {
