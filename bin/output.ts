@@ -126,6 +126,11 @@ export function formatThread(thread: readonly TaskRecord[], current: string): st
 /** `gates: code ✓ (1 round), security ✗ (2 rounds: 1 high)`, then the last failing round's findings. */
 function formatGates(gates: readonly GateState[]): string[] {
   const lines = [`${c.bold('gates')}      ${describeGates(gates)}`];
+  // Each round's review task, for dan status and dan logs of the reviewer's own run.
+  for (const gate of gates) {
+    const rounds = gate.rounds.map((r, i) => `${i + 1}: ${r.verdict ?? (r.error ? 'no verdict' : 'reviewing')} ${r.task}${r.fixup ? ` (fix-up ${r.fixup})` : ''}`);
+    if (rounds.length > 0) lines.push(`             ${c.gray(`${gate.gate} rounds ${rounds.join(', ')}`)}`);
+  }
   for (const gate of gates.filter((g) => g.state === 'fail' || g.state === 'waived')) {
     const last = gate.rounds.at(-1);
     for (const f of last?.findings ?? []) lines.push(`             ${c.gray(`${gate.gate}: ${f.file}${f.line ? `:${f.line}` : ''} [${f.severity}] ${truncate(f.message, 160)}`)}`);
