@@ -104,7 +104,7 @@ describe('the dashboard', () => {
   it('shows the server\'s validation errors inline and writes nothing', async ({ w }) => {
     const page = await w.open('/send');
     // Once the form has its domains: reading queue depths makes BullMQ write its queues' meta keys, once.
-    await expect.poll(() => page.locator('select[name=domain] option').count(), { timeout: 30_000 }).toBe(4);
+    await expect.poll(() => page.locator('select[name=domain] option').count(), { timeout: 30_000 }).toBe(5);
     const before = await snapshot(w.bus.redis, w.net.config.prefix);
     await page.locator('textarea[name=description]').fill('   ');
     await page.getByRole('button', { name: 'Send task' }).click();
