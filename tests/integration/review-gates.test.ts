@@ -39,6 +39,10 @@ class GateModel {
   /** The last user message of every reviewer request (the CLI's own enforcement turn, dan's retry …). */
   readonly reviewMessages: string[] = [];
   tryWrite = false;
+  /** The first reviewer request hangs (its agent is stopped under it). */
+  hangFirstReview = false;
+  /** Whether a reviewer request was left hanging. */
+  hung = false;
   private readonly write = writeFileScenario();
 
   turn(req: RecordedRequest): Turn {
@@ -52,6 +56,11 @@ class GateModel {
   }
 
   private review(req: RecordedRequest): Turn {
+    if (this.hangFirstReview) {
+      this.hangFirstReview = false;
+      this.hung = true;
+      return { hang: true };
+    }
     const cwd = primaryWorkingDirectory(req)!;
     if (!req.hasToolResult && !this.reviewPrompts.includes(req.prompt)) this.reviewPrompts.push(req.prompt);
     this.reviewMessages.push(req.lastUserText);
@@ -88,12 +97,16 @@ class GateWorld {
     const model = new GateModel();
     const server = await ModelServer.start({ script: (req) => model.turn(req) });
     const world = new GateWorld(net, server, model, workspace);
-    for (const domain of ['backend', 'review']) {
-      const config = testConfig(net.network, { DAN_WORKSPACE: workspace, ...SETTINGS });
-      const env = { ANTHROPIC_BASE_URL: server.url, ANTHROPIC_API_KEY: 'sk-ant-api03-gates-test-000000000000', PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.homedir() };
-      world.agents.push(await DomainAgent.start({ config, domain, agentId: `${domain}-gates`, env, logger: createLogger({ level: 'info', destination: world.logs }) }));
-    }
+    for (const domain of ['backend', 'review']) await world.startAgent(domain, `${domain}-gates`);
     return world;
+  }
+
+  async startAgent(domain: string, agentId: string): Promise<DomainAgent> {
+    const config = testConfig(this.net.network, { DAN_WORKSPACE: this.workspace, ...SETTINGS });
+    const env = { ANTHROPIC_BASE_URL: this.server.url, ANTHROPIC_API_KEY: 'sk-ant-api03-gates-test-000000000000', PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.homedir() };
+    const agent = await DomainAgent.start({ config, domain, agentId, env, logger: createLogger({ level: 'info', destination: this.logs }) });
+    this.agents.push(agent);
+    return agent;
   }
 
   send(description: string, gates: string[]): Promise<TaskRecord> {
@@ -219,6 +232,26 @@ describe('review gates', () => {
     expect(history).toMatch(/Write/);
     const all = execFileSync('git', ['-C', w.workspace, 'log', '--all', '--name-only', '--format='], { encoding: 'utf8', env: GIT_ENV });
     expect(all).not.toContain('reviewer.txt');
+  }, 300_000);
+
+  it("a reviewer that dies mid-review is replaced: its review task runs again on another agent, and the author's change merges as it was", async ({ w }) => {
+    w.model.hangFirstReview = true;
+    w.model.answers.push(PASS);
+    const sent = await w.send('Write the file hello.txt with a greeting', ['code']);
+    const reviewing = await eventually(async () => (await w.net.bus.tasks.list({ domain: 'review', status: 'active' }))[0], { what: 'the review to start', timeoutMs: 120_000 });
+    await eventually(async () => w.model.hung, { what: "the reviewer's CLI to wait on the model", timeoutMs: 120_000 });
+    // The review agent goes while its CLI waits on the model: its task goes back to the queue.
+    await w.agents.find((a) => a.id === 'review-gates')!.stop('stopped', { graceMs: 0 });
+    await w.startAgent('review', 'review-gates-2');
+    const done = await w.ended(sent.id);
+    expect(done.status, done.error).toBe('completed');
+    expect(done.git).toMatchObject({ merge: 'merged', branch: `dan/${sent.id}` });
+    expect(done.reviews![0]).toMatchObject({ state: 'pass', rounds: [expect.objectContaining({ task: reviewing.id, verdict: 'pass' })] });
+    const review = await w.net.bus.tasks.get(reviewing.id);
+    expect(review).toMatchObject({ status: 'completed', agent: 'review-gates-2' });
+    // One round only, and one author run: the author was not sent back.
+    expect(w.model.fixPrompts).toHaveLength(0);
+    expect(w.integrationFiles()).toContain('hello.txt');
   }, 300_000);
 
   it("a goal's own gate reviews its merged subtasks; a failure becomes a fix-up subtask of the domain owning the file, then the gate passes", async ({ w }) => {
